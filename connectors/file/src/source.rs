@@ -1,0 +1,414 @@
+//! `file-source`: follows a text file and produces one record per line, like
+//! Kafka Connect's FileStreamSource.
+//!
+//! This module owns the source's description and validation, and the task
+//! that reads lines, tracks its byte position (the committed offset), and
+//! notices when the file is truncated or replaced under it.
+//!
+//! Offsets use Kafka Connect's key names: the source partition is
+//! `{"filename": <path>}`, the offset `{"position": <byte just after the
+//! line's newline>}`.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom};
+use std::time::{Duration, Instant};
+
+use tributary_sdk::log::counter_add;
+use tributary_sdk::{
+    info, json_get, warn, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description,
+    JsonMap, PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
+};
+
+/// Source partition key: the file's path.
+const FILENAME: &str = "filename";
+/// Offset key: the byte position just after the last produced line.
+const POSITION: &str = "position";
+/// `batch.size` when unset.
+const DEFAULT_BATCH_SIZE: u32 = 2000;
+/// Reads go through a buffer this large.
+const READ_BUFFER: usize = 1 << 20;
+/// How many leading bytes identify a file (to notice it was replaced).
+const FINGERPRINT_LEN: usize = 256;
+/// At end of file, look for a replaced file at most this often.
+const REPLACE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The `file-source` connector.
+pub struct FileSource;
+
+impl Source for FileSource {
+    type Task = FileSourceTask;
+
+    fn describe() -> Description {
+        Description {
+            name: "file-source".into(),
+            version: crate::VERSION.into(),
+            kind: ConnectorKind::Source,
+            summary: "Follows a text file and produces one record per line.".into(),
+            config: vec![
+                key(
+                    "file",
+                    ConfigType::FileRead,
+                    None,
+                    "The file to read; lines appended later are produced as they arrive.",
+                ),
+                key(
+                    "topic",
+                    ConfigType::String,
+                    None,
+                    "The Kafka topic the lines are produced to.",
+                ),
+                key(
+                    "batch.size",
+                    ConfigType::Integer,
+                    Some("2000"),
+                    "The most records one poll returns.",
+                ),
+            ],
+        }
+    }
+
+    fn validate(config: &Config) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        for name in ["file", "topic"] {
+            if config.get(name).is_some_and(|v| v.trim().is_empty()) {
+                issues.push(issue(name, "must not be empty"));
+            }
+        }
+        if let Err(message) = batch_size(config) {
+            issues.push(issue("batch.size", &message));
+        }
+        issues
+    }
+
+    /// Exactly one task: one file is read by one reader.
+    fn task_configs(config: &Config, _max_tasks: u32) -> Result<Vec<Config>, String> {
+        Ok(vec![config.clone()])
+    }
+}
+
+/// A config key that is not secret.
+fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
+    ConfigKey {
+        name: name.into(),
+        type_,
+        default: default.map(Into::into),
+        doc: doc.into(),
+        secret: false,
+    }
+}
+
+fn issue(key: &str, message: &str) -> ConfigIssue {
+    ConfigIssue {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// `batch.size`, which must be between 1 and `u32::MAX`.
+fn batch_size(config: &Config) -> Result<u32, String> {
+    match config.get("batch.size") {
+        None => Ok(DEFAULT_BATCH_SIZE),
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+            Ok(n) => Err(format!("must be at least 1, not {n}")),
+            Err(e) => Err(format!("cannot use {raw:?}: {e}")),
+        },
+    }
+}
+
+/// The one task of a `file-source`: a follower of one file.
+///
+/// `commit` needs nothing: a file has no upstream to acknowledge, and the
+/// worker stores the offsets.
+pub struct FileSourceTask {
+    /// The file as configured: opened again to look for a replacement.
+    path: String,
+    topic: String,
+    batch_size: u32,
+    /// `{"filename": path}`, the one source partition of every batch.
+    partition: JsonMap,
+    reader: BufReader<File>,
+    /// Byte position just after the last complete line read.
+    position: u64,
+    /// Bytes read past `position`: the start of a line whose newline has not
+    /// arrived yet. Between polls it holds at most that partial line.
+    pending: Vec<u8>,
+    /// The first bytes (up to [`FINGERPRINT_LEN`]) of the file being read.
+    fingerprint: Vec<u8>,
+    /// The last read stopped at the end of the file.
+    at_eof: bool,
+    /// When we last looked for a replaced file.
+    last_replace_check: Option<Instant>,
+}
+
+impl SourceTask for FileSourceTask {
+    fn open(config: Config, offsets: Vec<PartitionOffset>) -> Result<Self, TaskError> {
+        let path = config.require("file")?.to_owned();
+        let topic = config.require("topic")?.to_owned();
+        let batch_size = batch_size(&config)
+            .map_err(|message| TaskError::Fatal(format!("config key `batch.size` {message}")))?;
+
+        let mut file = File::open(&path).map_err(|e| {
+            TaskError::Fatal(if e.kind() == ErrorKind::NotFound {
+                format!("{path} does not exist")
+            } else {
+                format!("cannot open {path}: {e}")
+            })
+        })?;
+        let fingerprint = read_head(&mut file).map_err(|e| read_error(&path, e))?;
+        let len = file.metadata().map_err(|e| read_error(&path, e))?.len();
+
+        let mut position = resume_position(&path, &offsets);
+        if position > len {
+            warn!(
+                "{path} is shorter ({len} bytes) than the committed position {position}: \
+                 it was truncated, reading again from the start"
+            );
+            counter_add("file_truncated", 1);
+            position = 0;
+        }
+        file.seek(SeekFrom::Start(position))
+            .map_err(|e| read_error(&path, e))?;
+        info!("reading {path} from byte {position}");
+
+        Ok(FileSourceTask {
+            partition: vec![(FILENAME.into(), Scalar::Text(path.clone()))],
+            path,
+            topic,
+            batch_size,
+            reader: BufReader::with_capacity(READ_BUFFER, file),
+            position,
+            pending: Vec::new(),
+            fingerprint,
+            at_eof: false,
+            last_replace_check: None,
+        })
+    }
+
+    fn poll(&mut self, max_records: u32) -> Result<SourceBatch, TaskError> {
+        let limit = self.batch_size.min(max_records) as usize;
+        let mut records = Vec::with_capacity(limit.min(4096));
+        if self.read_lines(limit, &mut records)? && self.check_rotation()? && records.is_empty() {
+            // Started over on a truncated or new file: read it now rather
+            // than a poll later.
+            self.read_lines(limit, &mut records)?;
+        }
+        let partitions = if records.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.partition.clone()]
+        };
+        Ok(SourceBatch {
+            partitions,
+            records,
+        })
+    }
+}
+
+impl FileSourceTask {
+    /// Appends complete lines to `records` until it holds `limit`, and sets
+    /// the offset on the last one appended. True if it stopped at the end of
+    /// the file.
+    fn read_lines(
+        &mut self,
+        limit: usize,
+        records: &mut Vec<SourceRecord>,
+    ) -> Result<bool, TaskError> {
+        if self.at_eof {
+            // A WASI file read stream that reported the end stays at the end;
+            // seeking (to where we are) opens a fresh one that sees appends.
+            let read_position = self.read_position();
+            self.reader
+                .seek(SeekFrom::Start(read_position))
+                .map_err(|e| read_error(&self.path, e))?;
+            self.at_eof = false;
+        }
+        let first = records.len();
+        while records.len() < limit {
+            self.reader
+                .read_until(b'\n', &mut self.pending)
+                .map_err(|e| read_error(&self.path, e))?;
+            if self.pending.last() != Some(&b'\n') {
+                // The end of the file; a partial line stays in `pending`.
+                self.at_eof = true;
+                break;
+            }
+            self.position += self.pending.len() as u64;
+            let line = strip_newline(&self.pending).to_vec();
+            self.pending.clear();
+            records.push(SourceRecord {
+                topic: self.topic.clone(),
+                key: None,
+                value: Some(line),
+                headers: Vec::new(),
+                timestamp: None,
+                partition: 0,
+                offset: None,
+            });
+        }
+        if records.len() > first {
+            if let Some(last) = records.last_mut() {
+                last.offset = Some(vec![(
+                    POSITION.into(),
+                    Scalar::Integer(i64::try_from(self.position).unwrap_or(i64::MAX)),
+                )]);
+            }
+        }
+        Ok(self.at_eof)
+    }
+
+    /// Byte position the reader has consumed up to, partial line included.
+    fn read_position(&self) -> u64 {
+        self.position + self.pending.len() as u64
+    }
+
+    /// At end of file: starts over if the file was truncated below what we
+    /// read, or (at most every [`REPLACE_CHECK_INTERVAL`]) if another file
+    /// now has its path. True if it started over.
+    fn check_rotation(&mut self) -> Result<bool, TaskError> {
+        let len = self
+            .reader
+            .get_ref()
+            .metadata()
+            .map_err(|e| read_error(&self.path, e))?
+            .len();
+        if len < self.read_position() {
+            warn!(
+                "{} was truncated to {len} bytes, below position {} already read: \
+                 reading again from the start",
+                self.path,
+                self.read_position()
+            );
+            counter_add("file_truncated", 1);
+            self.reader
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| read_error(&self.path, e))?;
+            self.restart(Vec::new());
+            return Ok(true);
+        }
+        if len > self.read_position() {
+            // More arrived since we hit the end: read it before switching files.
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if self
+            .last_replace_check
+            .is_some_and(|at| now.duration_since(at) < REPLACE_CHECK_INTERVAL)
+        {
+            return Ok(false);
+        }
+        self.last_replace_check = Some(now);
+
+        let mut candidate = match File::open(&self.path) {
+            Ok(file) => file,
+            // Moved away and not replaced (yet): keep following what we have.
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(read_error(&self.path, e)),
+        };
+        let head = read_head(&mut candidate).map_err(|e| read_error(&self.path, e))?;
+        if self.fingerprint.len() < FINGERPRINT_LEN {
+            // The file was short when we took its fingerprint; take it again
+            // now (after reading `head`, so a same file can only have grown).
+            // The read buffer is empty at end of file, so reading the file
+            // underneath and seeking back loses nothing.
+            let read_position = self.read_position();
+            self.fingerprint =
+                read_head(self.reader.get_mut()).map_err(|e| read_error(&self.path, e))?;
+            self.reader
+                .seek(SeekFrom::Start(read_position))
+                .map_err(|e| read_error(&self.path, e))?;
+        }
+        if self.fingerprint.starts_with(&head) {
+            // The same file, or an empty one that cannot be told apart yet.
+            return Ok(false);
+        }
+        let dropped = self.pending.len();
+        warn!(
+            "{} was replaced by another file at position {}{}: reading the new file from the start",
+            self.path,
+            self.position,
+            if dropped > 0 {
+                format!(" (dropping an unterminated last line of {dropped} bytes)")
+            } else {
+                String::new()
+            }
+        );
+        counter_add("file_replaced", 1);
+        candidate
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| read_error(&self.path, e))?;
+        self.reader = BufReader::with_capacity(READ_BUFFER, candidate);
+        self.restart(head);
+        Ok(true)
+    }
+
+    /// Reading starts over at byte 0 of a file whose first bytes are
+    /// `fingerprint`.
+    fn restart(&mut self, fingerprint: Vec<u8>) {
+        self.at_eof = false;
+        self.position = 0;
+        self.pending.clear();
+        self.fingerprint = fingerprint;
+    }
+}
+
+/// The committed position for `path` among `offsets`, or 0.
+fn resume_position(path: &str, offsets: &[PartitionOffset]) -> u64 {
+    offsets
+        .iter()
+        .find(|o| matches!(json_get(&o.partition, FILENAME), Some(Scalar::Text(f)) if f == path))
+        .and_then(|o| match json_get(&o.offset, POSITION) {
+            Some(Scalar::Integer(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Reads the first (up to [`FINGERPRINT_LEN`]) bytes of `file`; leaves the
+/// file's cursor where that read ended.
+fn read_head(file: &mut File) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut head = Vec::with_capacity(FINGERPRINT_LEN);
+    file.take(FINGERPRINT_LEN as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// `line` without its trailing `\n` or `\r\n`.
+fn strip_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A failed read of `path`: the worker retries with backoff.
+fn read_error(path: &str, e: io::Error) -> TaskError {
+    TaskError::Retriable(format!("cannot read {path}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_line_endings() {
+        assert_eq!(strip_newline(b"abc\n"), b"abc");
+        assert_eq!(strip_newline(b"abc\r\n"), b"abc");
+        assert_eq!(strip_newline(b"\n"), b"");
+        assert_eq!(strip_newline(b"a\rb\n"), b"a\rb");
+    }
+
+    #[test]
+    fn resumes_only_for_this_file() {
+        let offsets = vec![
+            PartitionOffset {
+                partition: vec![(FILENAME.into(), Scalar::Text("/other".into()))],
+                offset: vec![(POSITION.into(), Scalar::Integer(7))],
+            },
+            PartitionOffset {
+                partition: vec![(FILENAME.into(), Scalar::Text("/data/in.txt".into()))],
+                offset: vec![(POSITION.into(), Scalar::Integer(42))],
+            },
+        ];
+        assert_eq!(resume_position("/data/in.txt", &offsets), 42);
+        assert_eq!(resume_position("/missing", &offsets), 0);
+    }
+}

@@ -1,0 +1,234 @@
+//! # tributary-sdk: write a tributary connector in Rust
+//!
+//! A connector is a WebAssembly component that the tributary worker loads.
+//! This crate turns writing one into implementing a trait:
+//!
+//! - a source implements [`Source`] (what it is, how to split work) and
+//!   [`SourceTask`] (`poll` batches of records, learn what was `commit`ted);
+//! - a sink implements [`Sink`] and [`SinkTask`] (`put` batches, `flush`).
+//!
+//! Then one macro line exports it: [`export_source!`], [`export_sink!`], or
+//! both in the same crate for a plugin that provides a source and a sink.
+//! Build with `cargo build --target wasm32-wasip2 --release` and put the
+//! `.wasm` file in the worker's `plugin.path`.
+//!
+//! The guest never opens a socket and never holds a credential: the worker
+//! owns Kafka, offsets and (in later contract versions) database and object
+//! store access. Files are visible only in the directories the connector's
+//! config grants (keys of type `file-read`, `file-write`, `dir-read`,
+//! `dir-write`). See `docs/plugins.md` for a complete example.
+
+pub mod bindings;
+mod config;
+pub mod log;
+
+pub use config::Config;
+
+use bindings::source::exports::tributary::connector::source_connector as wit_source;
+use bindings::sink::exports::tributary::connector::sink_connector as wit_sink;
+
+pub use bindings::source::tributary::connector::types::{
+    ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
+};
+pub use wit_sink::{PutResult, SinkRecord};
+pub use wit_source::{PartitionOffset, SourceBatch, SourceRecord};
+
+/// A JSON object with primitive values: a source partition or offset.
+pub type JsonMap = Vec<(String, Scalar)>;
+
+/// Looks up `key` in a partition or offset map.
+pub fn json_get<'a>(map: &'a JsonMap, key: &str) -> Option<&'a Scalar> {
+    map.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// A source connector: describes itself and splits its work into tasks.
+pub trait Source: 'static {
+    /// The task type that does the reading.
+    type Task: SourceTask;
+
+    /// Name, version and config keys. Must be the same on every call.
+    fn describe() -> Description;
+
+    /// Checks the config beyond declared types; empty means valid.
+    fn validate(_config: &Config) -> Vec<ConfigIssue> {
+        Vec::new()
+    }
+
+    /// Splits the work into at most `max_tasks` task configs. The default
+    /// runs one task with the connector's config.
+    fn task_configs(config: &Config, _max_tasks: u32) -> Result<Vec<Config>, String> {
+        Ok(vec![config.clone()])
+    }
+}
+
+/// One source task. The worker calls it from one thread at a time.
+pub trait SourceTask: Sized + 'static {
+    /// Opens the task with its config and the last durable offsets.
+    fn open(config: Config, offsets: Vec<PartitionOffset>) -> Result<Self, TaskError>;
+
+    /// Returns what is available now, at most `max_records`; never blocks.
+    fn poll(&mut self, max_records: u32) -> Result<SourceBatch, TaskError>;
+
+    /// These offsets are durable now.
+    fn commit(&mut self, _offsets: Vec<PartitionOffset>) {}
+
+    /// Last call: release resources.
+    fn close(&mut self) {}
+}
+
+/// A sink connector: describes itself and splits its work into tasks.
+pub trait Sink: 'static {
+    /// The task type that does the writing.
+    type Task: SinkTask;
+
+    /// Name, version and config keys. Must be the same on every call.
+    fn describe() -> Description;
+
+    /// Checks the config beyond declared types; empty means valid.
+    fn validate(_config: &Config) -> Vec<ConfigIssue> {
+        Vec::new()
+    }
+
+    /// Splits the work into at most `max_tasks` task configs. The default
+    /// gives every task the connector's config (Kafka spreads partitions).
+    fn task_configs(config: &Config, max_tasks: u32) -> Result<Vec<Config>, String> {
+        Ok(vec![config.clone(); max_tasks.max(1) as usize])
+    }
+}
+
+/// One sink task. The worker calls it from one thread at a time.
+pub trait SinkTask: Sized + 'static {
+    /// Opens the task with its config.
+    fn open(config: Config) -> Result<Self, TaskError>;
+
+    /// Takes a batch; returns one result per record, in order.
+    fn put(&mut self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError>;
+
+    /// Makes every accepted record durable.
+    fn flush(&mut self) -> Result<(), TaskError>;
+
+    /// Last call: release resources.
+    fn close(&mut self) {}
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+    use std::cell::RefCell;
+
+    pub use wit_sink::Guest as SinkGuest;
+    pub use wit_source::Guest as SourceGuest;
+
+    /// Adapts a [`SourceTask`] (`&mut self`) to the resource trait (`&self`).
+    pub struct SourceTaskCell<T>(RefCell<T>);
+
+    impl<T: SourceTask> wit_source::GuestSourceTask for SourceTaskCell<T> {
+        fn open(
+            config: Vec<(String, String)>,
+            offsets: Vec<PartitionOffset>,
+        ) -> Result<wit_source::SourceTask, TaskError> {
+            let task = T::open(Config::from(config), offsets)?;
+            Ok(wit_source::SourceTask::new(SourceTaskCell(RefCell::new(task))))
+        }
+        fn poll(&self, max_records: u32) -> Result<SourceBatch, TaskError> {
+            self.0.borrow_mut().poll(max_records)
+        }
+        fn commit(&self, offsets: Vec<PartitionOffset>) {
+            self.0.borrow_mut().commit(offsets)
+        }
+        fn close(&self) {
+            self.0.borrow_mut().close()
+        }
+    }
+
+    /// Adapts a [`SinkTask`] (`&mut self`) to the resource trait (`&self`).
+    pub struct SinkTaskCell<T>(RefCell<T>);
+
+    impl<T: SinkTask> wit_sink::GuestSinkTask for SinkTaskCell<T> {
+        fn open(config: Vec<(String, String)>) -> Result<wit_sink::SinkTask, TaskError> {
+            let task = T::open(Config::from(config))?;
+            Ok(wit_sink::SinkTask::new(SinkTaskCell(RefCell::new(task))))
+        }
+        fn put(&self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError> {
+            self.0.borrow_mut().put(records)
+        }
+        fn flush(&self) -> Result<(), TaskError> {
+            self.0.borrow_mut().flush()
+        }
+        fn close(&self) {
+            self.0.borrow_mut().close()
+        }
+    }
+
+    pub fn configs(configs: Result<Vec<Config>, String>) -> Result<Vec<Vec<(String, String)>>, String> {
+        configs.map(|list| list.into_iter().map(Config::into_pairs).collect())
+    }
+}
+
+/// Exports a [`Source`] implementation as this component's source connector.
+///
+/// ```ignore
+/// tributary_sdk::export_source!(MySource);
+/// ```
+#[macro_export]
+macro_rules! export_source {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __TributarySourceExport;
+
+        impl $crate::__private::SourceGuest for __TributarySourceExport {
+            type SourceTask = $crate::__private::SourceTaskCell<<$ty as $crate::Source>::Task>;
+            fn describe() -> $crate::Description {
+                <$ty as $crate::Source>::describe()
+            }
+            fn validate(config: ::std::vec::Vec<(String, String)>) -> ::std::vec::Vec<$crate::ConfigIssue> {
+                <$ty as $crate::Source>::validate(&$crate::Config::from(config))
+            }
+            fn task_configs(
+                config: ::std::vec::Vec<(String, String)>,
+                max_tasks: u32,
+            ) -> ::std::result::Result<::std::vec::Vec<::std::vec::Vec<(String, String)>>, String> {
+                $crate::__private::configs(<$ty as $crate::Source>::task_configs(
+                    &$crate::Config::from(config),
+                    max_tasks,
+                ))
+            }
+        }
+
+        $crate::bindings::source::__export_source_world!(__TributarySourceExport with_types_in $crate::bindings::source);
+    };
+}
+
+/// Exports a [`Sink`] implementation as this component's sink connector.
+///
+/// ```ignore
+/// tributary_sdk::export_sink!(MySink);
+/// ```
+#[macro_export]
+macro_rules! export_sink {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __TributarySinkExport;
+
+        impl $crate::__private::SinkGuest for __TributarySinkExport {
+            type SinkTask = $crate::__private::SinkTaskCell<<$ty as $crate::Sink>::Task>;
+            fn describe() -> $crate::Description {
+                <$ty as $crate::Sink>::describe()
+            }
+            fn validate(config: ::std::vec::Vec<(String, String)>) -> ::std::vec::Vec<$crate::ConfigIssue> {
+                <$ty as $crate::Sink>::validate(&$crate::Config::from(config))
+            }
+            fn task_configs(
+                config: ::std::vec::Vec<(String, String)>,
+                max_tasks: u32,
+            ) -> ::std::result::Result<::std::vec::Vec<::std::vec::Vec<(String, String)>>, String> {
+                $crate::__private::configs(<$ty as $crate::Sink>::task_configs(
+                    &$crate::Config::from(config),
+                    max_tasks,
+                ))
+            }
+        }
+
+        $crate::bindings::sink::__export_sink_world!(__TributarySinkExport with_types_in $crate::bindings::sink);
+    };
+}

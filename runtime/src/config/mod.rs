@@ -1,0 +1,19 @@
+//! Configuration: the worker's YAML, connectors' YAML, and the problems found
+//! in them.
+//!
+//! Every problem names the file, the line and the key, and all problems are
+//! collected before anything starts: a user fixes a config in one pass, not
+//! one error per run. Values of secret keys never appear in a problem.
+
+mod connector;
+mod keys;
+mod placeholders;
+mod problem;
+mod worker;
+pub mod yaml;
+
+pub use connector::{Catalog, ConnectorConfig, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS};
+pub use placeholders::{ConfigProvider, EnvProvider, Providers};
+pub use problem::{Problem, Problems};
+pub use keys::absolute;
+pub use worker::{worker_keys, WorkerConfig};

@@ -1,0 +1,220 @@
+//! The worker's config file.
+
+use super::keys::check_value;
+use super::yaml::{load_flat, Entry};
+use super::{Problem, Problems, Providers};
+use crate::contract::{KeySpec, KeyType};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Settings of one worker process.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Kafka to use; `None` starts the embedded, in-process Kafka.
+    pub bootstrap_servers: Option<String>,
+    /// Directories searched for plugins (`*.wasm`).
+    pub plugin_path: Vec<PathBuf>,
+    /// Where compiled plugins are cached.
+    pub plugin_cache_dir: PathBuf,
+    /// Standalone offset file (Kafka Connect's
+    /// `offset.storage.file.filename`); `None` keeps offsets in memory.
+    pub offset_file: Option<PathBuf>,
+    pub offset_flush_interval: Duration,
+    pub task_memory_max_bytes: u64,
+    pub task_call_timeout: Duration,
+    pub sink_group_id_prefix: String,
+    pub embedded_topic_partitions: i32,
+    pub source_poll_max_records: u32,
+    pub sink_batch_max_records: usize,
+    pub metrics_log_interval: Duration,
+    pub shutdown_timeout: Duration,
+    /// librdkafka properties for every producer (`producer.*`).
+    pub producer: BTreeMap<String, String>,
+    /// librdkafka properties for every consumer (`consumer.*`).
+    pub consumer: BTreeMap<String, String>,
+}
+
+fn key(name: &str, ty: KeyType, default: Option<&str>, doc: &str) -> KeySpec {
+    KeySpec {
+        name: name.into(),
+        ty,
+        default: default.map(Into::into),
+        doc: doc.into(),
+        secret: false,
+    }
+}
+
+/// Every key a worker config may hold, besides `producer.*` and
+/// `consumer.*` (passed to librdkafka as they are).
+pub fn worker_keys() -> Vec<KeySpec> {
+    use KeyType::*;
+    vec![
+        key("bootstrap.servers", String, Some(""), "Kafka brokers, host:port[,host:port]. Empty: start the embedded in-process Kafka (nothing is kept across runs)."),
+        key("plugin.path", List, Some("plugins"), "Directories searched for connector plugins (*.wasm)."),
+        key("plugin.cache.dir", String, Some(""), "Where compiled plugins are cached. Empty: $XDG_CACHE_HOME/tributary or ~/.cache/tributary."),
+        key("offset.storage.file.filename", String, Some(""), "File that keeps source offsets across restarts (standalone mode). Empty: offsets live in memory only."),
+        key("offset.flush.interval.ms", Integer, Some("5000"), "How often acknowledged source offsets are made durable and committed to the task."),
+        key("task.memory.max.mb", Integer, Some("256"), "Linear memory limit of each task; a task that needs more fails alone."),
+        key("task.call.timeout.ms", Integer, Some("10000"), "Longest a single call into a plugin may run before the task is failed."),
+        key("sink.group.id.prefix", String, Some("connect-"), "Consumer group of a sink connector: this prefix + the connector's name (Kafka Connect's default)."),
+        key("embedded.topic.partitions", Integer, Some("1"), "Partitions of the topics the embedded Kafka creates."),
+        key("source.poll.max.records", Integer, Some("2000"), "Most records a source task returns from one poll."),
+        key("sink.batch.max.records", Integer, Some("2000"), "Most records handed to a sink task in one put."),
+        key("metrics.log.interval.ms", Integer, Some("5000"), "How often each task logs its record counts; 0 turns it off."),
+        key("task.shutdown.graceful.timeout.ms", Integer, Some("10000"), "How long shutdown waits for tasks to flush and commit."),
+    ]
+}
+
+impl WorkerConfig {
+    /// The defaults, as an empty file gives them.
+    pub fn defaults() -> WorkerConfig {
+        WorkerConfig::from_entries(Path::new("(defaults)"), Vec::new(), &Providers::default())
+            .expect("defaults are valid")
+    }
+
+    /// Reads and checks a worker config file; every problem at once.
+    pub fn load(file: &Path, providers: &Providers) -> Result<WorkerConfig, Problems> {
+        let entries = load_flat(file)?;
+        WorkerConfig::from_entries(file, entries, providers)
+    }
+
+    pub fn from_entries(file: &Path, entries: Vec<Entry>, providers: &Providers) -> Result<WorkerConfig, Problems> {
+        let specs = worker_keys();
+        let mut problems = Problems::default();
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        let mut producer = BTreeMap::new();
+        let mut consumer = BTreeMap::new();
+        for entry in entries {
+            let raw = match entry.value.to_config_string().map(|s| providers.resolve(&s)) {
+                None => continue,
+                Some(Ok(v)) => v,
+                Some(Err(e)) => {
+                    problems.push(Problem::new(file, Some(entry.line), Some(&entry.key), e));
+                    continue;
+                }
+            };
+            if let Some(prop) = entry.key.strip_prefix("producer.") {
+                producer.insert(prop.to_owned(), raw);
+            } else if let Some(prop) = entry.key.strip_prefix("consumer.") {
+                consumer.insert(prop.to_owned(), raw);
+            } else if let Some(spec) = specs.iter().find(|s| s.name == entry.key) {
+                match check_value(spec, &raw) {
+                    Ok(v) => {
+                        values.insert(entry.key, v);
+                    }
+                    Err(e) => problems.push(Problem::new(file, Some(entry.line), Some(&entry.key), e)),
+                }
+            } else {
+                let hint = suggest(&entry.key, specs.iter().map(|s| s.name.as_str()));
+                problems.push(Problem::new(
+                    file,
+                    Some(entry.line),
+                    Some(&entry.key),
+                    format!("unknown worker key{hint}"),
+                ));
+            }
+        }
+        let get = |name: &str| -> String {
+            values.get(name).cloned().unwrap_or_else(|| {
+                specs.iter().find(|s| s.name == name).and_then(|s| s.default.clone()).unwrap_or_default()
+            })
+        };
+        let int = |name: &str| -> i64 { get(name).parse().unwrap_or(0) };
+        let ms = |name: &str| Duration::from_millis(int(name).max(0) as u64);
+        for name in ["task.memory.max.mb", "task.call.timeout.ms", "embedded.topic.partitions", "source.poll.max.records", "sink.batch.max.records", "offset.flush.interval.ms"] {
+            if int(name) < 1 {
+                problems.push(Problem::new(file, None, Some(name), "must be at least 1"));
+            }
+        }
+        let cache = get("plugin.cache.dir");
+        let config = WorkerConfig {
+            bootstrap_servers: Some(get("bootstrap.servers")).filter(|s| !s.trim().is_empty()),
+            plugin_path: get("plugin.path").split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
+            plugin_cache_dir: if cache.is_empty() { default_cache_dir() } else { PathBuf::from(cache) },
+            offset_file: Some(get("offset.storage.file.filename")).filter(|s| !s.is_empty()).map(PathBuf::from),
+            offset_flush_interval: ms("offset.flush.interval.ms"),
+            task_memory_max_bytes: (int("task.memory.max.mb").max(1) as u64) << 20,
+            task_call_timeout: ms("task.call.timeout.ms"),
+            sink_group_id_prefix: get("sink.group.id.prefix"),
+            embedded_topic_partitions: int("embedded.topic.partitions").max(1) as i32,
+            source_poll_max_records: int("source.poll.max.records").clamp(1, 1 << 20) as u32,
+            sink_batch_max_records: int("sink.batch.max.records").clamp(1, 1 << 20) as usize,
+            metrics_log_interval: ms("metrics.log.interval.ms"),
+            shutdown_timeout: ms("task.shutdown.graceful.timeout.ms"),
+            producer,
+            consumer,
+        };
+        problems.into_result(config)
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("tributary");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".cache").join("tributary");
+    }
+    std::env::temp_dir().join("tributary-cache")
+}
+
+/// ` (did you mean `x`?)` when a known key is one or two edits away.
+pub(crate) fn suggest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {
+    known
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml::parse_flat;
+
+    fn load(text: &str) -> Result<WorkerConfig, Problems> {
+        let file = Path::new("worker.yaml");
+        WorkerConfig::from_entries(file, parse_flat(file, text)?, &Providers::default())
+    }
+
+    #[test]
+    fn defaults_mean_embedded_kafka() {
+        let c = load("").unwrap();
+        assert_eq!(c.bootstrap_servers, None);
+        assert_eq!(c.plugin_path, vec![PathBuf::from("plugins")]);
+        assert_eq!(c.sink_group_id_prefix, "connect-");
+    }
+
+    #[test]
+    fn librdkafka_sections_pass_through() {
+        let c = load("bootstrap.servers: k:9092\nproducer:\n  linger.ms: 5\nconsumer.fetch.min.bytes: 1\n").unwrap();
+        assert_eq!(c.bootstrap_servers.as_deref(), Some("k:9092"));
+        assert_eq!(c.producer.get("linger.ms").map(String::as_str), Some("5"));
+        assert_eq!(c.consumer.get("fetch.min.bytes").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_line_and_key() {
+        let err = load("plugin.pth: x\ntask.memory.max.mb: lots\noffset.flush.interval.ms: ${env:TRIBUTARY_UNSET_FOR_TEST}\n").unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 3, "{text}");
+        assert!(text.contains("worker.yaml:1: `plugin.pth`: unknown worker key (did you mean `plugin.path`?)"), "{text}");
+        assert!(text.contains("worker.yaml:2: `task.memory.max.mb`: expects an integer, got \"lots\""), "{text}");
+        assert!(text.contains("worker.yaml:3: `offset.flush.interval.ms`: placeholder"), "{text}");
+    }
+}

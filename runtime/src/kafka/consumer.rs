@@ -1,0 +1,128 @@
+//! Consuming a sink connector's topics and committing what was flushed.
+
+use super::{client_config, KafkaCluster};
+use crate::contract::{Header, SinkRecord};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A Kafka topic and partition.
+pub type TopicPartition = (String, i32);
+
+/// A consumer in a sink connector's group.
+pub struct RecordConsumer {
+    consumer: BaseConsumer,
+    last_warning: Option<(String, Instant)>,
+}
+
+impl RecordConsumer {
+    /// Joins `group_id` and subscribes to `topics` (or to the pattern
+    /// `regex`). Offsets are committed only by [`RecordConsumer::commit`].
+    pub fn new(
+        cluster: &Arc<KafkaCluster>,
+        worker: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+        group_id: &str,
+        topics: &[String],
+        regex: Option<&str>,
+    ) -> Result<RecordConsumer, String> {
+        for topic in topics {
+            cluster.ensure_topic(topic)?;
+        }
+        let defaults: BTreeMap<String, String> = [
+            ("bootstrap.servers", cluster.bootstrap_servers()),
+            ("auto.offset.reset", "earliest"),
+            ("topic.metadata.refresh.interval.ms", "5000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        // Not overridable: they are what makes delivery at-least-once.
+        let fixed: BTreeMap<String, String> = [
+            ("group.id", group_id),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let consumer: BaseConsumer = client_config(&[&defaults, worker, overrides, &fixed])
+            .create()
+            .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+        let subscription: Vec<String> = match regex {
+            // librdkafka treats a topic starting with `^` as a pattern.
+            Some(r) => vec![if r.starts_with('^') { r.to_owned() } else { format!("^{r}") }],
+            None => topics.to_vec(),
+        };
+        let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs).map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
+        Ok(RecordConsumer { consumer, last_warning: None })
+    }
+
+    /// Up to `max` records: waits up to `wait` for the first, then takes
+    /// what is already there.
+    pub fn poll_batch(&mut self, max: usize, wait: Duration) -> Vec<SinkRecord> {
+        let mut batch = Vec::new();
+        let mut timeout = wait;
+        while batch.len() < max {
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(m)) => batch.push(SinkRecord {
+                    topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|hs| hs.iter().map(|h| Header { key: h.key.to_owned(), value: h.value.map(<[u8]>::to_vec) }).collect())
+                        .unwrap_or_default(),
+                    timestamp: m.timestamp().to_millis(),
+                }),
+                Some(Err(e)) => {
+                    // Transient (a topic not there yet, a broker away):
+                    // librdkafka retries by itself. Say so, once a minute.
+                    let text = e.to_string();
+                    let repeat = matches!(&self.last_warning, Some((t, at)) if *t == text && at.elapsed() < Duration::from_secs(60));
+                    if !repeat {
+                        tracing::warn!(error = %text, "Kafka consumer");
+                        self.last_warning = Some((text, Instant::now()));
+                    }
+                    break;
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        batch
+    }
+
+    /// Commits, for each partition, the offset of the next record to read.
+    pub fn commit(&self, next: &BTreeMap<TopicPartition, i64>) -> Result<(), String> {
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|e| format!("commit of {topic}[{partition}]: {e}"))?;
+        }
+        self.consumer.commit(&list, CommitMode::Sync).map_err(|e| format!("committing consumer offsets: {e}"))
+    }
+
+    /// The committed offsets of the group's assigned partitions.
+    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>, String> {
+        let list = self.consumer.committed(timeout).map_err(|e| e.to_string())?;
+        Ok(list
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+                _ => None,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,34 @@
+//! Kafka, through rdkafka (with its bundled librdkafka). Everything that
+//! knows rdkafka lives here, and nothing here knows WebAssembly.
+//!
+//! - [`KafkaCluster`]: where Kafka is — a configured cluster, or the
+//!   embedded one (librdkafka's mock cluster, in process, kept in memory).
+//! - [`RecordProducer`]: produces source records and reports every delivery
+//!   (acknowledged or failed) by sequence number, so the worker commits
+//!   source offsets only for acknowledged records.
+//! - [`RecordConsumer`]: consumes a sink connector's topics in its consumer
+//!   group and commits exactly the offsets the worker says were flushed.
+
+mod cluster;
+mod consumer;
+mod embedded;
+mod producer;
+
+pub use cluster::KafkaCluster;
+pub use consumer::{RecordConsumer, TopicPartition};
+pub use embedded::EmbeddedKafka;
+pub use producer::{Ack, RecordProducer};
+
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+
+/// A client config from layers of properties; later layers win.
+fn client_config(layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for layer in layers {
+        for (k, v) in layer.iter() {
+            config.set(k, v);
+        }
+    }
+    config
+}

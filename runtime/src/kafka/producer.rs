@@ -1,0 +1,119 @@
+//! Producing source records, with a delivery report for each.
+
+use super::{client_config, KafkaCluster};
+use crate::contract::SourceRecord;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The fate of the record sent with sequence number `seq`.
+#[derive(Debug)]
+pub struct Ack {
+    pub seq: usize,
+    /// `Err`: why Kafka refused it (after librdkafka's own retries).
+    pub result: Result<(), String>,
+}
+
+struct AckContext {
+    acks: mpsc::Sender<Ack>,
+}
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let result = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        let _ = self.acks.send(Ack { seq, result });
+    }
+}
+
+/// Sends records to Kafka and reports their deliveries.
+pub struct RecordProducer {
+    producer: ThreadedProducer<AckContext>,
+    acks: mpsc::Receiver<Ack>,
+    cluster: Arc<KafkaCluster>,
+}
+
+/// Properties the worker sets unless the user does: no record is lost or
+/// reordered by retries.
+fn producer_defaults(bootstrap: &str) -> BTreeMap<String, String> {
+    [
+        ("bootstrap.servers", bootstrap),
+        ("acks", "all"),
+        ("enable.idempotence", "true"),
+        ("linger.ms", "5"),
+        ("batch.size", "1000000"),
+        ("queue.buffering.max.kbytes", "262144"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl RecordProducer {
+    /// A producer for one task: worker-wide `producer.*` properties, then
+    /// the connector's `producer.override.*`.
+    pub fn new(cluster: Arc<KafkaCluster>, worker: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> Result<RecordProducer, String> {
+        let (tx, rx) = mpsc::channel();
+        let defaults = producer_defaults(cluster.bootstrap_servers());
+        let producer = client_config(&[&defaults, worker, overrides])
+            .create_with_context(AckContext { acks: tx })
+            .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+        Ok(RecordProducer { producer, acks: rx, cluster })
+    }
+
+    /// Queues `record` for Kafka, tagged `seq`. Waits while librdkafka's
+    /// queue is full; never drops a record.
+    pub fn send(&self, record: &SourceRecord, seq: usize) -> Result<(), String> {
+        self.cluster.ensure_topic(&record.topic)?;
+        let mut headers = None;
+        if !record.headers.is_empty() {
+            let mut h = OwnedHeaders::new_with_capacity(record.headers.len());
+            for header in &record.headers {
+                h = h.insert(Header { key: &header.key, value: header.value.as_deref() });
+            }
+            headers = Some(h);
+        }
+        let mut base: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(&record.topic, seq);
+        base.key = record.key.as_deref();
+        base.payload = record.value.as_deref();
+        base.timestamp = record.timestamp;
+        base.headers = headers;
+        loop {
+            match self.producer.send(base) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    base = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => return Err(format!("cannot produce to topic `{}`: {e}", record.topic)),
+            }
+        }
+    }
+
+    /// The next delivery report, waiting up to `wait`.
+    pub fn next_ack(&self, wait: Duration) -> Option<Ack> {
+        if wait.is_zero() {
+            self.acks.try_recv().ok()
+        } else {
+            self.acks.recv_timeout(wait).ok()
+        }
+    }
+
+    /// Waits until everything queued was delivered or failed.
+    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
+        self.producer.flush(timeout).map_err(|e| format!("flushing the producer: {e}"))
+    }
+
+    /// Records queued or in flight.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+}

@@ -1,0 +1,23 @@
+//! # tributary: a connector runtime for Kafka
+//!
+//! A worker loads source and sink connectors as WebAssembly components and
+//! moves records between them and Kafka. The modules, each with one job:
+//!
+//! - [`config`]: YAML worker and connector configs, checked up front with
+//!   file, line and key for every problem.
+//! - [`contract`]: the plugin contract's types on the host side.
+//! - [`plugin`]: the WebAssembly host (wasmtime): loading, caching and
+//!   sandboxing plugins, calling their tasks. Knows nothing of Kafka.
+//! - [`kafka`]: producers, consumers and the embedded Kafka (rdkafka).
+//!   Knows nothing of WebAssembly.
+//! - [`offsets`]: where source offsets are kept, in Kafka Connect's format.
+//! - [`worker`]: runs connectors' tasks, moving batches between `plugin` and
+//!   `kafka` with at-least-once delivery.
+
+pub mod config;
+pub mod contract;
+pub mod kafka;
+pub mod metrics;
+pub mod offsets;
+pub mod plugin;
+pub mod worker;

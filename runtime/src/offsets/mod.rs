@@ -1,0 +1,110 @@
+//! Where source offsets are kept, in Kafka Connect's format: the key is the
+//! JSON `["<connector>",{<source partition>}]`, the value the JSON offset
+//! map, both serialised canonically (sorted keys, no whitespace) so one
+//! partition always gives the same key bytes.
+//!
+//! A store's `write` returns only once the offsets are durable; the worker
+//! tells a task its offsets are committed only after that.
+
+mod file;
+
+pub use file::FileOffsetStore;
+
+use crate::contract::{json_map_from_value, json_map_to_value, JsonMap, PartitionOffset};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Durable storage of source offsets.
+pub trait OffsetStore: Send + Sync {
+    /// The last durable offsets of every partition of `connector`.
+    fn load(&self, connector: &str) -> Vec<PartitionOffset>;
+    /// Makes `offsets` durable; returns only when they are.
+    fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String>;
+}
+
+/// The key bytes of a connector's partition: `["name",{"k":"v"}]`.
+pub fn offset_key(connector: &str, partition: &JsonMap) -> String {
+    serde_json::Value::Array(vec![serde_json::Value::String(connector.to_owned()), json_map_to_value(partition)]).to_string()
+}
+
+/// The value bytes of an offset: `{"position":42}`.
+pub fn offset_value(offset: &JsonMap) -> String {
+    json_map_to_value(offset).to_string()
+}
+
+/// Parses a key into (connector, partition); `None` when it is not one.
+pub fn parse_offset_key(key: &str) -> Option<(String, JsonMap)> {
+    let value: serde_json::Value = serde_json::from_str(key).ok()?;
+    match value.as_array()?.as_slice() {
+        [serde_json::Value::String(name), partition] => Some((name.clone(), json_map_from_value(partition)?)),
+        _ => None,
+    }
+}
+
+/// Offsets in memory: lost when the worker stops. For the embedded demo.
+#[derive(Default)]
+pub struct MemoryOffsetStore {
+    entries: Mutex<BTreeMap<String, String>>,
+}
+
+impl OffsetStore for MemoryOffsetStore {
+    fn load(&self, connector: &str) -> Vec<PartitionOffset> {
+        decode(connector, &self.entries.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for po in offsets {
+            entries.insert(offset_key(connector, &po.partition), offset_value(&po.offset));
+        }
+        Ok(())
+    }
+}
+
+/// The offsets of `connector` among `entries` (key bytes → value bytes).
+fn decode(connector: &str, entries: &BTreeMap<String, String>) -> Vec<PartitionOffset> {
+    entries
+        .iter()
+        .filter_map(|(k, v)| {
+            let (name, partition) = parse_offset_key(k)?;
+            let offset = json_map_from_value(&serde_json::from_str(v).ok()?)?;
+            (name == connector).then_some(PartitionOffset { partition, offset })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Scalar;
+
+    #[test]
+    fn keys_are_canonical_whatever_the_order() {
+        let a: JsonMap = [("table".to_owned(), Scalar::Text("t".into())), ("db".to_owned(), Scalar::Text("d".into()))].into_iter().collect();
+        let b: JsonMap = [("db".to_owned(), Scalar::Text("d".into())), ("table".to_owned(), Scalar::Text("t".into()))].into_iter().collect();
+        assert_eq!(offset_key("c", &a), r#"["c",{"db":"d","table":"t"}]"#);
+        assert_eq!(offset_key("c", &a), offset_key("c", &b));
+        let off: JsonMap = [("position".to_owned(), Scalar::Int(42))].into_iter().collect();
+        assert_eq!(offset_value(&off), r#"{"position":42}"#);
+    }
+
+    #[test]
+    fn kafka_connect_keys_parse() {
+        let (name, partition) = parse_offset_key(r#"["local-file-source",{"filename":"/tmp/in.txt"}]"#).unwrap();
+        assert_eq!(name, "local-file-source");
+        assert_eq!(partition.get("filename"), Some(&Scalar::Text("/tmp/in.txt".into())));
+        assert!(parse_offset_key("not json").is_none());
+        assert!(parse_offset_key(r#"["c",{"nested":{"x":1}}]"#).is_none());
+    }
+
+    #[test]
+    fn memory_store_keeps_the_latest_per_partition() {
+        let store = MemoryOffsetStore::default();
+        let p: JsonMap = [("f".to_owned(), Scalar::Text("a".into()))].into_iter().collect();
+        let at = |n| PartitionOffset { partition: p.clone(), offset: [("position".to_owned(), Scalar::Int(n))].into_iter().collect() };
+        store.write("c", &[at(1)]).unwrap();
+        store.write("c", &[at(7)]).unwrap();
+        store.write("other", &[at(3)]).unwrap();
+        assert_eq!(store.load("c"), vec![at(7)]);
+    }
+}

@@ -1,0 +1,8 @@
+//! Host bindings generated from `plugins/wit` (world `plugin`, which holds
+//! both exports; a component may provide either or both, so the exports are
+//! loaded per interface).
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../plugins/wit",
+});

@@ -1,0 +1,365 @@
+//! One task's sandbox and the typed calls into it.
+
+use super::bindings::exports::tributary::connector::{sink_connector as wit_sink, source_connector as wit_source};
+use super::bindings::tributary::connector::types as wit;
+use super::engine::PluginEngine;
+use super::state::{MemoryLimit, TaskState, TaskTag};
+use crate::config::Grant;
+use crate::contract::{self, JsonMap, PartitionOffset, PutResult, Scalar, SinkRecord, SourceBatch, SourceRecord, TaskError};
+use crate::metrics::TaskMetrics;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{InstancePre, ResourceAny};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// Why a call into a task did not give a result.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned an error; the instance is still usable.
+    #[error("{0}")]
+    Guest(TaskError),
+    /// The instance is gone (trap, deadline, memory limit): the reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How a task's sandbox is set up.
+#[derive(Clone, Debug)]
+pub struct TaskSandbox {
+    pub connector: String,
+    pub task: u32,
+    /// Directories visible to the guest, at their host paths.
+    pub grants: Vec<Grant>,
+    pub memory_max_bytes: u64,
+    pub call_timeout: Duration,
+    pub metrics: Arc<TaskMetrics>,
+}
+
+impl TaskSandbox {
+    /// A sandbox for connector-level calls (describe, validate,
+    /// task-configs): no directories, default limits.
+    pub fn for_connector(connector: &str) -> TaskSandbox {
+        TaskSandbox {
+            connector: connector.to_owned(),
+            task: 0,
+            grants: Vec::new(),
+            memory_max_bytes: 256 << 20,
+            call_timeout: Duration::from_secs(10),
+            metrics: Arc::default(),
+        }
+    }
+}
+
+/// A live instance of a plugin: a store with its limits and deadline.
+pub(super) struct Sandbox {
+    pub store: Store<TaskState>,
+    ticks: u64,
+    timeout: Duration,
+}
+
+impl Sandbox {
+    pub fn new(engine: &PluginEngine, pre: &InstancePre<TaskState>, spec: &TaskSandbox) -> anyhow::Result<(Sandbox, wasmtime::component::Instance)> {
+        let stderr = MemoryOutputPipe::new(64 << 10);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        for grant in &spec.grants {
+            let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let guest_path = grant.dir.to_str().ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", grant.dir.display()))?;
+            wasi.preopened_dir(&grant.dir, guest_path, perms)
+                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", grant.dir.display()))?;
+        }
+        let state = TaskState {
+            wasi: wasi.build(),
+            table: Default::default(),
+            limit: MemoryLimit { max_bytes: spec.memory_max_bytes, exceeded: None },
+            tag: TaskTag { connector: spec.connector.clone(), task: spec.task },
+            metrics: spec.metrics.clone(),
+            stderr,
+        };
+        let mut store = Store::new(engine.engine(), state);
+        store.limiter(|s| &mut s.limit);
+        let ticks = PluginEngine::ticks(spec.call_timeout);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let instance = pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("cannot start the plugin: {e:#}"))?;
+        Ok((Sandbox { store, ticks, timeout: spec.call_timeout }, instance))
+    }
+
+    /// Arms the deadline for the next call.
+    pub fn arm(&mut self) -> &mut Store<TaskState> {
+        self.store.set_epoch_deadline(self.ticks);
+        &mut self.store
+    }
+
+    /// Turns a wasmtime error of `call` into a reason a user can act on.
+    pub fn failure(&mut self, call: &str, err: wasmtime::Error) -> CallError {
+        let state = self.store.data();
+        if let Some(wanted) = state.limit.exceeded {
+            return CallError::Failed(format!(
+                "exceeded its memory limit of {} MiB in `{call}` (it asked for {} MiB; raise task.memory.max.mb if that is expected)",
+                state.limit.max_bytes >> 20,
+                wanted >> 20
+            ));
+        }
+        if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
+            return CallError::Failed(format!(
+                "did not return from `{call}` within {} ms (task.call.timeout.ms) and was stopped",
+                self.timeout.as_millis()
+            ));
+        }
+        let stderr = String::from_utf8_lossy(&state.stderr.contents()).to_string();
+        let said: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = said[said.len().saturating_sub(3)..].join(" | ");
+        let trap = err.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{:#}", err.root_cause()));
+        if tail.is_empty() {
+            CallError::Failed(format!("crashed in `{call}`: {trap}"))
+        } else {
+            CallError::Failed(format!("crashed in `{call}`: {trap}; plugin stderr: {tail}"))
+        }
+    }
+}
+
+/// A source task running in its sandbox.
+pub struct SourceInstance {
+    sandbox: Sandbox,
+    guest: wit_source::Guest,
+    task: ResourceAny,
+    dead: Option<String>,
+}
+
+impl SourceInstance {
+    pub(super) fn open(
+        sandbox: Sandbox,
+        guest: wit_source::Guest,
+        config: &Vec<(String, String)>,
+        offsets: &[PartitionOffset],
+    ) -> Result<SourceInstance, CallError> {
+        let mut sandbox = sandbox;
+        let offsets: Vec<wit_source::PartitionOffset> = offsets.iter().map(partition_offset_to_wit).collect();
+        match guest.source_task().call_open(sandbox.arm(), config, &offsets) {
+            Ok(Ok(task)) => Ok(SourceInstance { sandbox, guest, task, dead: None }),
+            Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
+            Err(e) => Err(sandbox.failure("open", e)),
+        }
+    }
+
+    fn alive(&self) -> Result<(), CallError> {
+        match &self.dead {
+            Some(reason) => Err(CallError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, call: &str, err: wasmtime::Error) -> CallError {
+        let e = self.sandbox.failure(call, err);
+        self.dead = Some(e.to_string());
+        e
+    }
+
+    /// Asks for up to `max_records` records.
+    pub fn poll(&mut self, max_records: u32) -> Result<SourceBatch, CallError> {
+        self.alive()?;
+        let store = self.sandbox.arm();
+        match self.guest.source_task().call_poll(store, self.task, max_records) {
+            Ok(Ok(batch)) => Ok(source_batch_from_wit(batch)),
+            Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
+            Err(e) => Err(self.fail("poll", e)),
+        }
+    }
+
+    /// Tells the task these offsets are durable.
+    pub fn commit(&mut self, offsets: &[PartitionOffset]) -> Result<(), CallError> {
+        self.alive()?;
+        let offsets: Vec<wit_source::PartitionOffset> = offsets.iter().map(partition_offset_to_wit).collect();
+        let store = self.sandbox.arm();
+        self.guest.source_task().call_commit(store, self.task, &offsets).map_err(|e| self.fail("commit", e))
+    }
+
+    /// Closes the task (when it is still alive) and drops the instance.
+    pub fn close(mut self) {
+        if self.dead.is_none() {
+            let store = self.sandbox.arm();
+            if let Err(e) = self.guest.source_task().call_close(&mut *store, self.task) {
+                tracing::warn!(error = %self.sandbox.failure("close", e), "source task failed to close");
+            } else {
+                let _ = self.task.resource_drop(&mut self.sandbox.store);
+            }
+        }
+    }
+}
+
+/// A sink task running in its sandbox.
+pub struct SinkInstance {
+    sandbox: Sandbox,
+    guest: wit_sink::Guest,
+    task: ResourceAny,
+    dead: Option<String>,
+}
+
+impl SinkInstance {
+    pub(super) fn open(sandbox: Sandbox, guest: wit_sink::Guest, config: &Vec<(String, String)>) -> Result<SinkInstance, CallError> {
+        let mut sandbox = sandbox;
+        match guest.sink_task().call_open(sandbox.arm(), config) {
+            Ok(Ok(task)) => Ok(SinkInstance { sandbox, guest, task, dead: None }),
+            Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
+            Err(e) => Err(sandbox.failure("open", e)),
+        }
+    }
+
+    fn alive(&self) -> Result<(), CallError> {
+        match &self.dead {
+            Some(reason) => Err(CallError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, call: &str, err: wasmtime::Error) -> CallError {
+        let e = self.sandbox.failure(call, err);
+        self.dead = Some(e.to_string());
+        e
+    }
+
+    /// Hands a batch to the task. Returns the records (moved through the
+    /// call, not copied) with one result per record, or why the call failed.
+    pub fn put(&mut self, records: Vec<SinkRecord>) -> (Vec<SinkRecord>, Result<Vec<PutResult>, CallError>) {
+        if let Err(e) = self.alive() {
+            return (records, Err(e));
+        }
+        let wit_records: Vec<wit_sink::SinkRecord> = records.into_iter().map(sink_record_to_wit).collect();
+        let outcome = self.guest.sink_task().call_put(self.sandbox.arm(), self.task, &wit_records);
+        let count = wit_records.len();
+        let records: Vec<SinkRecord> = wit_records.into_iter().map(sink_record_from_wit).collect();
+        let results = match outcome {
+            Ok(Ok(results)) => results,
+            Ok(Err(e)) => return (records, Err(CallError::Guest(task_error(e)))),
+            Err(e) => return (records, Err(self.fail("put", e))),
+        };
+        if results.len() != count {
+            let reason = format!("`put` returned {} results for {count} records (the contract wants one each)", results.len());
+            self.dead = Some(reason.clone());
+            return (records, Err(CallError::Failed(reason)));
+        }
+        let results = results
+            .into_iter()
+            .map(|r| match r {
+                wit_sink::PutResult::Ok => PutResult::Ok,
+                wit_sink::PutResult::Retriable(m) => PutResult::Retriable(m),
+                wit_sink::PutResult::BadRecord(m) => PutResult::BadRecord(m),
+            })
+            .collect();
+        (records, Ok(results))
+    }
+
+    /// Makes accepted records durable.
+    pub fn flush(&mut self) -> Result<(), CallError> {
+        self.alive()?;
+        let store = self.sandbox.arm();
+        match self.guest.sink_task().call_flush(store, self.task) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
+            Err(e) => Err(self.fail("flush", e)),
+        }
+    }
+
+    /// Closes the task (when it is still alive) and drops the instance.
+    pub fn close(mut self) {
+        if self.dead.is_none() {
+            let store = self.sandbox.arm();
+            if let Err(e) = self.guest.sink_task().call_close(&mut *store, self.task) {
+                tracing::warn!(error = %self.sandbox.failure("close", e), "sink task failed to close");
+            } else {
+                let _ = self.task.resource_drop(&mut self.sandbox.store);
+            }
+        }
+    }
+}
+
+pub(super) fn task_error(e: wit::TaskError) -> TaskError {
+    match e {
+        wit::TaskError::Retriable(m) => TaskError::Retriable(m),
+        wit::TaskError::Fatal(m) => TaskError::Fatal(m),
+    }
+}
+
+fn json_map_from_wit(map: Vec<(String, wit::Scalar)>) -> JsonMap {
+    map.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                wit::Scalar::Null => Scalar::Null,
+                wit::Scalar::Boolean(b) => Scalar::Bool(b),
+                wit::Scalar::Integer(i) => Scalar::Int(i),
+                wit::Scalar::Float(f) => Scalar::Float(f),
+                wit::Scalar::Text(s) => Scalar::Text(s),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+fn json_map_to_wit(map: &JsonMap) -> Vec<(String, wit::Scalar)> {
+    map.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Null => wit::Scalar::Null,
+                Scalar::Bool(b) => wit::Scalar::Boolean(*b),
+                Scalar::Int(i) => wit::Scalar::Integer(*i),
+                Scalar::Float(f) => wit::Scalar::Float(*f),
+                Scalar::Text(s) => wit::Scalar::Text(s.clone()),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn partition_offset_to_wit(po: &PartitionOffset) -> wit_source::PartitionOffset {
+    wit_source::PartitionOffset { partition: json_map_to_wit(&po.partition), offset: json_map_to_wit(&po.offset) }
+}
+
+fn header_from_wit(h: wit::Header) -> contract::Header {
+    contract::Header { key: h.key, value: h.value }
+}
+
+fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
+    SourceBatch {
+        partitions: batch.partitions.into_iter().map(json_map_from_wit).collect(),
+        records: batch
+            .records
+            .into_iter()
+            .map(|r| SourceRecord {
+                topic: r.topic,
+                key: r.key,
+                value: r.value,
+                headers: r.headers.into_iter().map(header_from_wit).collect(),
+                timestamp: r.timestamp,
+                partition: r.partition,
+                offset: r.offset.map(json_map_from_wit),
+            })
+            .collect(),
+    }
+}
+
+fn sink_record_to_wit(r: SinkRecord) -> wit_sink::SinkRecord {
+    wit_sink::SinkRecord {
+        topic: r.topic,
+        partition: r.partition,
+        offset: r.offset,
+        key: r.key,
+        value: r.value,
+        headers: r.headers.into_iter().map(|h| wit::Header { key: h.key, value: h.value }).collect(),
+        timestamp: r.timestamp,
+    }
+}
+
+fn sink_record_from_wit(r: wit_sink::SinkRecord) -> SinkRecord {
+    SinkRecord {
+        topic: r.topic,
+        partition: r.partition,
+        offset: r.offset,
+        key: r.key,
+        value: r.value,
+        headers: r.headers.into_iter().map(header_from_wit).collect(),
+        timestamp: r.timestamp,
+    }
+}

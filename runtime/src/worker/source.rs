@@ -1,0 +1,254 @@
+//! Drives one source task: poll a batch, produce it, and once Kafka
+//! acknowledged records, make their offsets durable and only then tell the
+//! task (`commit`).
+//!
+//! Order for every record: produced → acknowledged by Kafka → its offset
+//! written to the offset store → `commit` to the plugin. An offset is
+//! committed only when its record and every record polled before it (in
+//! this task) were acknowledged.
+
+use super::status::TaskStatus;
+use super::{backoff, nap, Shared};
+use crate::config::ConnectorConfig;
+use crate::contract::{JsonMap, PartitionOffset, TaskError};
+use crate::kafka::RecordProducer;
+use crate::metrics::TaskMetrics;
+use crate::offsets::offset_key;
+use crate::plugin::{CallError, Plugin, SourceInstance, TaskSandbox};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most records produced but not yet acknowledged before polling pauses.
+const MAX_IN_FLIGHT: usize = 500_000;
+
+/// Records in flight, in poll order, with the offset each one carries.
+#[derive(Default)]
+struct InFlight {
+    /// Sequence number of `entries[0]`.
+    base: usize,
+    entries: VecDeque<Pending>,
+}
+
+struct Pending {
+    acked: bool,
+    offset: Option<(Arc<JsonMap>, JsonMap)>,
+}
+
+impl InFlight {
+    fn push(&mut self, offset: Option<(Arc<JsonMap>, JsonMap)>) -> usize {
+        self.entries.push_back(Pending { acked: false, offset });
+        self.base + self.entries.len() - 1
+    }
+
+    fn ack(&mut self, seq: usize) {
+        if let Some(p) = seq.checked_sub(self.base).and_then(|i| self.entries.get_mut(i)) {
+            p.acked = true;
+        }
+    }
+
+    /// Pops the acknowledged prefix; its offsets become ready to commit.
+    fn drain_acked(&mut self, ready: &mut BTreeMap<String, PartitionOffset>, connector: &str) -> u64 {
+        let mut n = 0;
+        while self.entries.front().is_some_and(|p| p.acked) {
+            let p = self.entries.pop_front().expect("front exists");
+            self.base += 1;
+            n += 1;
+            if let Some((partition, offset)) = p.offset {
+                ready.insert(offset_key(connector, &partition), PartitionOffset { partition: (*partition).clone(), offset });
+            }
+        }
+        n
+    }
+}
+
+pub(super) fn run(
+    shared: &Shared,
+    plugin: &Plugin,
+    connector: &ConnectorConfig,
+    sandbox: TaskSandbox,
+    task_config: &Vec<(String, String)>,
+    status: &Arc<Mutex<TaskStatus>>,
+) -> Result<(), String> {
+    let _ = status;
+    let metrics = sandbox.metrics.clone();
+    let name = connector.name.as_str();
+    let task = sandbox.task;
+    let stop = &shared.stop;
+
+    let offsets = shared.offsets.load(name);
+    let mut attempt = 0;
+    let mut instance = loop {
+        match plugin.open_source(&sandbox, task_config, &offsets) {
+            Ok(i) => break i,
+            Err(CallError::Guest(TaskError::Retriable(m))) if !stop.load(Ordering::Relaxed) => {
+                TaskMetrics::add(&metrics.retries, 1);
+                tracing::warn!(connector = name, task, "open: {m}; retrying");
+                nap(stop, backoff(attempt, Duration::from_secs(10)));
+                attempt += 1;
+            }
+            Err(e) => return Err(format!("open: {e}")),
+        }
+    };
+    tracing::info!(connector = name, task, resumed_partitions = offsets.len(), "source task running");
+
+    let producer = RecordProducer::new(shared.cluster.clone(), &shared.worker.producer, &connector.runtime.producer_overrides)?;
+    let mut driver = Driver { shared, name, task, metrics: &metrics, producer, in_flight: InFlight::default(), ready: BTreeMap::new() };
+    let result = driver.run(&mut instance);
+    let finish = driver.finish(&mut instance);
+    instance.close();
+    result.and(finish)
+}
+
+struct Driver<'a> {
+    shared: &'a Shared,
+    name: &'a str,
+    task: u32,
+    metrics: &'a TaskMetrics,
+    producer: RecordProducer,
+    in_flight: InFlight,
+    /// Acknowledged offsets not yet durable, by offset key.
+    ready: BTreeMap<String, PartitionOffset>,
+}
+
+impl Driver<'_> {
+    fn run(&mut self, instance: &mut SourceInstance) -> Result<(), String> {
+        let worker = &self.shared.worker;
+        let stop = &self.shared.stop;
+        let mut last_flush = Instant::now();
+        let mut last_log = Instant::now();
+        let mut logged_out = 0;
+        let mut idle = Duration::from_millis(1);
+        let mut attempt = 0;
+        while !stop.load(Ordering::Relaxed) {
+            self.take_acks(Duration::ZERO)?;
+            if last_flush.elapsed() >= worker.offset_flush_interval {
+                self.commit_offsets(instance)?;
+                last_flush = Instant::now();
+            }
+            if !worker.metrics_log_interval.is_zero() && last_log.elapsed() >= worker.metrics_log_interval {
+                let out = TaskMetrics::get(&self.metrics.records_out);
+                let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
+                tracing::info!(connector = self.name, task = self.task, polled = TaskMetrics::get(&self.metrics.records_in), acknowledged = out, in_flight = self.in_flight.entries.len(), "{rate:.0} records/s to Kafka");
+                logged_out = out;
+                last_log = Instant::now();
+            }
+            if self.in_flight.entries.len() >= MAX_IN_FLIGHT {
+                self.take_acks(Duration::from_millis(20))?;
+                continue;
+            }
+            let batch = match instance.poll(worker.source_poll_max_records) {
+                Ok(b) => {
+                    attempt = 0;
+                    b
+                }
+                Err(CallError::Guest(TaskError::Retriable(m))) => {
+                    TaskMetrics::add(&self.metrics.retries, 1);
+                    tracing::warn!(connector = self.name, task = self.task, "poll: {m}; retrying");
+                    nap(stop, backoff(attempt, Duration::from_secs(10)));
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(format!("poll: {e}")),
+            };
+            if batch.records.is_empty() {
+                self.take_acks(idle)?;
+                idle = (idle * 2).min(Duration::from_millis(100));
+                continue;
+            }
+            idle = Duration::from_millis(1);
+            TaskMetrics::add(&self.metrics.batches, 1);
+            TaskMetrics::add(&self.metrics.records_in, batch.records.len() as u64);
+            let partitions: Vec<Arc<JsonMap>> = batch.partitions.into_iter().map(Arc::new).collect();
+            for (i, mut record) in batch.records.into_iter().enumerate() {
+                let Some(partition) = partitions.get(record.partition as usize) else {
+                    return Err(format!(
+                        "poll returned record {i} with partition index {}, but the batch has {} partitions",
+                        record.partition,
+                        partitions.len()
+                    ));
+                };
+                if record.topic.is_empty() {
+                    return Err(format!("poll returned record {i} without a topic"));
+                }
+                let size = record.value.as_ref().map_or(0, Vec::len) as u64;
+                let seq = self.in_flight.push(record.offset.take().map(|o| (partition.clone(), o)));
+                self.producer.send(&record, seq)?;
+                TaskMetrics::add(&self.metrics.bytes_out, size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies delivery reports: waits up to `wait` for the first.
+    fn take_acks(&mut self, wait: Duration) -> Result<(), String> {
+        let mut next = self.producer.next_ack(wait);
+        while let Some(ack) = next {
+            if let Err(e) = ack.result {
+                return Err(format!("Kafka did not accept a record: {e}"));
+            }
+            self.in_flight.ack(ack.seq);
+            next = self.producer.next_ack(Duration::ZERO);
+        }
+        let n = self.in_flight.drain_acked(&mut self.ready, self.name);
+        TaskMetrics::add(&self.metrics.records_out, n);
+        Ok(())
+    }
+
+    /// Makes acknowledged offsets durable, then tells the task. A store
+    /// failure keeps them pending (retried at the next flush): nothing is
+    /// committed to the plugin that is not durable.
+    fn commit_offsets(&mut self, instance: &mut SourceInstance) -> Result<(), String> {
+        if self.ready.is_empty() {
+            return Ok(());
+        }
+        let offsets: Vec<PartitionOffset> = self.ready.values().cloned().collect();
+        if let Err(e) = self.shared.offsets.write(self.name, &offsets) {
+            tracing::warn!(connector = self.name, task = self.task, "offsets not written, will retry: {e}");
+            return Ok(());
+        }
+        self.ready.clear();
+        TaskMetrics::add(&self.metrics.commits, 1);
+        instance.commit(&offsets).map_err(|e| format!("commit: {e}"))
+    }
+
+    /// At stop: deliver what is in flight, then commit its offsets.
+    fn finish(&mut self, instance: &mut SourceInstance) -> Result<(), String> {
+        if let Err(e) = self.producer.flush(self.shared.worker.shutdown_timeout) {
+            tracing::warn!(connector = self.name, task = self.task, "{e}; {} records unacknowledged", self.producer.in_flight());
+        }
+        let acks = self.take_acks(Duration::ZERO);
+        let commit = self.commit_offsets(instance);
+        acks.and(commit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Scalar;
+
+    fn offset(n: i64) -> JsonMap {
+        [("position".to_owned(), Scalar::Int(n))].into_iter().collect()
+    }
+
+    #[test]
+    fn only_an_acknowledged_prefix_commits() {
+        let p = Arc::new(JsonMap::from([("filename".to_owned(), Scalar::Text("f".into()))]));
+        let mut f = InFlight::default();
+        let a = f.push(Some((p.clone(), offset(10))));
+        let b = f.push(None);
+        let c = f.push(Some((p.clone(), offset(30))));
+        let mut ready = BTreeMap::new();
+        f.ack(c);
+        assert_eq!(f.drain_acked(&mut ready, "x"), 0, "record a is not acknowledged yet");
+        f.ack(a);
+        assert_eq!(f.drain_acked(&mut ready, "x"), 1);
+        assert_eq!(ready.values().next().unwrap().offset, offset(10));
+        f.ack(b);
+        assert_eq!(f.drain_acked(&mut ready, "x"), 2);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready.values().next().unwrap().offset, offset(30));
+    }
+}

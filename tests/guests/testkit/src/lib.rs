@@ -1,0 +1,343 @@
+//! `testkit-source`: a deliberately hostile source connector for tributary's
+//! end-to-end tests and benchmarks.
+//!
+//! This crate owns the test guest. Its `mode` says what `poll` does:
+//!
+//! - `generate`: produces `records` records of exactly `record.bytes` bytes,
+//!   then empty batches forever. Every record carries its offset
+//!   (`{"seq": n}`, the number of records produced through it), so a task
+//!   resumes exactly after the last committed one.
+//! - `spin`: loops forever; the worker must interrupt it by its deadline.
+//! - `alloc`: allocates without bound; the worker's memory limit must stop it.
+//! - `escape`: reads `path`, which the worker must not have granted; succeeds
+//!   with the file's content as a record only if the sandbox leaks.
+//! - `panic`: panics (the guest traps).
+//!
+//! In the hostile modes the task first behaves like `generate` for `after`
+//! records, then misbehaves.
+
+use std::hint::black_box;
+
+use tributary_sdk::{
+    json_get, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, JsonMap,
+    PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
+};
+
+tributary_sdk::export_source!(crate::Testkit);
+
+/// Offset key: how many records were produced through this one.
+const SEQ: &str = "seq";
+/// Every record's value starts with this, followed by its number.
+const LABEL: &[u8] = b"record-";
+/// The record number is zero-padded to at least this many digits.
+const DIGITS: usize = 9;
+
+/// What `poll` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Generate,
+    Spin,
+    Alloc,
+    Escape,
+    Panic,
+}
+
+impl Mode {
+    const NAMES: &'static str = "generate, spin, alloc, escape, panic";
+
+    fn parse(name: &str) -> Option<Mode> {
+        Some(match name {
+            "generate" => Mode::Generate,
+            "spin" => Mode::Spin,
+            "alloc" => Mode::Alloc,
+            "escape" => Mode::Escape,
+            "panic" => Mode::Panic,
+            _ => return None,
+        })
+    }
+}
+
+/// The `testkit-source` connector.
+pub struct Testkit;
+
+impl Source for Testkit {
+    type Task = TestkitTask;
+
+    fn describe() -> Description {
+        Description {
+            name: "testkit-source".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: ConnectorKind::Source,
+            summary:
+                "A hostile test source: generates records, spins, allocates, escapes or panics."
+                    .into(),
+            config: vec![
+                key(
+                    "mode",
+                    ConfigType::String,
+                    None,
+                    "What poll does: generate, spin, alloc, escape or panic.",
+                ),
+                key(
+                    "topic",
+                    ConfigType::String,
+                    Some("testkit"),
+                    "The Kafka topic the records are produced to.",
+                ),
+                key(
+                    "records",
+                    ConfigType::Integer,
+                    Some("1000"),
+                    "How many records generate mode produces in total.",
+                ),
+                key(
+                    "record.bytes",
+                    ConfigType::Integer,
+                    Some("100"),
+                    "The size of every record's value in bytes.",
+                ),
+                key(
+                    "path",
+                    ConfigType::String,
+                    Some("/etc/hostname"),
+                    "The file escape mode tries to read.",
+                ),
+                key(
+                    "after",
+                    ConfigType::Integer,
+                    Some("0"),
+                    "How many records a hostile mode produces normally before it misbehaves.",
+                ),
+            ],
+        }
+    }
+
+    fn validate(config: &Config) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        match config.get("mode") {
+            Some(mode) if Mode::parse(mode).is_none() => issues.push(ConfigIssue {
+                key: "mode".into(),
+                message: format!("unknown mode {mode:?}; use one of {}", Mode::NAMES),
+            }),
+            _ => {}
+        }
+        for name in ["records", "record.bytes", "after"] {
+            if let Err(message) = non_negative(config, name, 0) {
+                issues.push(ConfigIssue {
+                    key: name.into(),
+                    message,
+                });
+            }
+        }
+        issues
+    }
+}
+
+/// A config key that is not secret.
+fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
+    ConfigKey {
+        name: name.into(),
+        type_,
+        default: default.map(Into::into),
+        doc: doc.into(),
+        secret: false,
+    }
+}
+
+/// Integer config `name`, `default` when unset; the error says why the value
+/// is not a non-negative integer.
+fn non_negative(config: &Config, name: &str, default: u64) -> Result<u64, String> {
+    match config.get(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) => u64::try_from(n).map_err(|_| format!("must not be negative, not {n}")),
+            Err(e) => Err(format!("cannot use {raw:?}: {e}")),
+        },
+    }
+}
+
+/// Like [`non_negative`], as the fatal error `open` returns.
+fn non_negative_or_fatal(config: &Config, name: &str, default: u64) -> Result<u64, TaskError> {
+    non_negative(config, name, default)
+        .map_err(|message| TaskError::Fatal(format!("config key `{name}`: {message}")))
+}
+
+/// The one task of a `testkit-source`.
+pub struct TestkitTask {
+    mode: Mode,
+    topic: String,
+    /// Records to produce normally: `records` in generate mode, `after` in
+    /// the hostile ones.
+    total: u64,
+    /// The next record's number (0-based), which is also the count produced.
+    next: u64,
+    /// `record.bytes` of `x`: every value starts as a copy of this.
+    padding: Vec<u8>,
+    /// The file escape mode reads.
+    path: String,
+    /// `{"task": "0"}`, the one source partition.
+    partition: JsonMap,
+    /// What alloc mode holds on to.
+    hoard: Vec<Vec<u8>>,
+}
+
+impl SourceTask for TestkitTask {
+    fn open(config: Config, offsets: Vec<PartitionOffset>) -> Result<Self, TaskError> {
+        let raw_mode = config.require("mode")?;
+        let mode = Mode::parse(raw_mode).ok_or_else(|| {
+            TaskError::Fatal(format!(
+                "unknown mode {raw_mode:?}; use one of {}",
+                Mode::NAMES
+            ))
+        })?;
+        let total = if mode == Mode::Generate {
+            non_negative_or_fatal(&config, "records", 1000)?
+        } else {
+            non_negative_or_fatal(&config, "after", 0)?
+        };
+        let record_bytes = usize::try_from(non_negative_or_fatal(&config, "record.bytes", 100)?)
+            .map_err(|_| TaskError::Fatal("config key `record.bytes` is too large".into()))?;
+        let partition: JsonMap = vec![("task".into(), Scalar::Text("0".into()))];
+        let next = offsets
+            .iter()
+            .find(|o| matches!(json_get(&o.partition, "task"), Some(Scalar::Text(t)) if t == "0"))
+            .and_then(|o| match json_get(&o.offset, SEQ) {
+                Some(Scalar::Integer(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            })
+            .unwrap_or(0);
+        Ok(TestkitTask {
+            mode,
+            topic: config.get("topic").unwrap_or("testkit").to_owned(),
+            total,
+            next,
+            padding: vec![b'x'; record_bytes],
+            path: config.get("path").unwrap_or("/etc/hostname").to_owned(),
+            partition,
+            hoard: Vec::new(),
+        })
+    }
+
+    fn poll(&mut self, max_records: u32) -> Result<SourceBatch, TaskError> {
+        if self.next < self.total {
+            return Ok(self.generate(max_records));
+        }
+        match self.mode {
+            Mode::Generate => Ok(SourceBatch {
+                partitions: Vec::new(),
+                records: Vec::new(),
+            }),
+            Mode::Spin => spin(),
+            Mode::Alloc => self.alloc(),
+            Mode::Escape => self.escape(),
+            Mode::Panic => panic!("testkit: deliberate panic"),
+        }
+    }
+}
+
+impl TestkitTask {
+    /// Up to `max_records` of the records still to produce.
+    fn generate(&mut self, max_records: u32) -> SourceBatch {
+        let count = (self.total - self.next).min(u64::from(max_records));
+        let records = (self.next..self.next + count)
+            .map(|n| {
+                let mut value = self.padding.clone();
+                write_label(&mut value, n);
+                self.record(value, n + 1)
+            })
+            .collect();
+        self.next += count;
+        SourceBatch {
+            partitions: vec![self.partition.clone()],
+            records,
+        }
+    }
+
+    /// A record with `value` and offset `{"seq": seq}`.
+    fn record(&self, value: Vec<u8>, seq: u64) -> SourceRecord {
+        SourceRecord {
+            topic: self.topic.clone(),
+            key: None,
+            value: Some(value),
+            headers: Vec::new(),
+            timestamp: None,
+            partition: 0,
+            offset: Some(vec![(
+                SEQ.into(),
+                Scalar::Integer(i64::try_from(seq).unwrap_or(i64::MAX)),
+            )]),
+        }
+    }
+
+    /// Holds on to 1 MiB after 1 MiB until the worker's memory limit stops it.
+    fn alloc(&mut self) -> ! {
+        loop {
+            self.hoard.push(vec![0xA5; 1 << 20]);
+            black_box(&self.hoard);
+        }
+    }
+
+    /// Reads `path`, which the sandbox must refuse.
+    fn escape(&mut self) -> Result<SourceBatch, TaskError> {
+        let content = std::fs::read(&self.path)
+            .map_err(|e| TaskError::Fatal(format!("cannot read {}: {e}", self.path)))?;
+        Ok(SourceBatch {
+            partitions: vec![self.partition.clone()],
+            records: vec![self.record(content, self.next)],
+        })
+    }
+}
+
+/// Loops forever in a way the optimizer cannot remove.
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Writes `record-<n>` (`n` zero-padded to [`DIGITS`] digits) over the start
+/// of `value`, cut off at the value's length.
+fn write_label(value: &mut [u8], n: u64) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = &digits[start.min(digits.len() - DIGITS)..];
+    for (slot, byte) in value.iter_mut().zip(LABEL.iter().chain(digits)) {
+        *slot = *byte;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(n: u64, len: usize) -> String {
+        let mut value = vec![b'x'; len];
+        write_label(&mut value, n);
+        String::from_utf8(value).unwrap()
+    }
+
+    #[test]
+    fn labels_are_padded_and_cut() {
+        assert_eq!(label(42, 20), "record-000000042xxxx");
+        assert_eq!(label(0, 16), "record-000000000");
+        assert_eq!(label(1_234_567_890, 17), "record-1234567890");
+        assert_eq!(label(42, 5), "recor");
+        assert_eq!(label(u64::MAX, 27), format!("record-{}", u64::MAX));
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!(Mode::parse("spin"), Some(Mode::Spin));
+        assert_eq!(Mode::parse("Spin"), None);
+    }
+}
