@@ -5,14 +5,20 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tributary::config::{worker_keys, ConnectorConfig, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS};
+use tributary::config::{
+    worker_keys, ConnectorConfig, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
+};
 use tributary::kafka::KafkaCluster;
 use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use tributary::plugin::{PluginEngine, PluginRegistry};
 use tributary::worker::{TaskState, Worker};
 
 #[derive(Parser)]
-#[command(name = "tributary", version, about = "A connector runtime for Kafka: WebAssembly connectors, at-least-once delivery")]
+#[command(
+    name = "tributary",
+    version,
+    about = "A connector runtime for Kafka: WebAssembly connectors, at-least-once delivery"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,9 +49,14 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { worker, connectors } => run(worker.as_deref(), &connectors),
@@ -78,7 +89,8 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
         }),
         None => WorkerConfig::defaults(),
     };
-    let engine = PluginEngine::new(&worker.plugin_cache_dir).context("starting the WebAssembly engine")?;
+    let engine =
+        PluginEngine::new(&worker.plugin_cache_dir).context("starting the WebAssembly engine")?;
     let registry = PluginRegistry::load(&engine, &worker.plugin_path);
     let mut connectors = Vec::new();
     for file in connector_files {
@@ -90,18 +102,32 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
     let mut names: Vec<&str> = connectors.iter().map(|c| c.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        bail!("two connector files use the name `{}`; names must be unique", w[0]);
+        bail!(
+            "two connector files use the name `{}`; names must be unique",
+            w[0]
+        );
     }
     if !problems.is_empty() {
         bail!("{problems}");
     }
-    Ok(Loaded { worker: Arc::new(worker), registry: Arc::new(registry), connectors })
+    Ok(Loaded {
+        worker: Arc::new(worker),
+        registry: Arc::new(registry),
+        connectors,
+    })
 }
 
 fn validate(worker: Option<&Path>, connectors: &[PathBuf]) -> anyhow::Result<()> {
     let loaded = load(worker, connectors)?;
     for c in &loaded.connectors {
-        println!("{}: ok ({} {} {}, tasks.max {})", c.file.display(), c.description.kind, c.description.name, c.description.version, c.runtime.tasks_max);
+        println!(
+            "{}: ok ({} {} {}, tasks.max {})",
+            c.file.display(),
+            c.description.kind,
+            c.description.name,
+            c.description.version,
+            c.runtime.tasks_max
+        );
     }
     println!("{} connector config(s) valid", loaded.connectors.len());
     Ok(())
@@ -109,7 +135,12 @@ fn validate(worker: Option<&Path>, connectors: &[PathBuf]) -> anyhow::Result<()>
 
 fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
     let loaded = load(worker, &[])?;
-    let dirs: Vec<String> = loaded.worker.plugin_path.iter().map(|d| d.display().to_string()).collect();
+    let dirs: Vec<String> = loaded
+        .worker
+        .plugin_path
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
     println!("plugin.path: {}", dirs.join(", "));
     for (plugin, d) in loaded.registry.connectors() {
         println!("\n{} {} ({}) — {}", d.name, d.version, d.kind, d.summary);
@@ -117,11 +148,19 @@ fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
         for k in &d.keys {
             let default = match &k.default {
                 None => "required".to_owned(),
-                Some(v) if k.secret => format!("default: {}", if v.is_empty() { "(empty)" } else { "(secret)" }),
+                Some(v) if k.secret => format!(
+                    "default: {}",
+                    if v.is_empty() { "(empty)" } else { "(secret)" }
+                ),
                 Some(v) => format!("default: {v:?}"),
             };
             let secret = if k.secret { ", secret" } else { "" };
-            println!("  {:<24} {:<10} {default}{secret}. {}", k.name, k.ty.name(), k.doc);
+            println!(
+                "  {:<24} {:<10} {default}{secret}. {}",
+                k.name,
+                k.ty.name(),
+                k.doc
+            );
         }
     }
     for r in &loaded.registry.rejected {
@@ -130,7 +169,14 @@ fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
     if loaded.registry.plugins.is_empty() {
         println!("\nno plugins found");
     }
-    println!("\nEvery connector also takes: {}", CONNECTOR_RUNTIME_KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "));
+    println!(
+        "\nEvery connector also takes: {}",
+        CONNECTOR_RUNTIME_KEYS
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = worker_keys;
     Ok(())
 }
@@ -141,7 +187,8 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
     let cluster = match &worker.bootstrap_servers {
         Some(servers) => KafkaCluster::external(servers),
         None => {
-            let cluster = KafkaCluster::embedded(worker.embedded_topic_partitions).map_err(anyhow::Error::msg)?;
+            let cluster = KafkaCluster::embedded(worker.embedded_topic_partitions)
+                .map_err(anyhow::Error::msg)?;
             tracing::info!(bootstrap = cluster.bootstrap_servers(), "no bootstrap.servers configured: started the embedded Kafka (in memory, nothing is kept after exit)");
             cluster
         }
@@ -149,16 +196,25 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
     let offsets: Arc<dyn OffsetStore> = match &worker.offset_file {
         Some(path) => Arc::new(FileOffsetStore::open(path).map_err(anyhow::Error::msg)?),
         None => {
-            tracing::info!("no offset.storage.file.filename: source offsets are kept in memory only");
+            tracing::info!(
+                "no offset.storage.file.filename: source offsets are kept in memory only"
+            );
             Arc::new(MemoryOffsetStore::default())
         }
     };
-    let mut w = Worker::new(worker.clone(), Arc::new(cluster), offsets, loaded.registry.clone());
+    let mut w = Worker::new(
+        worker.clone(),
+        Arc::new(cluster),
+        offsets,
+        loaded.registry.clone(),
+    );
     for c in &loaded.connectors {
         w.start(c).map_err(anyhow::Error::msg)?;
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let reason = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -175,10 +231,18 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
     tracing::info!("stopping ({reason}): draining, flushing and committing");
     // A second signal exits at once.
     std::thread::spawn(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("signal runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("signal runtime");
         rt.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             eprintln!("second signal: exiting now");
             std::process::exit(130);
@@ -197,7 +261,10 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         tracing::info!(connector = %s.connector, task = s.task, records_in = s.metrics.records_in.load(std::sync::atomic::Ordering::Relaxed), records_out = s.metrics.records_out.load(std::sync::atomic::Ordering::Relaxed), "task totals");
     }
     if !late.is_empty() {
-        bail!("tasks did not stop within task.shutdown.graceful.timeout.ms: {}", late.join(", "));
+        bail!(
+            "tasks did not stop within task.shutdown.graceful.timeout.ms: {}",
+            late.join(", ")
+        );
     }
     if reason == "every task ended" && !failed.is_empty() {
         bail!("every task ended; failed: {}", failed.join("; "));

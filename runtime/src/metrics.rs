@@ -42,6 +42,9 @@ impl TaskMetrics {
 
     /// A copy of the plugin's own counters.
     pub fn plugin_counters(&self) -> BTreeMap<String, u64> {
-        self.plugin.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.plugin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -246,13 +246,11 @@ impl FileSourceTask {
                 offset: None,
             });
         }
-        if records.len() > first {
-            if let Some(last) = records.last_mut() {
-                last.offset = Some(vec![(
-                    POSITION.into(),
-                    Scalar::Integer(i64::try_from(self.position).unwrap_or(i64::MAX)),
-                )]);
-            }
+        if let Some(last) = records[first..].last_mut() {
+            last.offset = Some(vec![(
+                POSITION.into(),
+                Scalar::Integer(i64::try_from(self.position).unwrap_or(i64::MAX)),
+            )]);
         }
         Ok(self.at_eof)
     }

@@ -24,8 +24,8 @@ pub mod log;
 
 pub use config::Config;
 
-use bindings::source::exports::tributary::connector::source_connector as wit_source;
 use bindings::sink::exports::tributary::connector::sink_connector as wit_sink;
+use bindings::source::exports::tributary::connector::source_connector as wit_source;
 
 pub use bindings::source::tributary::connector::types::{
     ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
@@ -128,7 +128,9 @@ pub mod __private {
             offsets: Vec<PartitionOffset>,
         ) -> Result<wit_source::SourceTask, TaskError> {
             let task = T::open(Config::from(config), offsets)?;
-            Ok(wit_source::SourceTask::new(SourceTaskCell(RefCell::new(task))))
+            Ok(wit_source::SourceTask::new(SourceTaskCell(RefCell::new(
+                task,
+            ))))
         }
         fn poll(&self, max_records: u32) -> Result<SourceBatch, TaskError> {
             self.0.borrow_mut().poll(max_records)
@@ -160,7 +162,9 @@ pub mod __private {
         }
     }
 
-    pub fn configs(configs: Result<Vec<Config>, String>) -> Result<Vec<Vec<(String, String)>>, String> {
+    pub fn configs(
+        configs: Result<Vec<Config>, String>,
+    ) -> Result<Vec<Vec<(String, String)>>, String> {
         configs.map(|list| list.into_iter().map(Config::into_pairs).collect())
     }
 }

@@ -1,8 +1,8 @@
 //! Logging into the worker's log, tagged with connector and task, and
 //! connector-specific counters.
 
-pub use crate::bindings::source::tributary::connector::host::LogLevel as Level;
 use crate::bindings::source::tributary::connector::host;
+pub use crate::bindings::source::tributary::connector::host::LogLevel as Level;
 
 /// Writes `message` to the worker's log at `level`.
 pub fn log(level: Level, message: &str) {

@@ -25,13 +25,34 @@ use std::time::Duration;
 /// Keys the worker itself reads from a connector config (Kafka Connect's
 /// names), besides `producer.override.*` and `consumer.override.*`.
 pub const CONNECTOR_RUNTIME_KEYS: &[(&str, &str)] = &[
-    ("connector.class", "The plugin connector to run, by the name it describes (`tributary plugins`). Required."),
-    ("connector.plugin.version", "The plugin version to run; the newest found when unset."),
-    ("tasks.max", "Most tasks to split the work into (default 1)."),
-    ("topics", "Sink connectors: comma-separated topics to consume."),
-    ("topics.regex", "Sink connectors: a regular expression of topics to consume, instead of `topics`."),
-    ("task.memory.max.mb", "Overrides the worker's per-task memory limit for this connector."),
-    ("task.call.timeout.ms", "Overrides the worker's per-call deadline for this connector."),
+    (
+        "connector.class",
+        "The plugin connector to run, by the name it describes (`tributary plugins`). Required.",
+    ),
+    (
+        "connector.plugin.version",
+        "The plugin version to run; the newest found when unset.",
+    ),
+    (
+        "tasks.max",
+        "Most tasks to split the work into (default 1).",
+    ),
+    (
+        "topics",
+        "Sink connectors: comma-separated topics to consume.",
+    ),
+    (
+        "topics.regex",
+        "Sink connectors: a regular expression of topics to consume, instead of `topics`.",
+    ),
+    (
+        "task.memory.max.mb",
+        "Overrides the worker's per-task memory limit for this connector.",
+    ),
+    (
+        "task.call.timeout.ms",
+        "Overrides the worker's per-call deadline for this connector.",
+    ),
 ];
 
 /// Where a connector looks up plugins; the plugin registry implements it.
@@ -40,7 +61,12 @@ pub trait Catalog {
     /// that lists what is there.
     fn describe(&self, class: &str, version: Option<&str>) -> Result<Description, String>;
     /// Runs the connector's own `validate`.
-    fn validate(&self, class: &str, version: Option<&str>, config: &Vec<(String, String)>) -> Result<Vec<ConfigIssue>, String>;
+    fn validate(
+        &self,
+        class: &str,
+        version: Option<&str>,
+        config: &Vec<(String, String)>,
+    ) -> Result<Vec<ConfigIssue>, String>;
 }
 
 /// A directory the guest may see, at the same path as on the host.
@@ -80,7 +106,11 @@ pub struct ConnectorConfig {
 
 impl ConnectorConfig {
     /// Reads and checks a connector file; every problem at once.
-    pub fn load(file: &Path, providers: &Providers, catalog: &dyn Catalog) -> Result<ConnectorConfig, Problems> {
+    pub fn load(
+        file: &Path,
+        providers: &Providers,
+        catalog: &dyn Catalog,
+    ) -> Result<ConnectorConfig, Problems> {
         let entries = load_flat(file)?;
         ConnectorConfig::from_entries(file, entries, providers, catalog)
     }
@@ -109,7 +139,9 @@ impl ConnectorConfig {
                 }
             } else if let Some(key) = entry.key.strip_prefix("config.") {
                 config_line.get_or_insert(entry.line);
-                let Some(value) = entry.value.to_config_string() else { continue };
+                let Some(value) = entry.value.to_config_string() else {
+                    continue;
+                };
                 match providers.resolve(&value) {
                     Ok(v) => {
                         raw.insert(key.to_owned(), (v, entry.line));
@@ -132,19 +164,32 @@ impl ConnectorConfig {
         }
 
         let Some((class, class_line)) = raw.remove("connector.class") else {
-            problems.push(Problem::new(file, config_line, Some("connector.class"), "is required: the plugin connector to run"));
+            problems.push(Problem::new(
+                file,
+                config_line,
+                Some("connector.class"),
+                "is required: the plugin connector to run",
+            ));
             return Err(problems);
         };
         let version = raw.remove("connector.plugin.version").map(|(v, _)| v);
         let description = match catalog.describe(&class, version.as_deref()) {
             Ok(d) => d,
             Err(e) => {
-                problems.push(Problem::new(file, Some(class_line), Some("connector.class"), e));
+                problems.push(Problem::new(
+                    file,
+                    Some(class_line),
+                    Some("connector.class"),
+                    e,
+                ));
                 return Err(problems);
             }
         };
 
-        let mut runtime = RuntimeKeys { tasks_max: 1, ..RuntimeKeys::default() };
+        let mut runtime = RuntimeKeys {
+            tasks_max: 1,
+            ..RuntimeKeys::default()
+        };
         let mut plugin_config = Vec::new();
         let mut secret_config = BTreeMap::new();
         let mut grants = Vec::new();
@@ -169,31 +214,45 @@ impl ConnectorConfig {
                 continue;
             }
             if let Some(prop) = key.strip_prefix("producer.override.") {
-                runtime.producer_overrides.insert(prop.to_owned(), value.clone());
+                runtime
+                    .producer_overrides
+                    .insert(prop.to_owned(), value.clone());
                 continue;
             }
             if let Some(prop) = key.strip_prefix("consumer.override.") {
-                runtime.consumer_overrides.insert(prop.to_owned(), value.clone());
+                runtime
+                    .consumer_overrides
+                    .insert(prop.to_owned(), value.clone());
                 continue;
             }
             let number = |min: i64| -> Result<i64, String> {
                 match value.trim().parse::<i64>() {
                     Ok(n) if n >= min => Ok(n),
-                    _ => Err(format!("expects an integer of at least {min}, got {value:?}")),
+                    _ => Err(format!(
+                        "expects an integer of at least {min}, got {value:?}"
+                    )),
                 }
             };
             let outcome = match key.as_str() {
                 "tasks.max" => number(1).map(|n| runtime.tasks_max = n.min(1024) as u32),
                 "topics" => {
-                    runtime.topics = value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
+                    runtime.topics = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(String::from)
+                        .collect();
                     Ok(())
                 }
                 "topics.regex" => {
                     runtime.topics_regex = Some(value.clone());
                     Ok(())
                 }
-                "task.memory.max.mb" => number(1).map(|n| runtime.task_memory_max_bytes = Some((n as u64) << 20)),
-                "task.call.timeout.ms" => number(1).map(|n| runtime.task_call_timeout = Some(Duration::from_millis(n as u64))),
+                "task.memory.max.mb" => {
+                    number(1).map(|n| runtime.task_memory_max_bytes = Some((n as u64) << 20))
+                }
+                "task.call.timeout.ms" => number(1)
+                    .map(|n| runtime.task_call_timeout = Some(Duration::from_millis(n as u64))),
                 _ => {
                     let known = description
                         .keys
@@ -227,7 +286,12 @@ impl ConnectorConfig {
                             plugin_config.push((spec.name.clone(), v));
                         }
                     }
-                    Err(e) => problems.push(Problem::new(file, config_line, Some(&spec.name), format!("default value: {e}"))),
+                    Err(e) => problems.push(Problem::new(
+                        file,
+                        config_line,
+                        Some(&spec.name),
+                        format!("default value: {e}"),
+                    )),
                 },
                 None => problems.push(Problem::new(
                     file,
@@ -240,30 +304,58 @@ impl ConnectorConfig {
 
         if description.kind == ConnectorKind::Sink {
             match (&runtime.topics_regex, runtime.topics.is_empty()) {
-                (None, true) => problems.push(Problem::new(file, config_line, Some("topics"), "a sink needs `topics` or `topics.regex`")),
-                (Some(_), false) => problems.push(Problem::new(file, config_line, Some("topics"), "set `topics` or `topics.regex`, not both")),
+                (None, true) => problems.push(Problem::new(
+                    file,
+                    config_line,
+                    Some("topics"),
+                    "a sink needs `topics` or `topics.regex`",
+                )),
+                (Some(_), false) => problems.push(Problem::new(
+                    file,
+                    config_line,
+                    Some("topics"),
+                    "set `topics` or `topics.regex`, not both",
+                )),
                 _ => {}
             }
         } else if !runtime.topics.is_empty() || runtime.topics_regex.is_some() {
-            problems.push(Problem::new(file, config_line, Some("topics"), "only sink connectors consume topics"));
+            problems.push(Problem::new(
+                file,
+                config_line,
+                Some("topics"),
+                "only sink connectors consume topics",
+            ));
         }
 
         if problems.is_empty() {
-            match catalog.validate(&description.name, Some(&description.version), &plugin_config) {
+            match catalog.validate(
+                &description.name,
+                Some(&description.version),
+                &plugin_config,
+            ) {
                 Ok(issues) => {
                     for issue in issues {
                         let line = raw.get(&issue.key).map(|(_, l)| *l).or(config_line);
                         problems.push(Problem::new(file, line, Some(&issue.key), issue.message));
                     }
                 }
-                Err(e) => problems.push(Problem::new(file, config_line, None, format!("the connector's validate failed: {e}"))),
+                Err(e) => problems.push(Problem::new(
+                    file,
+                    config_line,
+                    None,
+                    format!("the connector's validate failed: {e}"),
+                )),
             }
         }
 
         grants.sort();
         grants.dedup();
         // A directory granted read-write need not also be granted read-only.
-        let writable: Vec<PathBuf> = grants.iter().filter(|g| g.writable).map(|g| g.dir.clone()).collect();
+        let writable: Vec<PathBuf> = grants
+            .iter()
+            .filter(|g| g.writable)
+            .map(|g| g.dir.clone())
+            .collect();
         grants.retain(|g| g.writable || !writable.contains(&g.dir));
 
         let config = ConnectorConfig {
@@ -280,16 +372,31 @@ impl ConnectorConfig {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 fn grant_for(spec: &KeySpec, value: &str) -> Option<Grant> {
     let path = PathBuf::from(value);
     match spec.ty {
-        KeyType::FileRead => Some(Grant { dir: path.parent()?.to_path_buf(), writable: false }),
-        KeyType::FileWrite => Some(Grant { dir: path.parent()?.to_path_buf(), writable: true }),
-        KeyType::DirRead => Some(Grant { dir: path, writable: false }),
-        KeyType::DirWrite => Some(Grant { dir: path, writable: true }),
+        KeyType::FileRead => Some(Grant {
+            dir: path.parent()?.to_path_buf(),
+            writable: false,
+        }),
+        KeyType::FileWrite => Some(Grant {
+            dir: path.parent()?.to_path_buf(),
+            writable: true,
+        }),
+        KeyType::DirRead => Some(Grant {
+            dir: path,
+            writable: false,
+        }),
+        KeyType::DirWrite => Some(Grant {
+            dir: path,
+            writable: true,
+        }),
         _ => None,
     }
 }
@@ -303,7 +410,9 @@ mod tests {
     impl Catalog for OneSource {
         fn describe(&self, class: &str, _version: Option<&str>) -> Result<Description, String> {
             if class != "file-source" {
-                return Err(format!("no plugin provides `{class}`; found: file-source 0.1.0"));
+                return Err(format!(
+                    "no plugin provides `{class}`; found: file-source 0.1.0"
+                ));
             }
             Ok(Description {
                 name: "file-source".into(),
@@ -311,25 +420,62 @@ mod tests {
                 kind: ConnectorKind::Source,
                 summary: String::new(),
                 keys: vec![
-                    KeySpec { name: "file".into(), ty: KeyType::FileRead, default: None, doc: "The file to read.".into(), secret: false },
-                    KeySpec { name: "topic".into(), ty: KeyType::String, default: None, doc: "Target topic.".into(), secret: false },
-                    KeySpec { name: "batch.size".into(), ty: KeyType::Integer, default: Some("2000".into()), doc: String::new(), secret: false },
-                    KeySpec { name: "token".into(), ty: KeyType::String, default: Some("".into()), doc: String::new(), secret: true },
+                    KeySpec {
+                        name: "file".into(),
+                        ty: KeyType::FileRead,
+                        default: None,
+                        doc: "The file to read.".into(),
+                        secret: false,
+                    },
+                    KeySpec {
+                        name: "topic".into(),
+                        ty: KeyType::String,
+                        default: None,
+                        doc: "Target topic.".into(),
+                        secret: false,
+                    },
+                    KeySpec {
+                        name: "batch.size".into(),
+                        ty: KeyType::Integer,
+                        default: Some("2000".into()),
+                        doc: String::new(),
+                        secret: false,
+                    },
+                    KeySpec {
+                        name: "token".into(),
+                        ty: KeyType::String,
+                        default: Some("".into()),
+                        doc: String::new(),
+                        secret: true,
+                    },
                 ],
             })
         }
-        fn validate(&self, _: &str, _: Option<&str>, config: &Vec<(String, String)>) -> Result<Vec<ConfigIssue>, String> {
+        fn validate(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            config: &Vec<(String, String)>,
+        ) -> Result<Vec<ConfigIssue>, String> {
             Ok(config
                 .iter()
                 .filter(|(k, v)| k == "topic" && v.starts_with('_'))
-                .map(|(k, _)| ConfigIssue { key: k.clone(), message: "topics starting with _ are internal".into() })
+                .map(|(k, _)| ConfigIssue {
+                    key: k.clone(),
+                    message: "topics starting with _ are internal".into(),
+                })
                 .collect())
         }
     }
 
     fn load(text: &str) -> Result<ConnectorConfig, Problems> {
         let file = Path::new("c.yaml");
-        ConnectorConfig::from_entries(file, parse_flat(file, text)?, &Providers::default(), &OneSource)
+        ConnectorConfig::from_entries(
+            file,
+            parse_flat(file, text)?,
+            &Providers::default(),
+            &OneSource,
+        )
     }
 
     #[test]
@@ -344,20 +490,40 @@ mod tests {
         assert_eq!(c.name, "lines");
         assert_eq!(c.runtime.tasks_max, 1);
         assert_eq!(c.runtime.producer_overrides.get("linger.ms").unwrap(), "1");
-        assert!(c.plugin_config.contains(&("batch.size".into(), "2000".into())));
-        assert!(!c.plugin_config.iter().any(|(k, _)| k == "token"), "secrets never reach the guest");
+        assert!(c
+            .plugin_config
+            .contains(&("batch.size".into(), "2000".into())));
+        assert!(
+            !c.plugin_config.iter().any(|(k, _)| k == "token"),
+            "secrets never reach the guest"
+        );
         assert_eq!(c.secret_config.get("token").unwrap(), "s3cret");
-        assert_eq!(c.grants, vec![Grant { dir: dir.path().to_path_buf(), writable: false }]);
+        assert_eq!(
+            c.grants,
+            vec![Grant {
+                dir: dir.path().to_path_buf(),
+                writable: false
+            }]
+        );
     }
 
     #[test]
     fn all_problems_at_once_with_lines() {
         let err = load("name: lines\nconfig:\n  connector.class: file-source\n  batch.size: many\n  tpoic: t\n  tasks.max: 0\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("c.yaml:4: `batch.size`: expects an integer, got \"many\""), "{text}");
+        assert!(
+            text.contains("c.yaml:4: `batch.size`: expects an integer, got \"many\""),
+            "{text}"
+        );
         assert!(text.contains("c.yaml:5: `tpoic`: unknown key for connector `file-source` 0.1.0 (did you mean `topic`?)"), "{text}");
-        assert!(text.contains("c.yaml:6: `tasks.max`: expects an integer of at least 1"), "{text}");
-        assert!(text.contains("`file`: is required by `file-source`: The file to read."), "{text}");
+        assert!(
+            text.contains("c.yaml:6: `tasks.max`: expects an integer of at least 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`file`: is required by `file-source`: The file to read."),
+            "{text}"
+        );
         assert!(text.contains("`topic`: is required"), "{text}");
         assert_eq!(err.0.len(), 5, "{text}");
     }
@@ -379,7 +545,10 @@ mod tests {
             dir.path().display()
         ))
         .unwrap_err();
-        assert_eq!(err.0[0].to_string(), "c.yaml:5: `topic`: topics starting with _ are internal");
+        assert_eq!(
+            err.0[0].to_string(),
+            "c.yaml:5: `topic`: topics starting with _ are internal"
+        );
     }
 
     #[test]

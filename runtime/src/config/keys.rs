@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 /// Checks `raw` against `spec.ty` and returns it normalised (trimmed
 /// numbers, absolute paths). The message never repeats a secret's value.
 pub fn check_value(spec: &KeySpec, raw: &str) -> Result<String, String> {
-    let shown = |raw: &str| if spec.secret { "(secret)".to_owned() } else { format!("{raw:?}") };
+    let shown = |raw: &str| {
+        if spec.secret {
+            "(secret)".to_owned()
+        } else {
+            format!("{raw:?}")
+        }
+    };
     match spec.ty {
         KeyType::String | KeyType::List => Ok(raw.to_owned()),
         KeyType::Integer => raw
@@ -53,7 +59,8 @@ pub fn absolute(raw: &str) -> Result<PathBuf, String> {
     if raw.trim().is_empty() {
         return Err("expects a path, got an empty value".into());
     }
-    let path = std::path::absolute(Path::new(raw)).map_err(|e| format!("cannot resolve path {raw:?}: {e}"))?;
+    let path = std::path::absolute(Path::new(raw))
+        .map_err(|e| format!("cannot resolve path {raw:?}: {e}"))?;
     let mut clean = PathBuf::new();
     for part in path.components() {
         match part {
@@ -72,15 +79,29 @@ mod tests {
     use super::*;
 
     fn spec(ty: KeyType, secret: bool) -> KeySpec {
-        KeySpec { name: "k".into(), ty, default: None, doc: String::new(), secret }
+        KeySpec {
+            name: "k".into(),
+            ty,
+            default: None,
+            doc: String::new(),
+            secret,
+        }
     }
 
     #[test]
     fn numbers_and_booleans_are_checked() {
-        assert_eq!(check_value(&spec(KeyType::Integer, false), " 42 ").unwrap(), "42");
-        assert!(check_value(&spec(KeyType::Integer, false), "4x").unwrap_err().contains("\"4x\""));
+        assert_eq!(
+            check_value(&spec(KeyType::Integer, false), " 42 ").unwrap(),
+            "42"
+        );
+        assert!(check_value(&spec(KeyType::Integer, false), "4x")
+            .unwrap_err()
+            .contains("\"4x\""));
         assert!(check_value(&spec(KeyType::Boolean, false), "yes").is_err());
-        assert_eq!(check_value(&spec(KeyType::Float, false), "1.5").unwrap(), "1.5");
+        assert_eq!(
+            check_value(&spec(KeyType::Float, false), "1.5").unwrap(),
+            "1.5"
+        );
     }
 
     #[test]
@@ -98,7 +119,8 @@ mod tests {
             dir.path().join("in.txt").display().to_string()
         );
         let missing = dir.path().join("nope/in.txt");
-        let e = check_value(&spec(KeyType::FileWrite, false), missing.to_str().unwrap()).unwrap_err();
+        let e =
+            check_value(&spec(KeyType::FileWrite, false), missing.to_str().unwrap()).unwrap_err();
         assert!(e.contains("does not exist"), "{e}");
     }
 }

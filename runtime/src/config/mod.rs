@@ -13,7 +13,7 @@ mod worker;
 pub mod yaml;
 
 pub use connector::{Catalog, ConnectorConfig, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS};
+pub use keys::absolute;
 pub use placeholders::{ConfigProvider, EnvProvider, Providers};
 pub use problem::{Problem, Problems};
-pub use keys::absolute;
 pub use worker::{worker_keys, WorkerConfig};

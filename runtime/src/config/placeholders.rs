@@ -17,7 +17,9 @@ pub struct EnvProvider;
 impl ConfigProvider for EnvProvider {
     fn resolve(&self, path: Option<&str>, key: &str) -> Result<String, String> {
         if let Some(path) = path {
-            return Err(format!("the env provider takes no path (got `{path}`); write ${{env:{key}}}"));
+            return Err(format!(
+                "the env provider takes no path (got `{path}`); write ${{env:{key}}}"
+            ));
         }
         std::env::var(key).map_err(|_| format!("environment variable `{key}` is not set"))
     }
@@ -31,7 +33,9 @@ pub struct Providers {
 
 impl Default for Providers {
     fn default() -> Self {
-        let mut p = Providers { by_name: BTreeMap::new() };
+        let mut p = Providers {
+            by_name: BTreeMap::new(),
+        };
         p.register("env", Arc::new(EnvProvider));
         p
     }
@@ -80,7 +84,10 @@ impl Providers {
         };
         let provider = self.by_name.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
-            format!("placeholder `${{{body}}}` names unknown provider `{name}` (known: {})", known.join(", "))
+            format!(
+                "placeholder `${{{body}}}` names unknown provider `{name}` (known: {})",
+                known.join(", ")
+            )
         })?;
         provider
             .resolve(path, key)
@@ -105,7 +112,8 @@ mod tests {
         p.register("fixed", Arc::new(Fixed));
         std::env::set_var("TRIBUTARY_TEST_PLACEHOLDER", "v1");
         assert_eq!(
-            p.resolve("a=${env:TRIBUTARY_TEST_PLACEHOLDER},b=${fixed:db/prod:password}").unwrap(),
+            p.resolve("a=${env:TRIBUTARY_TEST_PLACEHOLDER},b=${fixed:db/prod:password}")
+                .unwrap(),
             "a=v1,b=db/prod/password"
         );
         assert_eq!(p.resolve("$${env:X}").unwrap(), "${env:X}");
@@ -115,9 +123,15 @@ mod tests {
     fn errors_name_the_placeholder() {
         let p = Providers::default();
         let e = p.resolve("${env:TRIBUTARY_SURELY_UNSET_VAR}").unwrap_err();
-        assert!(e.contains("TRIBUTARY_SURELY_UNSET_VAR") && e.contains("not set"), "{e}");
+        assert!(
+            e.contains("TRIBUTARY_SURELY_UNSET_VAR") && e.contains("not set"),
+            "{e}"
+        );
         let e = p.resolve("${vault:x}").unwrap_err();
-        assert!(e.contains("unknown provider `vault`") && e.contains("env"), "{e}");
+        assert!(
+            e.contains("unknown provider `vault`") && e.contains("env"),
+            "{e}"
+        );
         assert!(p.resolve("${env:X").unwrap_err().contains("unclosed"));
     }
 }

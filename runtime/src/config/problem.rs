@@ -14,7 +14,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(file: &Path, line: Option<usize>, key: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        file: &Path,
+        line: Option<usize>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             file: file.to_path_buf(),
             line,

@@ -79,14 +79,22 @@ impl WorkerConfig {
         WorkerConfig::from_entries(file, entries, providers)
     }
 
-    pub fn from_entries(file: &Path, entries: Vec<Entry>, providers: &Providers) -> Result<WorkerConfig, Problems> {
+    pub fn from_entries(
+        file: &Path,
+        entries: Vec<Entry>,
+        providers: &Providers,
+    ) -> Result<WorkerConfig, Problems> {
         let specs = worker_keys();
         let mut problems = Problems::default();
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         let mut producer = BTreeMap::new();
         let mut consumer = BTreeMap::new();
         for entry in entries {
-            let raw = match entry.value.to_config_string().map(|s| providers.resolve(&s)) {
+            let raw = match entry
+                .value
+                .to_config_string()
+                .map(|s| providers.resolve(&s))
+            {
                 None => continue,
                 Some(Ok(v)) => v,
                 Some(Err(e)) => {
@@ -103,7 +111,9 @@ impl WorkerConfig {
                     Ok(v) => {
                         values.insert(entry.key, v);
                     }
-                    Err(e) => problems.push(Problem::new(file, Some(entry.line), Some(&entry.key), e)),
+                    Err(e) => {
+                        problems.push(Problem::new(file, Some(entry.line), Some(&entry.key), e))
+                    }
                 }
             } else {
                 let hint = suggest(&entry.key, specs.iter().map(|s| s.name.as_str()));
@@ -117,12 +127,23 @@ impl WorkerConfig {
         }
         let get = |name: &str| -> String {
             values.get(name).cloned().unwrap_or_else(|| {
-                specs.iter().find(|s| s.name == name).and_then(|s| s.default.clone()).unwrap_or_default()
+                specs
+                    .iter()
+                    .find(|s| s.name == name)
+                    .and_then(|s| s.default.clone())
+                    .unwrap_or_default()
             })
         };
         let int = |name: &str| -> i64 { get(name).parse().unwrap_or(0) };
         let ms = |name: &str| Duration::from_millis(int(name).max(0) as u64);
-        for name in ["task.memory.max.mb", "task.call.timeout.ms", "embedded.topic.partitions", "source.poll.max.records", "sink.batch.max.records", "offset.flush.interval.ms"] {
+        for name in [
+            "task.memory.max.mb",
+            "task.call.timeout.ms",
+            "embedded.topic.partitions",
+            "source.poll.max.records",
+            "sink.batch.max.records",
+            "offset.flush.interval.ms",
+        ] {
             if int(name) < 1 {
                 problems.push(Problem::new(file, None, Some(name), "must be at least 1"));
             }
@@ -130,9 +151,20 @@ impl WorkerConfig {
         let cache = get("plugin.cache.dir");
         let config = WorkerConfig {
             bootstrap_servers: Some(get("bootstrap.servers")).filter(|s| !s.trim().is_empty()),
-            plugin_path: get("plugin.path").split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
-            plugin_cache_dir: if cache.is_empty() { default_cache_dir() } else { PathBuf::from(cache) },
-            offset_file: Some(get("offset.storage.file.filename")).filter(|s| !s.is_empty()).map(PathBuf::from),
+            plugin_path: get("plugin.path")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            plugin_cache_dir: if cache.is_empty() {
+                default_cache_dir()
+            } else {
+                PathBuf::from(cache)
+            },
+            offset_file: Some(get("offset.storage.file.filename"))
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             offset_flush_interval: ms("offset.flush.interval.ms"),
             task_memory_max_bytes: (int("task.memory.max.mb").max(1) as u64) << 20,
             task_call_timeout: ms("task.call.timeout.ms"),
@@ -175,7 +207,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -202,10 +238,16 @@ mod tests {
 
     #[test]
     fn librdkafka_sections_pass_through() {
-        let c = load("bootstrap.servers: k:9092\nproducer:\n  linger.ms: 5\nconsumer.fetch.min.bytes: 1\n").unwrap();
+        let c = load(
+            "bootstrap.servers: k:9092\nproducer:\n  linger.ms: 5\nconsumer.fetch.min.bytes: 1\n",
+        )
+        .unwrap();
         assert_eq!(c.bootstrap_servers.as_deref(), Some("k:9092"));
         assert_eq!(c.producer.get("linger.ms").map(String::as_str), Some("5"));
-        assert_eq!(c.consumer.get("fetch.min.bytes").map(String::as_str), Some("1"));
+        assert_eq!(
+            c.consumer.get("fetch.min.bytes").map(String::as_str),
+            Some("1")
+        );
     }
 
     #[test]
@@ -213,8 +255,19 @@ mod tests {
         let err = load("plugin.pth: x\ntask.memory.max.mb: lots\noffset.flush.interval.ms: ${env:TRIBUTARY_UNSET_FOR_TEST}\n").unwrap_err();
         let text = err.to_string();
         assert_eq!(err.0.len(), 3, "{text}");
-        assert!(text.contains("worker.yaml:1: `plugin.pth`: unknown worker key (did you mean `plugin.path`?)"), "{text}");
-        assert!(text.contains("worker.yaml:2: `task.memory.max.mb`: expects an integer, got \"lots\""), "{text}");
-        assert!(text.contains("worker.yaml:3: `offset.flush.interval.ms`: placeholder"), "{text}");
+        assert!(
+            text.contains(
+                "worker.yaml:1: `plugin.pth`: unknown worker key (did you mean `plugin.path`?)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("worker.yaml:2: `task.memory.max.mb`: expects an integer, got \"lots\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("worker.yaml:3: `offset.flush.interval.ms`: placeholder"),
+            "{text}"
+        );
     }
 }

@@ -54,7 +54,12 @@ pub struct Entry {
 /// gives one problem with the parser's line.
 pub fn load_flat(file: &Path) -> Result<Vec<Entry>, Problems> {
     let text = std::fs::read_to_string(file).map_err(|e| {
-        Problems(vec![Problem::new(file, None, None, format!("cannot read: {e}"))])
+        Problems(vec![Problem::new(
+            file,
+            None,
+            None,
+            format!("cannot read: {e}"),
+        )])
     })?;
     parse_flat(file, &text)
 }
@@ -81,7 +86,10 @@ pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
             "holds more than one YAML document; use one file per config",
         )),
     }
-    if matches!(docs.first().map(|d| &d.data), Some(YamlData::Value(Scalar::Null)) | None) {
+    if matches!(
+        docs.first().map(|d| &d.data),
+        Some(YamlData::Value(Scalar::Null)) | None
+    ) {
         return problems.into_result(entries);
     }
     if let Some(doc) = docs.first() {
@@ -97,12 +105,22 @@ pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
     problems.into_result(entries)
 }
 
-fn flatten(file: &Path, prefix: &str, node: &MarkedYaml, out: &mut Vec<Entry>, problems: &mut Problems) {
+fn flatten(
+    file: &Path,
+    prefix: &str,
+    node: &MarkedYaml,
+    out: &mut Vec<Entry>,
+    problems: &mut Problems,
+) {
     let line = node.span.start.line();
     match &node.data {
         YamlData::Mapping(map) => {
             if !prefix.is_empty() && map.is_empty() {
-                out.push(Entry { key: prefix.to_owned(), value: Value::Null, line });
+                out.push(Entry {
+                    key: prefix.to_owned(),
+                    value: Value::Null,
+                    line,
+                });
             }
             for (k, v) in map {
                 let Some(name) = scalar_key(k) else {
@@ -114,7 +132,11 @@ fn flatten(file: &Path, prefix: &str, node: &MarkedYaml, out: &mut Vec<Entry>, p
                     ));
                     continue;
                 };
-                let key = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+                let key = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}.{name}")
+                };
                 if out.iter().any(|e| e.key == key) {
                     problems.push(Problem::new(
                         file,
@@ -140,10 +162,18 @@ fn flatten(file: &Path, prefix: &str, node: &MarkedYaml, out: &mut Vec<Entry>, p
                     )),
                 }
             }
-            out.push(Entry { key: prefix.to_owned(), value: Value::List(values), line });
+            out.push(Entry {
+                key: prefix.to_owned(),
+                value: Value::List(values),
+                line,
+            });
         }
         _ => match scalar(node) {
-            Some(value) => out.push(Entry { key: prefix.to_owned(), value, line }),
+            Some(value) => out.push(Entry {
+                key: prefix.to_owned(),
+                value,
+                line,
+            }),
             None => problems.push(Problem::new(
                 file,
                 Some(line),
@@ -197,7 +227,11 @@ mod tests {
             vec![
                 ("producer.linger.ms".into(), Value::Int(5), 2),
                 ("consumer.fetch.min.bytes".into(), Value::Int(1), 3),
-                ("list".into(), Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]), 4),
+                (
+                    "list".into(),
+                    Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]),
+                    4
+                ),
             ]
         );
     }
@@ -213,7 +247,10 @@ mod tests {
     fn a_key_set_twice_is_a_problem_with_its_line() {
         let err = parse_flat(Path::new("w.yaml"), "a:\n  b: 1\na.b: 2\n").unwrap_err();
         assert_eq!(err.0.len(), 1);
-        assert_eq!(err.0[0].to_string(), "w.yaml:3: `a.b`: is set twice (also as a nested or dotted key)");
+        assert_eq!(
+            err.0[0].to_string(),
+            "w.yaml:3: `a.b`: is set twice (also as a nested or dotted key)"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub type TopicPartition = (String, i32);
 /// A consumer in a sink connector's group.
 pub struct RecordConsumer {
     consumer: BaseConsumer,
+    cluster: Arc<KafkaCluster>,
+    group: String,
     last_warning: Option<(String, Instant)>,
 }
 
@@ -31,6 +33,7 @@ impl RecordConsumer {
     ) -> Result<RecordConsumer, String> {
         for topic in topics {
             cluster.ensure_topic(topic)?;
+            cluster.register_consumer(topic, group_id);
         }
         let defaults: BTreeMap<String, String> = [
             ("bootstrap.servers", cluster.bootstrap_servers()),
@@ -55,12 +58,23 @@ impl RecordConsumer {
             .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
         let subscription: Vec<String> = match regex {
             // librdkafka treats a topic starting with `^` as a pattern.
-            Some(r) => vec![if r.starts_with('^') { r.to_owned() } else { format!("^{r}") }],
+            Some(r) => vec![if r.starts_with('^') {
+                r.to_owned()
+            } else {
+                format!("^{r}")
+            }],
             None => topics.to_vec(),
         };
         let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
-        consumer.subscribe(&refs).map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
-        Ok(RecordConsumer { consumer, last_warning: None })
+        consumer
+            .subscribe(&refs)
+            .map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
+        Ok(RecordConsumer {
+            consumer,
+            cluster: cluster.clone(),
+            group: group_id.to_owned(),
+            last_warning: None,
+        })
     }
 
     /// Up to `max` records: waits up to `wait` for the first, then takes
@@ -71,18 +85,29 @@ impl RecordConsumer {
         while batch.len() < max {
             match self.consumer.poll(timeout) {
                 None => break,
-                Some(Ok(m)) => batch.push(SinkRecord {
-                    topic: m.topic().to_owned(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers: m
-                        .headers()
-                        .map(|hs| hs.iter().map(|h| Header { key: h.key.to_owned(), value: h.value.map(<[u8]>::to_vec) }).collect())
-                        .unwrap_or_default(),
-                    timestamp: m.timestamp().to_millis(),
-                }),
+                Some(Ok(m)) => {
+                    let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
+                    self.cluster.consumed(m.topic(), &self.group, size as u64);
+                    batch.push(SinkRecord {
+                        topic: m.topic().to_owned(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        headers: m
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| Header {
+                                        key: h.key.to_owned(),
+                                        value: h.value.map(<[u8]>::to_vec),
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        timestamp: m.timestamp().to_millis(),
+                    })
+                }
                 Some(Err(e)) => {
                     // Transient (a topic not there yet, a broker away):
                     // librdkafka retries by itself. Say so, once a minute.
@@ -110,12 +135,17 @@ impl RecordConsumer {
             list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
                 .map_err(|e| format!("commit of {topic}[{partition}]: {e}"))?;
         }
-        self.consumer.commit(&list, CommitMode::Sync).map_err(|e| format!("committing consumer offsets: {e}"))
+        self.consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|e| format!("committing consumer offsets: {e}"))
     }
 
     /// The committed offsets of the group's assigned partitions.
     pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>, String> {
-        let list = self.consumer.committed(timeout).map_err(|e| e.to_string())?;
+        let list = self
+            .consumer
+            .committed(timeout)
+            .map_err(|e| e.to_string())?;
         Ok(list
             .elements()
             .iter()

@@ -38,14 +38,24 @@ impl EmbeddedKafka {
                 for request in rx {
                     match request {
                         Request::CreateTopic(name, partitions, reply) => {
-                            let _ = reply.send(cluster.create_topic(&name, partitions, 1).map_err(|e| e.to_string()));
+                            let _ = reply.send(
+                                cluster
+                                    .create_topic(&name, partitions, 1)
+                                    .map_err(|e| e.to_string()),
+                            );
                         }
                     }
                 }
             })
             .map_err(|e| e.to_string())?;
-        let bootstrap = ready_rx.recv().map_err(|_| "the embedded Kafka thread died".to_string())??;
-        Ok(EmbeddedKafka { bootstrap, requests: Some(tx), thread: Some(thread) })
+        let bootstrap = ready_rx
+            .recv()
+            .map_err(|_| "the embedded Kafka thread died".to_string())??;
+        Ok(EmbeddedKafka {
+            bootstrap,
+            requests: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     pub fn bootstrap_servers(&self) -> &str {
@@ -60,7 +70,8 @@ impl EmbeddedKafka {
             .ok_or("the embedded Kafka is stopped")?
             .send(Request::CreateTopic(name.to_owned(), partitions, tx))
             .map_err(|_| "the embedded Kafka is stopped".to_string())?;
-        rx.recv().map_err(|_| "the embedded Kafka is stopped".to_string())?
+        rx.recv()
+            .map_err(|_| "the embedded Kafka is stopped".to_string())?
     }
 }
 

@@ -7,6 +7,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,40 +61,66 @@ fn producer_defaults(bootstrap: &str) -> BTreeMap<String, String> {
 impl RecordProducer {
     /// A producer for one task: worker-wide `producer.*` properties, then
     /// the connector's `producer.override.*`.
-    pub fn new(cluster: Arc<KafkaCluster>, worker: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> Result<RecordProducer, String> {
+    pub fn new(
+        cluster: Arc<KafkaCluster>,
+        worker: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<RecordProducer, String> {
         let (tx, rx) = mpsc::channel();
         let defaults = producer_defaults(cluster.bootstrap_servers());
         let producer = client_config(&[&defaults, worker, overrides])
             .create_with_context(AckContext { acks: tx })
             .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
-        Ok(RecordProducer { producer, acks: rx, cluster })
+        Ok(RecordProducer {
+            producer,
+            acks: rx,
+            cluster,
+        })
     }
 
     /// Queues `record` for Kafka, tagged `seq`. Waits while librdkafka's
-    /// queue is full; never drops a record.
-    pub fn send(&self, record: &SourceRecord, seq: usize) -> Result<(), String> {
+    /// queue is full (or, on the embedded Kafka, while the topic's readers
+    /// lag too far); never drops a record. `Ok(false)`: `cancel` was set
+    /// while waiting and the record was not sent.
+    pub fn send(
+        &self,
+        record: &SourceRecord,
+        seq: usize,
+        cancel: &AtomicBool,
+    ) -> Result<bool, String> {
         self.cluster.ensure_topic(&record.topic)?;
+        let size =
+            record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
+        if !self.cluster.reserve(&record.topic, size as u64, cancel) {
+            return Ok(false);
+        }
         let mut headers = None;
         if !record.headers.is_empty() {
             let mut h = OwnedHeaders::new_with_capacity(record.headers.len());
             for header in &record.headers {
-                h = h.insert(Header { key: &header.key, value: header.value.as_deref() });
+                h = h.insert(Header {
+                    key: &header.key,
+                    value: header.value.as_deref(),
+                });
             }
             headers = Some(h);
         }
-        let mut base: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(&record.topic, seq);
+        let mut base: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&record.topic, seq);
         base.key = record.key.as_deref();
         base.payload = record.value.as_deref();
         base.timestamp = record.timestamp;
         base.headers = headers;
         loop {
             match self.producer.send(base) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     base = back;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err((e, _)) => return Err(format!("cannot produce to topic `{}`: {e}", record.topic)),
+                Err((e, _)) => {
+                    return Err(format!("cannot produce to topic `{}`: {e}", record.topic))
+                }
             }
         }
     }
@@ -109,7 +136,9 @@ impl RecordProducer {
 
     /// Waits until everything queued was delivered or failed.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
-        self.producer.flush(timeout).map_err(|e| format!("flushing the producer: {e}"))
+        self.producer
+            .flush(timeout)
+            .map_err(|e| format!("flushing the producer: {e}"))
     }
 
     /// Records queued or in flight.

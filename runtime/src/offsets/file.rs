@@ -23,22 +23,37 @@ impl FileOffsetStore {
         let mut entries = BTreeMap::new();
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| {
-                        Some((v.get("key")?.as_str()?.to_owned(), v.get("value")?.as_str()?.to_owned()))
-                    });
+                for (i, line) in text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    let parsed: Option<(String, String)> =
+                        serde_json::from_str::<serde_json::Value>(line)
+                            .ok()
+                            .and_then(|v| {
+                                Some((
+                                    v.get("key")?.as_str()?.to_owned(),
+                                    v.get("value")?.as_str()?.to_owned(),
+                                ))
+                            });
                     match parsed {
                         Some((k, v)) => {
                             entries.insert(k, v);
                         }
-                        None => tracing::warn!(file = %path.display(), line = i + 1, "skipping an offset line that is not {{\"key\":…,\"value\":…}}"),
+                        None => {
+                            tracing::warn!(file = %path.display(), line = i + 1, "skipping an offset line that is not {{\"key\":…,\"value\":…}}")
+                        }
                     }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot read offset file {}: {e}", path.display())),
         }
-        Ok(FileOffsetStore { path: path.to_path_buf(), entries: Mutex::new(entries) })
+        Ok(FileOffsetStore {
+            path: path.to_path_buf(),
+            entries: Mutex::new(entries),
+        })
     }
 
     fn persist(&self, entries: &BTreeMap<String, String>) -> std::io::Result<()> {
@@ -60,16 +75,23 @@ impl FileOffsetStore {
 
 impl OffsetStore for FileOffsetStore {
     fn load(&self, connector: &str) -> Vec<PartitionOffset> {
-        decode(connector, &self.entries.lock().unwrap_or_else(|p| p.into_inner()))
+        decode(
+            connector,
+            &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = entries.clone();
         for po in offsets {
-            next.insert(offset_key(connector, &po.partition), offset_value(&po.offset));
+            next.insert(
+                offset_key(connector, &po.partition),
+                offset_value(&po.offset),
+            );
         }
-        self.persist(&next).map_err(|e| format!("cannot write offset file {}: {e}", self.path.display()))?;
+        self.persist(&next)
+            .map_err(|e| format!("cannot write offset file {}: {e}", self.path.display()))?;
         *entries = next;
         Ok(())
     }
@@ -84,9 +106,19 @@ mod tests {
     fn offsets_survive_a_reopen_and_bad_lines_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("offsets.jsonl");
-        let p: JsonMap = [("filename".to_owned(), Scalar::Text("/in".into()))].into_iter().collect();
-        let po = PartitionOffset { partition: p, offset: [("position".to_owned(), Scalar::Int(99))].into_iter().collect() };
-        FileOffsetStore::open(&path).unwrap().write("c", &[po.clone()]).unwrap();
+        let p: JsonMap = [("filename".to_owned(), Scalar::Text("/in".into()))]
+            .into_iter()
+            .collect();
+        let po = PartitionOffset {
+            partition: p,
+            offset: [("position".to_owned(), Scalar::Int(99))]
+                .into_iter()
+                .collect(),
+        };
+        FileOffsetStore::open(&path)
+            .unwrap()
+            .write("c", &[po.clone()])
+            .unwrap();
         let mut text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"key\":\"[\\\"c\\\",{\\\"filename\\\":\\\"/in\\\"}]\",\"value\":\"{\\\"position\\\":99}\"}\n");
         text.push_str("garbage\n");

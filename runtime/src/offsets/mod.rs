@@ -24,7 +24,11 @@ pub trait OffsetStore: Send + Sync {
 
 /// The key bytes of a connector's partition: `["name",{"k":"v"}]`.
 pub fn offset_key(connector: &str, partition: &JsonMap) -> String {
-    serde_json::Value::Array(vec![serde_json::Value::String(connector.to_owned()), json_map_to_value(partition)]).to_string()
+    serde_json::Value::Array(vec![
+        serde_json::Value::String(connector.to_owned()),
+        json_map_to_value(partition),
+    ])
+    .to_string()
 }
 
 /// The value bytes of an offset: `{"position":42}`.
@@ -36,7 +40,9 @@ pub fn offset_value(offset: &JsonMap) -> String {
 pub fn parse_offset_key(key: &str) -> Option<(String, JsonMap)> {
     let value: serde_json::Value = serde_json::from_str(key).ok()?;
     match value.as_array()?.as_slice() {
-        [serde_json::Value::String(name), partition] => Some((name.clone(), json_map_from_value(partition)?)),
+        [serde_json::Value::String(name), partition] => {
+            Some((name.clone(), json_map_from_value(partition)?))
+        }
         _ => None,
     }
 }
@@ -49,13 +55,19 @@ pub struct MemoryOffsetStore {
 
 impl OffsetStore for MemoryOffsetStore {
     fn load(&self, connector: &str) -> Vec<PartitionOffset> {
-        decode(connector, &self.entries.lock().unwrap_or_else(|p| p.into_inner()))
+        decode(
+            connector,
+            &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         for po in offsets {
-            entries.insert(offset_key(connector, &po.partition), offset_value(&po.offset));
+            entries.insert(
+                offset_key(connector, &po.partition),
+                offset_value(&po.offset),
+            );
         }
         Ok(())
     }
@@ -80,19 +92,35 @@ mod tests {
 
     #[test]
     fn keys_are_canonical_whatever_the_order() {
-        let a: JsonMap = [("table".to_owned(), Scalar::Text("t".into())), ("db".to_owned(), Scalar::Text("d".into()))].into_iter().collect();
-        let b: JsonMap = [("db".to_owned(), Scalar::Text("d".into())), ("table".to_owned(), Scalar::Text("t".into()))].into_iter().collect();
+        let a: JsonMap = [
+            ("table".to_owned(), Scalar::Text("t".into())),
+            ("db".to_owned(), Scalar::Text("d".into())),
+        ]
+        .into_iter()
+        .collect();
+        let b: JsonMap = [
+            ("db".to_owned(), Scalar::Text("d".into())),
+            ("table".to_owned(), Scalar::Text("t".into())),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(offset_key("c", &a), r#"["c",{"db":"d","table":"t"}]"#);
         assert_eq!(offset_key("c", &a), offset_key("c", &b));
-        let off: JsonMap = [("position".to_owned(), Scalar::Int(42))].into_iter().collect();
+        let off: JsonMap = [("position".to_owned(), Scalar::Int(42))]
+            .into_iter()
+            .collect();
         assert_eq!(offset_value(&off), r#"{"position":42}"#);
     }
 
     #[test]
     fn kafka_connect_keys_parse() {
-        let (name, partition) = parse_offset_key(r#"["local-file-source",{"filename":"/tmp/in.txt"}]"#).unwrap();
+        let (name, partition) =
+            parse_offset_key(r#"["local-file-source",{"filename":"/tmp/in.txt"}]"#).unwrap();
         assert_eq!(name, "local-file-source");
-        assert_eq!(partition.get("filename"), Some(&Scalar::Text("/tmp/in.txt".into())));
+        assert_eq!(
+            partition.get("filename"),
+            Some(&Scalar::Text("/tmp/in.txt".into()))
+        );
         assert!(parse_offset_key("not json").is_none());
         assert!(parse_offset_key(r#"["c",{"nested":{"x":1}}]"#).is_none());
     }
@@ -100,8 +128,15 @@ mod tests {
     #[test]
     fn memory_store_keeps_the_latest_per_partition() {
         let store = MemoryOffsetStore::default();
-        let p: JsonMap = [("f".to_owned(), Scalar::Text("a".into()))].into_iter().collect();
-        let at = |n| PartitionOffset { partition: p.clone(), offset: [("position".to_owned(), Scalar::Int(n))].into_iter().collect() };
+        let p: JsonMap = [("f".to_owned(), Scalar::Text("a".into()))]
+            .into_iter()
+            .collect();
+        let at = |n| PartitionOffset {
+            partition: p.clone(),
+            offset: [("position".to_owned(), Scalar::Int(n))]
+                .into_iter()
+                .collect(),
+        };
         store.write("c", &[at(1)]).unwrap();
         store.write("c", &[at(7)]).unwrap();
         store.write("other", &[at(3)]).unwrap();

@@ -39,7 +39,10 @@ impl PluginEngine {
                     None => break,
                 }
             })?;
-        Ok(PluginEngine { engine, cache_dir: cache_dir.to_path_buf() })
+        Ok(PluginEngine {
+            engine,
+            cache_dir: cache_dir.to_path_buf(),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -55,13 +58,13 @@ impl PluginEngine {
     /// hash (wasmtime version, target, compiler settings, features).
     pub fn cache_path(&self, wasm: &[u8]) -> PathBuf {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let digest = Sha256::digest(wasm);
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        self.cache_dir.join(format!(
-            "{hex}-{:016x}.cwasm",
-            engine_hash.finish()
-        ))
+        self.cache_dir
+            .join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
     }
 
     /// Compiles `wasm`, or loads it from the cache. The bool says whether it
@@ -75,7 +78,9 @@ impl PluginEngine {
             // deserialize and is recompiled below.
             match unsafe { Component::deserialize_file(&self.engine, &cached) } {
                 Ok(component) => return Ok((component, true)),
-                Err(e) => tracing::warn!(file = %cached.display(), error = %e, "ignoring damaged plugin cache entry"),
+                Err(e) => {
+                    tracing::warn!(file = %cached.display(), error = %e, "ignoring damaged plugin cache entry")
+                }
             }
         }
         let component = Component::new(&self.engine, wasm)?;

@@ -1,6 +1,8 @@
 //! The plugins a worker can run, found in `plugin.path`.
 
-use super::bindings::exports::tributary::connector::{sink_connector as wit_sink, source_connector as wit_source};
+use super::bindings::exports::tributary::connector::{
+    sink_connector as wit_sink, source_connector as wit_source,
+};
 use super::bindings::tributary::connector::types as wit;
 use super::bindings::Plugin as PluginWorld;
 use super::engine::{PluginEngine, CONTRACT_VERSION};
@@ -35,64 +37,144 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    fn sandbox(&self, spec: &TaskSandbox) -> Result<(Sandbox, wasmtime::component::Instance), CallError> {
+    fn sandbox(
+        &self,
+        spec: &TaskSandbox,
+    ) -> Result<(Sandbox, wasmtime::component::Instance), CallError> {
         Sandbox::new(&self.engine, &self.pre, spec).map_err(|e| CallError::Failed(format!("{e:#}")))
     }
 
-    fn with_source<R>(&self, spec: &TaskSandbox, call: &str, f: impl FnOnce(&wit_source::Guest, &mut wasmtime::Store<TaskState>) -> wasmtime::Result<R>) -> Result<R, CallError> {
-        let indices = self.source.as_ref().ok_or_else(|| CallError::Failed(format!("{} provides no source connector", self.path.display())))?;
+    fn with_source<R>(
+        &self,
+        spec: &TaskSandbox,
+        call: &str,
+        f: impl FnOnce(&wit_source::Guest, &mut wasmtime::Store<TaskState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let indices = self.source.as_ref().ok_or_else(|| {
+            CallError::Failed(format!(
+                "{} provides no source connector",
+                self.path.display()
+            ))
+        })?;
         let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices.load(&mut sandbox.store, &instance).map_err(|e| CallError::Failed(format!("{e:#}")))?;
+        let guest = indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
         let result = f(&guest, sandbox.arm());
         result.map_err(|e| sandbox.failure(call, e))
     }
 
-    fn with_sink<R>(&self, spec: &TaskSandbox, call: &str, f: impl FnOnce(&wit_sink::Guest, &mut wasmtime::Store<TaskState>) -> wasmtime::Result<R>) -> Result<R, CallError> {
-        let indices = self.sink.as_ref().ok_or_else(|| CallError::Failed(format!("{} provides no sink connector", self.path.display())))?;
+    fn with_sink<R>(
+        &self,
+        spec: &TaskSandbox,
+        call: &str,
+        f: impl FnOnce(&wit_sink::Guest, &mut wasmtime::Store<TaskState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let indices = self.sink.as_ref().ok_or_else(|| {
+            CallError::Failed(format!(
+                "{} provides no sink connector",
+                self.path.display()
+            ))
+        })?;
         let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices.load(&mut sandbox.store, &instance).map_err(|e| CallError::Failed(format!("{e:#}")))?;
+        let guest = indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
         let result = f(&guest, sandbox.arm());
         result.map_err(|e| sandbox.failure(call, e))
     }
 
     /// Runs the connector's `validate`.
-    pub fn validate(&self, kind: ConnectorKind, config: &Vec<(String, String)>) -> Result<Vec<ConfigIssue>, CallError> {
+    pub fn validate(
+        &self,
+        kind: ConnectorKind,
+        config: &Vec<(String, String)>,
+    ) -> Result<Vec<ConfigIssue>, CallError> {
         let spec = TaskSandbox::for_connector("validate");
         let issues = match kind {
-            ConnectorKind::Source => self.with_source(&spec, "validate", |g, s| g.call_validate(s, config))?,
-            ConnectorKind::Sink => self.with_sink(&spec, "validate", |g, s| g.call_validate(s, config))?,
+            ConnectorKind::Source => {
+                self.with_source(&spec, "validate", |g, s| g.call_validate(s, config))?
+            }
+            ConnectorKind::Sink => {
+                self.with_sink(&spec, "validate", |g, s| g.call_validate(s, config))?
+            }
         };
-        Ok(issues.into_iter().map(|i| ConfigIssue { key: i.key, message: i.message }).collect())
+        Ok(issues
+            .into_iter()
+            .map(|i| ConfigIssue {
+                key: i.key,
+                message: i.message,
+            })
+            .collect())
     }
 
     /// Runs the connector's `task-configs`.
-    pub fn task_configs(&self, kind: ConnectorKind, connector: &str, config: &Vec<(String, String)>, max_tasks: u32) -> Result<Vec<Vec<(String, String)>>, CallError> {
+    pub fn task_configs(
+        &self,
+        kind: ConnectorKind,
+        connector: &str,
+        config: &Vec<(String, String)>,
+        max_tasks: u32,
+    ) -> Result<Vec<Vec<(String, String)>>, CallError> {
         let spec = TaskSandbox::for_connector(connector);
         let configs = match kind {
-            ConnectorKind::Source => self.with_source(&spec, "task-configs", |g, s| g.call_task_configs(s, config, max_tasks))?,
-            ConnectorKind::Sink => self.with_sink(&spec, "task-configs", |g, s| g.call_task_configs(s, config, max_tasks))?,
+            ConnectorKind::Source => self.with_source(&spec, "task-configs", |g, s| {
+                g.call_task_configs(s, config, max_tasks)
+            })?,
+            ConnectorKind::Sink => self.with_sink(&spec, "task-configs", |g, s| {
+                g.call_task_configs(s, config, max_tasks)
+            })?,
         };
-        let mut configs = configs.map_err(|e| CallError::Guest(crate::contract::TaskError::Fatal(e)))?;
+        let mut configs =
+            configs.map_err(|e| CallError::Guest(crate::contract::TaskError::Fatal(e)))?;
         if configs.len() > max_tasks as usize {
-            tracing::warn!(connector, asked = max_tasks, got = configs.len(), "plugin returned more task configs than tasks.max; using the first ones");
+            tracing::warn!(
+                connector,
+                asked = max_tasks,
+                got = configs.len(),
+                "plugin returned more task configs than tasks.max; using the first ones"
+            );
             configs.truncate(max_tasks as usize);
         }
         Ok(configs)
     }
 
     /// Opens a source task in a new sandbox.
-    pub fn open_source(&self, spec: &TaskSandbox, config: &Vec<(String, String)>, offsets: &[PartitionOffset]) -> Result<SourceInstance, CallError> {
-        let indices = self.source.as_ref().ok_or_else(|| CallError::Failed(format!("{} provides no source connector", self.path.display())))?;
+    pub fn open_source(
+        &self,
+        spec: &TaskSandbox,
+        config: &Vec<(String, String)>,
+        offsets: &[PartitionOffset],
+    ) -> Result<SourceInstance, CallError> {
+        let indices = self.source.as_ref().ok_or_else(|| {
+            CallError::Failed(format!(
+                "{} provides no source connector",
+                self.path.display()
+            ))
+        })?;
         let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices.load(&mut sandbox.store, &instance).map_err(|e| CallError::Failed(format!("{e:#}")))?;
+        let guest = indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
         SourceInstance::open(sandbox, guest, config, offsets)
     }
 
     /// Opens a sink task in a new sandbox.
-    pub fn open_sink(&self, spec: &TaskSandbox, config: &Vec<(String, String)>) -> Result<SinkInstance, CallError> {
-        let indices = self.sink.as_ref().ok_or_else(|| CallError::Failed(format!("{} provides no sink connector", self.path.display())))?;
+    pub fn open_sink(
+        &self,
+        spec: &TaskSandbox,
+        config: &Vec<(String, String)>,
+    ) -> Result<SinkInstance, CallError> {
+        let indices = self.sink.as_ref().ok_or_else(|| {
+            CallError::Failed(format!(
+                "{} provides no sink connector",
+                self.path.display()
+            ))
+        })?;
         let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices.load(&mut sandbox.store, &instance).map_err(|e| CallError::Failed(format!("{e:#}")))?;
+        let guest = indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
         SinkInstance::open(sandbox, guest, config)
     }
 }
@@ -109,19 +191,31 @@ impl PluginRegistry {
     /// Loads every `*.wasm` in `dirs` (not recursive). A bad file is
     /// rejected with its reason; it never stops the others.
     pub fn load(engine: &PluginEngine, dirs: &[PathBuf]) -> PluginRegistry {
-        let mut registry = PluginRegistry { searched: dirs.to_vec(), ..Default::default() };
+        let mut registry = PluginRegistry {
+            searched: dirs.to_vec(),
+            ..Default::default()
+        };
         let linker = match linker(engine) {
             Ok(l) => l,
             Err(e) => {
-                registry.rejected.push(Rejected { path: PathBuf::new(), reason: format!("cannot set up the plugin host: {e:#}") });
+                registry.rejected.push(Rejected {
+                    path: PathBuf::new(),
+                    reason: format!("cannot set up the plugin host: {e:#}"),
+                });
                 return registry;
             }
         };
         for dir in dirs {
             let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-                Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect(),
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                    .collect(),
                 Err(e) => {
-                    registry.rejected.push(Rejected { path: dir.clone(), reason: format!("cannot read plugin directory: {e}") });
+                    registry.rejected.push(Rejected {
+                        path: dir.clone(),
+                        reason: format!("cannot read plugin directory: {e}"),
+                    });
                     continue;
                 }
             };
@@ -142,8 +236,16 @@ impl PluginRegistry {
     fn add(&mut self, plugin: Plugin) {
         for d in &plugin.descriptions {
             if let Some((other, _)) = self.find_exact(&d.name, &d.version) {
-                let reason = format!("provides {} {}, which {} already provides", d.name, d.version, other.path.display());
-                self.rejected.push(Rejected { path: plugin.path.clone(), reason });
+                let reason = format!(
+                    "provides {} {}, which {} already provides",
+                    d.name,
+                    d.version,
+                    other.path.display()
+                );
+                self.rejected.push(Rejected {
+                    path: plugin.path.clone(),
+                    reason,
+                });
                 return;
             }
         }
@@ -152,19 +254,40 @@ impl PluginRegistry {
     }
 
     fn find_exact(&self, name: &str, version: &str) -> Option<(&Arc<Plugin>, &Description)> {
-        self.plugins.iter().find_map(|p| p.descriptions.iter().find(|d| d.name == name && d.version == version).map(|d| (p, d)))
+        self.plugins.iter().find_map(|p| {
+            p.descriptions
+                .iter()
+                .find(|d| d.name == name && d.version == version)
+                .map(|d| (p, d))
+        })
     }
 
     /// Every (plugin, description) pair, sorted by name then version.
     pub fn connectors(&self) -> Vec<(&Arc<Plugin>, &Description)> {
-        let mut all: Vec<_> = self.plugins.iter().flat_map(|p| p.descriptions.iter().map(move |d| (p, d))).collect();
-        all.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(version_key(&a.1.version).cmp(&version_key(&b.1.version))));
+        let mut all: Vec<_> = self
+            .plugins
+            .iter()
+            .flat_map(|p| p.descriptions.iter().map(move |d| (p, d)))
+            .collect();
+        all.sort_by(|a, b| {
+            a.1.name
+                .cmp(&b.1.name)
+                .then(version_key(&a.1.version).cmp(&version_key(&b.1.version)))
+        });
         all
     }
 
     /// The plugin providing `name` at `version` (the newest when `None`).
-    pub fn find(&self, name: &str, version: Option<&str>) -> Result<(Arc<Plugin>, Description), String> {
-        let candidates: Vec<_> = self.connectors().into_iter().filter(|(_, d)| d.name == name).collect();
+    pub fn find(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(Arc<Plugin>, Description), String> {
+        let candidates: Vec<_> = self
+            .connectors()
+            .into_iter()
+            .filter(|(_, d)| d.name == name)
+            .collect();
         let chosen = match version {
             Some(v) => candidates.iter().find(|(_, d)| d.version == v),
             None => candidates.last(),
@@ -174,12 +297,26 @@ impl PluginRegistry {
         }
         if let (Some(v), false) = (version, candidates.is_empty()) {
             let have: Vec<&str> = candidates.iter().map(|(_, d)| d.version.as_str()).collect();
-            return Err(format!("plugin `{name}` has no version {v}; found versions: {}", have.join(", ")));
+            return Err(format!(
+                "plugin `{name}` has no version {v}; found versions: {}",
+                have.join(", ")
+            ));
         }
-        let have: Vec<String> = self.connectors().iter().map(|(_, d)| format!("{} {} ({})", d.name, d.version, d.kind)).collect();
-        let dirs: Vec<String> = self.searched.iter().map(|d| d.display().to_string()).collect();
+        let have: Vec<String> = self
+            .connectors()
+            .iter()
+            .map(|(_, d)| format!("{} {} ({})", d.name, d.version, d.kind))
+            .collect();
+        let dirs: Vec<String> = self
+            .searched
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         Err(if have.is_empty() {
-            format!("no plugin provides `{name}`, and no plugins were found in plugin.path ({})", dirs.join(", "))
+            format!(
+                "no plugin provides `{name}`, and no plugins were found in plugin.path ({})",
+                dirs.join(", ")
+            )
         } else {
             format!("no plugin provides `{name}`; found: {}", have.join(", "))
         })
@@ -191,14 +328,21 @@ impl Catalog for PluginRegistry {
         self.find(class, version).map(|(_, d)| d)
     }
 
-    fn validate(&self, class: &str, version: Option<&str>, config: &Vec<(String, String)>) -> Result<Vec<ConfigIssue>, String> {
+    fn validate(
+        &self,
+        class: &str,
+        version: Option<&str>,
+        config: &Vec<(String, String)>,
+    ) -> Result<Vec<ConfigIssue>, String> {
         let (plugin, d) = self.find(class, version)?;
         plugin.validate(d.kind, config).map_err(|e| e.to_string())
     }
 }
 
 fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok()).collect()
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 fn linker(engine: &PluginEngine) -> wasmtime::Result<Linker<TaskState>> {
@@ -209,7 +353,11 @@ fn linker(engine: &PluginEngine) -> wasmtime::Result<Linker<TaskState>> {
 }
 
 /// Reads, compiles (or loads from cache), checks and describes one file.
-fn load_plugin(engine: &PluginEngine, linker: &Linker<TaskState>, path: &Path) -> Result<Plugin, String> {
+fn load_plugin(
+    engine: &PluginEngine,
+    linker: &Linker<TaskState>,
+    path: &Path,
+) -> Result<Plugin, String> {
     let wasm = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     match wasm.get(0..8) {
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
@@ -218,14 +366,21 @@ fn load_plugin(engine: &PluginEngine, linker: &Linker<TaskState>, path: &Path) -
         Some([0, b'a', b's', b'm', _, _, 1, 0]) => {}
         _ => return Err("is not a WebAssembly component (no wasm header)".into()),
     }
-    let (component, from_cache) = engine.load_component(&wasm).map_err(|e| format!("cannot compile: {e:#}"))?;
+    let (component, from_cache) = engine
+        .load_component(&wasm)
+        .map_err(|e| format!("cannot compile: {e:#}"))?;
 
     let mut source_found = false;
     let mut sink_found = false;
     let mut foreign = Vec::new();
     let ty = component.component_type();
-    for (name, _) in ty.exports(engine.engine()).chain(ty.imports(engine.engine())) {
-        let Some(rest) = name.strip_prefix(&format!("{PACKAGE}/")) else { continue };
+    for (name, _) in ty
+        .exports(engine.engine())
+        .chain(ty.imports(engine.engine()))
+    {
+        let Some(rest) = name.strip_prefix(&format!("{PACKAGE}/")) else {
+            continue;
+        };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, "(none)"));
         if version != CONTRACT_VERSION {
             foreign.push(version.to_owned());
@@ -244,36 +399,92 @@ fn load_plugin(engine: &PluginEngine, linker: &Linker<TaskState>, path: &Path) -
         return Err(format!("exports no connector: expected {PACKAGE}/source-connector@{CONTRACT_VERSION} or {PACKAGE}/sink-connector@{CONTRACT_VERSION}"));
     }
 
-    let pre = linker.instantiate_pre(&component).map_err(|e| format!("needs imports this worker does not provide: {e:#}"))?;
-    let source = if source_found { Some(wit_source::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?) } else { None };
-    let sink = if sink_found { Some(wit_sink::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?) } else { None };
-    let mut plugin = Plugin { path: path.to_path_buf(), descriptions: Vec::new(), from_cache, engine: engine.clone(), pre, source, sink };
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| format!("needs imports this worker does not provide: {e:#}"))?;
+    let source = if source_found {
+        Some(wit_source::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?)
+    } else {
+        None
+    };
+    let sink = if sink_found {
+        Some(wit_sink::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?)
+    } else {
+        None
+    };
+    let mut plugin = Plugin {
+        path: path.to_path_buf(),
+        descriptions: Vec::new(),
+        from_cache,
+        engine: engine.clone(),
+        pre,
+        source,
+        sink,
+    };
 
     let spec = TaskSandbox::for_connector(&path.display().to_string());
     if plugin.source.is_some() {
-        let d = plugin.with_source(&spec, "describe", |g, s| g.call_describe(s)).map_err(|e| e.to_string())?;
-        plugin.descriptions.push(check_description(description_from_wit(d), ConnectorKind::Source)?);
+        let d = plugin
+            .with_source(&spec, "describe", |g, s| g.call_describe(s))
+            .map_err(|e| e.to_string())?;
+        plugin.descriptions.push(check_description(
+            description_from_wit(d),
+            ConnectorKind::Source,
+        )?);
     }
     if plugin.sink.is_some() {
-        let d = plugin.with_sink(&spec, "describe", |g, s| g.call_describe(s)).map_err(|e| e.to_string())?;
-        plugin.descriptions.push(check_description(description_from_wit(d), ConnectorKind::Sink)?);
+        let d = plugin
+            .with_sink(&spec, "describe", |g, s| g.call_describe(s))
+            .map_err(|e| e.to_string())?;
+        plugin.descriptions.push(check_description(
+            description_from_wit(d),
+            ConnectorKind::Sink,
+        )?);
     }
     Ok(plugin)
 }
 
 fn check_description(d: Description, exported_as: ConnectorKind) -> Result<Description, String> {
     if d.kind != exported_as {
-        return Err(format!("`{}` describes itself as a {} but is exported as a {exported_as}", d.name, d.kind));
+        return Err(format!(
+            "`{}` describes itself as a {} but is exported as a {exported_as}",
+            d.name, d.kind
+        ));
     }
-    if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Err(format!("connector name {:?} must be lowercase letters, digits and `-`", d.name));
+    if d.name.is_empty()
+        || !d
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "connector name {:?} must be lowercase letters, digits and `-`",
+            d.name
+        ));
     }
     if version_key(&d.version).is_empty() {
-        return Err(format!("`{}` has version {:?}, which is not a version number", d.name, d.version));
+        return Err(format!(
+            "`{}` has version {:?}, which is not a version number",
+            d.name, d.version
+        ));
     }
-    let reserved = ["connector.class", "connector.plugin.version", "tasks.max", "topics", "topics.regex", "name"];
-    if let Some(k) = d.keys.iter().find(|k| reserved.contains(&k.name.as_str()) || k.name.starts_with("producer.") || k.name.starts_with("consumer.")) {
-        return Err(format!("`{}` declares key `{}`, which the worker reserves", d.name, k.name));
+    let reserved = [
+        "connector.class",
+        "connector.plugin.version",
+        "tasks.max",
+        "topics",
+        "topics.regex",
+        "name",
+    ];
+    if let Some(k) = d.keys.iter().find(|k| {
+        reserved.contains(&k.name.as_str())
+            || k.name.starts_with("producer.")
+            || k.name.starts_with("consumer.")
+    }) {
+        return Err(format!(
+            "`{}` declares key `{}`, which the worker reserves",
+            d.name, k.name
+        ));
     }
     Ok(d)
 }

@@ -24,7 +24,12 @@ pub struct MemoryLimit {
 }
 
 impl ResourceLimiter for MemoryLimit {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.max_bytes {
             self.exceeded = Some(desired as u64);
             // An error (not `false`) traps at once: a guest's allocator must
@@ -34,7 +39,12 @@ impl ResourceLimiter for MemoryLimit {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -52,7 +62,10 @@ pub struct TaskState {
 
 impl WasiView for TaskState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -62,11 +75,21 @@ impl host::Host for TaskState {
     fn log(&mut self, level: host::LogLevel, message: String) {
         let (connector, task) = (&self.tag.connector, self.tag.task);
         match level {
-            host::LogLevel::Trace => tracing::trace!(target: "tributary::plugin", connector, task, "{message}"),
-            host::LogLevel::Debug => tracing::debug!(target: "tributary::plugin", connector, task, "{message}"),
-            host::LogLevel::Info => tracing::info!(target: "tributary::plugin", connector, task, "{message}"),
-            host::LogLevel::Warn => tracing::warn!(target: "tributary::plugin", connector, task, "{message}"),
-            host::LogLevel::Error => tracing::error!(target: "tributary::plugin", connector, task, "{message}"),
+            host::LogLevel::Trace => {
+                tracing::trace!(target: "tributary::plugin", connector, task, "{message}")
+            }
+            host::LogLevel::Debug => {
+                tracing::debug!(target: "tributary::plugin", connector, task, "{message}")
+            }
+            host::LogLevel::Info => {
+                tracing::info!(target: "tributary::plugin", connector, task, "{message}")
+            }
+            host::LogLevel::Warn => {
+                tracing::warn!(target: "tributary::plugin", connector, task, "{message}")
+            }
+            host::LogLevel::Error => {
+                tracing::error!(target: "tributary::plugin", connector, task, "{message}")
+            }
         }
     }
 

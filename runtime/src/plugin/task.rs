@@ -1,11 +1,16 @@
 //! One task's sandbox and the typed calls into it.
 
-use super::bindings::exports::tributary::connector::{sink_connector as wit_sink, source_connector as wit_source};
+use super::bindings::exports::tributary::connector::{
+    sink_connector as wit_sink, source_connector as wit_source,
+};
 use super::bindings::tributary::connector::types as wit;
 use super::engine::PluginEngine;
 use super::state::{MemoryLimit, TaskState, TaskTag};
 use crate::config::Grant;
-use crate::contract::{self, JsonMap, PartitionOffset, PutResult, Scalar, SinkRecord, SourceBatch, SourceRecord, TaskError};
+use crate::contract::{
+    self, JsonMap, PartitionOffset, PutResult, Scalar, SinkRecord, SourceBatch, SourceRecord,
+    TaskError,
+};
 use crate::metrics::TaskMetrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,21 +65,43 @@ pub(super) struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new(engine: &PluginEngine, pre: &InstancePre<TaskState>, spec: &TaskSandbox) -> anyhow::Result<(Sandbox, wasmtime::component::Instance)> {
+    pub fn new(
+        engine: &PluginEngine,
+        pre: &InstancePre<TaskState>,
+        spec: &TaskSandbox,
+    ) -> anyhow::Result<(Sandbox, wasmtime::component::Instance)> {
         let stderr = MemoryOutputPipe::new(64 << 10);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         for grant in &spec.grants {
-            let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-            let guest_path = grant.dir.to_str().ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", grant.dir.display()))?;
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            let guest_path = grant
+                .dir
+                .to_str()
+                .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", grant.dir.display()))?;
             wasi.preopened_dir(&grant.dir, guest_path, perms)
-                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", grant.dir.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot grant directory {}: {e}", grant.dir.display())
+                })?;
         }
         let state = TaskState {
             wasi: wasi.build(),
             table: Default::default(),
-            limit: MemoryLimit { max_bytes: spec.memory_max_bytes, exceeded: None },
-            tag: TaskTag { connector: spec.connector.clone(), task: spec.task },
+            limit: MemoryLimit {
+                max_bytes: spec.memory_max_bytes,
+                exceeded: None,
+            },
+            tag: TaskTag {
+                connector: spec.connector.clone(),
+                task: spec.task,
+            },
             metrics: spec.metrics.clone(),
             stderr,
         };
@@ -83,8 +110,17 @@ impl Sandbox {
         let ticks = PluginEngine::ticks(spec.call_timeout);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let instance = pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("cannot start the plugin: {e:#}"))?;
-        Ok((Sandbox { store, ticks, timeout: spec.call_timeout }, instance))
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow::anyhow!("cannot start the plugin: {e:#}"))?;
+        Ok((
+            Sandbox {
+                store,
+                ticks,
+                timeout: spec.call_timeout,
+            },
+            instance,
+        ))
     }
 
     /// Arms the deadline for the next call.
@@ -112,11 +148,16 @@ impl Sandbox {
         let stderr = String::from_utf8_lossy(&state.stderr.contents()).to_string();
         let said: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = said[said.len().saturating_sub(3)..].join(" | ");
-        let trap = err.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{:#}", err.root_cause()));
+        let trap = err
+            .downcast_ref::<Trap>()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| format!("{:#}", err.root_cause()));
         if tail.is_empty() {
             CallError::Failed(format!("crashed in `{call}`: {trap}"))
         } else {
-            CallError::Failed(format!("crashed in `{call}`: {trap}; plugin stderr: {tail}"))
+            CallError::Failed(format!(
+                "crashed in `{call}`: {trap}; plugin stderr: {tail}"
+            ))
         }
     }
 }
@@ -137,9 +178,18 @@ impl SourceInstance {
         offsets: &[PartitionOffset],
     ) -> Result<SourceInstance, CallError> {
         let mut sandbox = sandbox;
-        let offsets: Vec<wit_source::PartitionOffset> = offsets.iter().map(partition_offset_to_wit).collect();
-        match guest.source_task().call_open(sandbox.arm(), config, &offsets) {
-            Ok(Ok(task)) => Ok(SourceInstance { sandbox, guest, task, dead: None }),
+        let offsets: Vec<wit_source::PartitionOffset> =
+            offsets.iter().map(partition_offset_to_wit).collect();
+        match guest
+            .source_task()
+            .call_open(sandbox.arm(), config, &offsets)
+        {
+            Ok(Ok(task)) => Ok(SourceInstance {
+                sandbox,
+                guest,
+                task,
+                dead: None,
+            }),
             Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
             Err(e) => Err(sandbox.failure("open", e)),
         }
@@ -162,7 +212,11 @@ impl SourceInstance {
     pub fn poll(&mut self, max_records: u32) -> Result<SourceBatch, CallError> {
         self.alive()?;
         let store = self.sandbox.arm();
-        match self.guest.source_task().call_poll(store, self.task, max_records) {
+        match self
+            .guest
+            .source_task()
+            .call_poll(store, self.task, max_records)
+        {
             Ok(Ok(batch)) => Ok(source_batch_from_wit(batch)),
             Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
             Err(e) => Err(self.fail("poll", e)),
@@ -172,9 +226,13 @@ impl SourceInstance {
     /// Tells the task these offsets are durable.
     pub fn commit(&mut self, offsets: &[PartitionOffset]) -> Result<(), CallError> {
         self.alive()?;
-        let offsets: Vec<wit_source::PartitionOffset> = offsets.iter().map(partition_offset_to_wit).collect();
+        let offsets: Vec<wit_source::PartitionOffset> =
+            offsets.iter().map(partition_offset_to_wit).collect();
         let store = self.sandbox.arm();
-        self.guest.source_task().call_commit(store, self.task, &offsets).map_err(|e| self.fail("commit", e))
+        self.guest
+            .source_task()
+            .call_commit(store, self.task, &offsets)
+            .map_err(|e| self.fail("commit", e))
     }
 
     /// Closes the task (when it is still alive) and drops the instance.
@@ -199,10 +257,19 @@ pub struct SinkInstance {
 }
 
 impl SinkInstance {
-    pub(super) fn open(sandbox: Sandbox, guest: wit_sink::Guest, config: &Vec<(String, String)>) -> Result<SinkInstance, CallError> {
+    pub(super) fn open(
+        sandbox: Sandbox,
+        guest: wit_sink::Guest,
+        config: &Vec<(String, String)>,
+    ) -> Result<SinkInstance, CallError> {
         let mut sandbox = sandbox;
         match guest.sink_task().call_open(sandbox.arm(), config) {
-            Ok(Ok(task)) => Ok(SinkInstance { sandbox, guest, task, dead: None }),
+            Ok(Ok(task)) => Ok(SinkInstance {
+                sandbox,
+                guest,
+                task,
+                dead: None,
+            }),
             Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
             Err(e) => Err(sandbox.failure("open", e)),
         }
@@ -223,12 +290,19 @@ impl SinkInstance {
 
     /// Hands a batch to the task. Returns the records (moved through the
     /// call, not copied) with one result per record, or why the call failed.
-    pub fn put(&mut self, records: Vec<SinkRecord>) -> (Vec<SinkRecord>, Result<Vec<PutResult>, CallError>) {
+    pub fn put(
+        &mut self,
+        records: Vec<SinkRecord>,
+    ) -> (Vec<SinkRecord>, Result<Vec<PutResult>, CallError>) {
         if let Err(e) = self.alive() {
             return (records, Err(e));
         }
-        let wit_records: Vec<wit_sink::SinkRecord> = records.into_iter().map(sink_record_to_wit).collect();
-        let outcome = self.guest.sink_task().call_put(self.sandbox.arm(), self.task, &wit_records);
+        let wit_records: Vec<wit_sink::SinkRecord> =
+            records.into_iter().map(sink_record_to_wit).collect();
+        let outcome = self
+            .guest
+            .sink_task()
+            .call_put(self.sandbox.arm(), self.task, &wit_records);
         let count = wit_records.len();
         let records: Vec<SinkRecord> = wit_records.into_iter().map(sink_record_from_wit).collect();
         let results = match outcome {
@@ -237,7 +311,10 @@ impl SinkInstance {
             Err(e) => return (records, Err(self.fail("put", e))),
         };
         if results.len() != count {
-            let reason = format!("`put` returned {} results for {count} records (the contract wants one each)", results.len());
+            let reason = format!(
+                "`put` returned {} results for {count} records (the contract wants one each)",
+                results.len()
+            );
             self.dead = Some(reason.clone());
             return (records, Err(CallError::Failed(reason)));
         }
@@ -314,16 +391,26 @@ fn json_map_to_wit(map: &JsonMap) -> Vec<(String, wit::Scalar)> {
 }
 
 fn partition_offset_to_wit(po: &PartitionOffset) -> wit_source::PartitionOffset {
-    wit_source::PartitionOffset { partition: json_map_to_wit(&po.partition), offset: json_map_to_wit(&po.offset) }
+    wit_source::PartitionOffset {
+        partition: json_map_to_wit(&po.partition),
+        offset: json_map_to_wit(&po.offset),
+    }
 }
 
 fn header_from_wit(h: wit::Header) -> contract::Header {
-    contract::Header { key: h.key, value: h.value }
+    contract::Header {
+        key: h.key,
+        value: h.value,
+    }
 }
 
 fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
     SourceBatch {
-        partitions: batch.partitions.into_iter().map(json_map_from_wit).collect(),
+        partitions: batch
+            .partitions
+            .into_iter()
+            .map(json_map_from_wit)
+            .collect(),
         records: batch
             .records
             .into_iter()
@@ -347,7 +434,14 @@ fn sink_record_to_wit(r: SinkRecord) -> wit_sink::SinkRecord {
         offset: r.offset,
         key: r.key,
         value: r.value,
-        headers: r.headers.into_iter().map(|h| wit::Header { key: h.key, value: h.value }).collect(),
+        headers: r
+            .headers
+            .into_iter()
+            .map(|h| wit::Header {
+                key: h.key,
+                value: h.value,
+            })
+            .collect(),
         timestamp: r.timestamp,
     }
 }

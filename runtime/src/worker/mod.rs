@@ -48,9 +48,19 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(worker: Arc<WorkerConfig>, cluster: Arc<KafkaCluster>, offsets: Arc<dyn OffsetStore>, registry: Arc<PluginRegistry>) -> Worker {
+    pub fn new(
+        worker: Arc<WorkerConfig>,
+        cluster: Arc<KafkaCluster>,
+        offsets: Arc<dyn OffsetStore>,
+        registry: Arc<PluginRegistry>,
+    ) -> Worker {
         Worker {
-            shared: Shared { worker, cluster, offsets, stop: Arc::new(AtomicBool::new(false)) },
+            shared: Shared {
+                worker,
+                cluster,
+                offsets,
+                stop: Arc::new(AtomicBool::new(false)),
+            },
             registry,
             tasks: Vec::new(),
         }
@@ -62,7 +72,12 @@ impl Worker {
         let d = &connector.description;
         let (plugin, _) = self.registry.find(&d.name, Some(&d.version))?;
         let configs = plugin
-            .task_configs(d.kind, &connector.name, &connector.plugin_config, connector.runtime.tasks_max)
+            .task_configs(
+                d.kind,
+                &connector.name,
+                &connector.plugin_config,
+                connector.runtime.tasks_max,
+            )
             .map_err(|e| format!("connector `{}`: task-configs failed: {e}", connector.name))?;
         tracing::info!(connector = %connector.name, plugin = %d.name, version = %d.version, tasks = configs.len(), "starting connector");
         for (i, task_config) in configs.into_iter().enumerate() {
@@ -71,12 +86,28 @@ impl Worker {
                 connector: connector.name.clone(),
                 task: i as u32,
                 grants: connector.grants.clone(),
-                memory_max_bytes: connector.runtime.task_memory_max_bytes.unwrap_or(self.shared.worker.task_memory_max_bytes),
-                call_timeout: connector.runtime.task_call_timeout.unwrap_or(self.shared.worker.task_call_timeout),
+                memory_max_bytes: connector
+                    .runtime
+                    .task_memory_max_bytes
+                    .unwrap_or(self.shared.worker.task_memory_max_bytes),
+                call_timeout: connector
+                    .runtime
+                    .task_call_timeout
+                    .unwrap_or(self.shared.worker.task_call_timeout),
                 metrics: metrics.clone(),
             };
-            let status = Arc::new(Mutex::new(TaskStatus::new(&connector.name, i as u32, d.kind, metrics)));
-            let (shared, plugin, connector, status2) = (self.shared.clone(), plugin.clone(), connector.clone(), status.clone());
+            let status = Arc::new(Mutex::new(TaskStatus::new(
+                &connector.name,
+                i as u32,
+                d.kind,
+                metrics,
+            )));
+            let (shared, plugin, connector, status2) = (
+                self.shared.clone(),
+                plugin.clone(),
+                connector.clone(),
+                status.clone(),
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("{}-{i}", connector.name))
                 .spawn(move || {
@@ -94,19 +125,27 @@ impl Worker {
                     }
                 })
                 .map_err(|e| format!("cannot start a thread: {e}"))?;
-            self.tasks.push(TaskHandle { status, thread: Some(thread) });
+            self.tasks.push(TaskHandle {
+                status,
+                thread: Some(thread),
+            });
         }
         Ok(self.tasks.len())
     }
 
     /// A snapshot of every task's status.
     pub fn statuses(&self) -> Vec<TaskStatus> {
-        self.tasks.iter().map(|t| t.status.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
+        self.tasks
+            .iter()
+            .map(|t| t.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
     }
 
     /// True when no task is running any more.
     pub fn all_done(&self) -> bool {
-        self.tasks.iter().all(|t| t.thread.as_ref().is_none_or(|h| h.is_finished()))
+        self.tasks
+            .iter()
+            .all(|t| t.thread.as_ref().is_none_or(|h| h.is_finished()))
     }
 
     /// Asks every task to stop: sources stop polling, deliver what is in
@@ -118,7 +157,9 @@ impl Worker {
         let deadline = Instant::now() + self.shared.worker.shutdown_timeout;
         let mut late = Vec::new();
         for task in &mut self.tasks {
-            let Some(handle) = task.thread.take() else { continue };
+            let Some(handle) = task.thread.take() else {
+                continue;
+            };
             while !handle.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -149,6 +190,7 @@ pub(crate) fn nap(stop: &AtomicBool, d: Duration) {
 pub(crate) fn backoff(attempt: u32, cap: Duration) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
     let capped = base.min(cap);
-    let jitter = Instant::now().elapsed().subsec_nanos() as u64 ^ (std::process::id() as u64).wrapping_mul(attempt as u64 + 1);
+    let jitter = Instant::now().elapsed().subsec_nanos() as u64
+        ^ (std::process::id() as u64).wrapping_mul(attempt as u64 + 1);
     capped.mul_f64(0.5 + (jitter % 1000) as f64 / 2000.0)
 }

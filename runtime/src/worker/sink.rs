@@ -62,9 +62,21 @@ pub(super) fn run(
         }
     };
     tracing::info!(connector = name, task, group = %group, "sink task running");
-    let mut driver = Driver { shared, name, task, metrics: &metrics, consumer, unflushed: BTreeMap::new(), waiting: Vec::new() };
+    let mut driver = Driver {
+        shared,
+        name,
+        task,
+        metrics: &metrics,
+        consumer,
+        unflushed: BTreeMap::new(),
+        waiting: Vec::new(),
+    };
     let result = driver.run(&mut instance);
-    let finish = if result.is_ok() { driver.flush_and_commit(&mut instance) } else { Ok(()) };
+    let finish = if result.is_ok() {
+        driver.flush_and_commit(&mut instance)
+    } else {
+        Ok(())
+    };
     instance.close();
     result.and(finish)
 }
@@ -94,15 +106,25 @@ impl Driver<'_> {
                 self.flush_and_commit(instance)?;
                 last_flush = Instant::now();
             }
-            if !worker.metrics_log_interval.is_zero() && last_log.elapsed() >= worker.metrics_log_interval {
+            if !worker.metrics_log_interval.is_zero()
+                && last_log.elapsed() >= worker.metrics_log_interval
+            {
                 let out = TaskMetrics::get(&self.metrics.records_out);
                 let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
-                tracing::info!(connector = self.name, task = self.task, consumed = TaskMetrics::get(&self.metrics.records_in), written = out, "{rate:.0} records/s from Kafka");
+                tracing::info!(
+                    connector = self.name,
+                    task = self.task,
+                    consumed = TaskMetrics::get(&self.metrics.records_in),
+                    written = out,
+                    "{rate:.0} records/s from Kafka"
+                );
                 logged_out = out;
                 last_log = Instant::now();
             }
             let batch = if self.waiting.is_empty() {
-                let batch = self.consumer.poll_batch(worker.sink_batch_max_records, Duration::from_millis(100));
+                let batch = self
+                    .consumer
+                    .poll_batch(worker.sink_batch_max_records, Duration::from_millis(100));
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 batch
             } else {
@@ -119,7 +141,11 @@ impl Driver<'_> {
                 Ok(r) => r,
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
-                    tracing::warn!(connector = self.name, task = self.task, "put: {m}; retrying the batch");
+                    tracing::warn!(
+                        connector = self.name,
+                        task = self.task,
+                        "put: {m}; retrying the batch"
+                    );
                     self.waiting = records;
                     continue;
                 }
@@ -130,8 +156,12 @@ impl Driver<'_> {
                 match result {
                     PutResult::Ok if self.waiting.is_empty() => {
                         accepted += 1;
-                        TaskMetrics::add(&self.metrics.bytes_out, record.value.as_ref().map_or(0, Vec::len) as u64);
-                        self.unflushed.insert((record.topic, record.partition), record.offset + 1);
+                        TaskMetrics::add(
+                            &self.metrics.bytes_out,
+                            record.value.as_ref().map_or(0, Vec::len) as u64,
+                        );
+                        self.unflushed
+                            .insert((record.topic, record.partition), record.offset + 1);
                     }
                     // Once one record waits, those after it wait too, so
                     // that they are written (and committed) in order.
@@ -139,7 +169,14 @@ impl Driver<'_> {
                     PutResult::Retriable(m) => {
                         if self.waiting.is_empty() {
                             TaskMetrics::add(&self.metrics.retries, 1);
-                            tracing::debug!(connector = self.name, task = self.task, "put: record {}[{}]@{} retriable: {m}", record.topic, record.partition, record.offset);
+                            tracing::debug!(
+                                connector = self.name,
+                                task = self.task,
+                                "put: record {}[{}]@{} retriable: {m}",
+                                record.topic,
+                                record.partition,
+                                record.offset
+                            );
                         }
                         self.waiting.push(record);
                     }
@@ -168,7 +205,11 @@ impl Driver<'_> {
             Ok(()) => {}
             Err(CallError::Guest(TaskError::Retriable(m))) => {
                 TaskMetrics::add(&self.metrics.retries, 1);
-                tracing::warn!(connector = self.name, task = self.task, "flush: {m}; will retry");
+                tracing::warn!(
+                    connector = self.name,
+                    task = self.task,
+                    "flush: {m}; will retry"
+                );
                 return Ok(());
             }
             Err(e) => return Err(format!("flush: {e}")),

@@ -38,25 +38,41 @@ struct Pending {
 
 impl InFlight {
     fn push(&mut self, offset: Option<(Arc<JsonMap>, JsonMap)>) -> usize {
-        self.entries.push_back(Pending { acked: false, offset });
+        self.entries.push_back(Pending {
+            acked: false,
+            offset,
+        });
         self.base + self.entries.len() - 1
     }
 
     fn ack(&mut self, seq: usize) {
-        if let Some(p) = seq.checked_sub(self.base).and_then(|i| self.entries.get_mut(i)) {
+        if let Some(p) = seq
+            .checked_sub(self.base)
+            .and_then(|i| self.entries.get_mut(i))
+        {
             p.acked = true;
         }
     }
 
     /// Pops the acknowledged prefix; its offsets become ready to commit.
-    fn drain_acked(&mut self, ready: &mut BTreeMap<String, PartitionOffset>, connector: &str) -> u64 {
+    fn drain_acked(
+        &mut self,
+        ready: &mut BTreeMap<String, PartitionOffset>,
+        connector: &str,
+    ) -> u64 {
         let mut n = 0;
         while self.entries.front().is_some_and(|p| p.acked) {
             let p = self.entries.pop_front().expect("front exists");
             self.base += 1;
             n += 1;
             if let Some((partition, offset)) = p.offset {
-                ready.insert(offset_key(connector, &partition), PartitionOffset { partition: (*partition).clone(), offset });
+                ready.insert(
+                    offset_key(connector, &partition),
+                    PartitionOffset {
+                        partition: (*partition).clone(),
+                        offset,
+                    },
+                );
             }
         }
         n
@@ -91,10 +107,27 @@ pub(super) fn run(
             Err(e) => return Err(format!("open: {e}")),
         }
     };
-    tracing::info!(connector = name, task, resumed_partitions = offsets.len(), "source task running");
+    tracing::info!(
+        connector = name,
+        task,
+        resumed_partitions = offsets.len(),
+        "source task running"
+    );
 
-    let producer = RecordProducer::new(shared.cluster.clone(), &shared.worker.producer, &connector.runtime.producer_overrides)?;
-    let mut driver = Driver { shared, name, task, metrics: &metrics, producer, in_flight: InFlight::default(), ready: BTreeMap::new() };
+    let producer = RecordProducer::new(
+        shared.cluster.clone(),
+        &shared.worker.producer,
+        &connector.runtime.producer_overrides,
+    )?;
+    let mut driver = Driver {
+        shared,
+        name,
+        task,
+        metrics: &metrics,
+        producer,
+        in_flight: InFlight::default(),
+        ready: BTreeMap::new(),
+    };
     let result = driver.run(&mut instance);
     let finish = driver.finish(&mut instance);
     instance.close();
@@ -127,10 +160,19 @@ impl Driver<'_> {
                 self.commit_offsets(instance)?;
                 last_flush = Instant::now();
             }
-            if !worker.metrics_log_interval.is_zero() && last_log.elapsed() >= worker.metrics_log_interval {
+            if !worker.metrics_log_interval.is_zero()
+                && last_log.elapsed() >= worker.metrics_log_interval
+            {
                 let out = TaskMetrics::get(&self.metrics.records_out);
                 let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
-                tracing::info!(connector = self.name, task = self.task, polled = TaskMetrics::get(&self.metrics.records_in), acknowledged = out, in_flight = self.in_flight.entries.len(), "{rate:.0} records/s to Kafka");
+                tracing::info!(
+                    connector = self.name,
+                    task = self.task,
+                    polled = TaskMetrics::get(&self.metrics.records_in),
+                    acknowledged = out,
+                    in_flight = self.in_flight.entries.len(),
+                    "{rate:.0} records/s to Kafka"
+                );
                 logged_out = out;
                 last_log = Instant::now();
             }
@@ -145,7 +187,11 @@ impl Driver<'_> {
                 }
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
-                    tracing::warn!(connector = self.name, task = self.task, "poll: {m}; retrying");
+                    tracing::warn!(
+                        connector = self.name,
+                        task = self.task,
+                        "poll: {m}; retrying"
+                    );
                     nap(stop, backoff(attempt, Duration::from_secs(10)));
                     attempt += 1;
                     continue;
@@ -160,7 +206,8 @@ impl Driver<'_> {
             idle = Duration::from_millis(1);
             TaskMetrics::add(&self.metrics.batches, 1);
             TaskMetrics::add(&self.metrics.records_in, batch.records.len() as u64);
-            let partitions: Vec<Arc<JsonMap>> = batch.partitions.into_iter().map(Arc::new).collect();
+            let partitions: Vec<Arc<JsonMap>> =
+                batch.partitions.into_iter().map(Arc::new).collect();
             for (i, mut record) in batch.records.into_iter().enumerate() {
                 let Some(partition) = partitions.get(record.partition as usize) else {
                     return Err(format!(
@@ -173,8 +220,12 @@ impl Driver<'_> {
                     return Err(format!("poll returned record {i} without a topic"));
                 }
                 let size = record.value.as_ref().map_or(0, Vec::len) as u64;
-                let seq = self.in_flight.push(record.offset.take().map(|o| (partition.clone(), o)));
-                self.producer.send(&record, seq)?;
+                let seq = self
+                    .in_flight
+                    .push(record.offset.take().map(|o| (partition.clone(), o)));
+                if !self.producer.send(&record, seq, &self.shared.stop)? {
+                    break; // stopping: this record and the rest stay uncommitted
+                }
                 TaskMetrics::add(&self.metrics.bytes_out, size);
             }
         }
@@ -205,18 +256,29 @@ impl Driver<'_> {
         }
         let offsets: Vec<PartitionOffset> = self.ready.values().cloned().collect();
         if let Err(e) = self.shared.offsets.write(self.name, &offsets) {
-            tracing::warn!(connector = self.name, task = self.task, "offsets not written, will retry: {e}");
+            tracing::warn!(
+                connector = self.name,
+                task = self.task,
+                "offsets not written, will retry: {e}"
+            );
             return Ok(());
         }
         self.ready.clear();
         TaskMetrics::add(&self.metrics.commits, 1);
-        instance.commit(&offsets).map_err(|e| format!("commit: {e}"))
+        instance
+            .commit(&offsets)
+            .map_err(|e| format!("commit: {e}"))
     }
 
     /// At stop: deliver what is in flight, then commit its offsets.
     fn finish(&mut self, instance: &mut SourceInstance) -> Result<(), String> {
         if let Err(e) = self.producer.flush(self.shared.worker.shutdown_timeout) {
-            tracing::warn!(connector = self.name, task = self.task, "{e}; {} records unacknowledged", self.producer.in_flight());
+            tracing::warn!(
+                connector = self.name,
+                task = self.task,
+                "{e}; {} records unacknowledged",
+                self.producer.in_flight()
+            );
         }
         let acks = self.take_acks(Duration::ZERO);
         let commit = self.commit_offsets(instance);
@@ -230,19 +292,28 @@ mod tests {
     use crate::contract::Scalar;
 
     fn offset(n: i64) -> JsonMap {
-        [("position".to_owned(), Scalar::Int(n))].into_iter().collect()
+        [("position".to_owned(), Scalar::Int(n))]
+            .into_iter()
+            .collect()
     }
 
     #[test]
     fn only_an_acknowledged_prefix_commits() {
-        let p = Arc::new(JsonMap::from([("filename".to_owned(), Scalar::Text("f".into()))]));
+        let p = Arc::new(JsonMap::from([(
+            "filename".to_owned(),
+            Scalar::Text("f".into()),
+        )]));
         let mut f = InFlight::default();
         let a = f.push(Some((p.clone(), offset(10))));
         let b = f.push(None);
         let c = f.push(Some((p.clone(), offset(30))));
         let mut ready = BTreeMap::new();
         f.ack(c);
-        assert_eq!(f.drain_acked(&mut ready, "x"), 0, "record a is not acknowledged yet");
+        assert_eq!(
+            f.drain_acked(&mut ready, "x"),
+            0,
+            "record a is not acknowledged yet"
+        );
         f.ack(a);
         assert_eq!(f.drain_acked(&mut ready, "x"), 1);
         assert_eq!(ready.values().next().unwrap().offset, offset(10));

@@ -24,7 +24,18 @@ pub struct TaskStatus {
 }
 
 impl TaskStatus {
-    pub fn new(connector: &str, task: u32, kind: ConnectorKind, metrics: Arc<TaskMetrics>) -> TaskStatus {
-        TaskStatus { connector: connector.to_owned(), task, kind, state: TaskState::Running, metrics }
+    pub fn new(
+        connector: &str,
+        task: u32,
+        kind: ConnectorKind,
+        metrics: Arc<TaskMetrics>,
+    ) -> TaskStatus {
+        TaskStatus {
+            connector: connector.to_owned(),
+            task,
+            kind,
+            state: TaskState::Running,
+            metrics,
+        }
     }
 }

@@ -1,0 +1,213 @@
+//! Helpers for end-to-end tests: build the guest plugins, lay out a
+//! worker's files in a temporary directory, run the real `tributary`
+//! binary and watch what it does.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds every guest crate for wasm32-wasip2 (once per test process) and
+/// returns the directory holding the `.wasm` files. Uses its own target
+/// directory, so it never waits on the cargo that runs the tests.
+pub fn guest_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = root().join("target").join("guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--quiet", "--profile", "guest", "--target", "wasm32-wasip2"])
+            .args(["-p", "tributary-connector-file", "-p", "tributary-testkit", "-p", "tributary-future-contract"])
+            .status()
+            .expect("run cargo to build the guest plugins");
+        assert!(status.success(), "building the guest plugins failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)");
+        target.join("wasm32-wasip2").join("guest")
+    })
+}
+
+/// The `.wasm` file of a guest crate (`tributary_connector_file`).
+pub fn guest(name: &str) -> PathBuf {
+    let path = guest_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A worker's files in a temporary directory.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// A directory with `plugins/` holding the named guests.
+    pub fn new(guests: &[&str]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        for g in guests {
+            std::fs::copy(
+                guest(g),
+                dir.path().join("plugins").join(format!("{g}.wasm")),
+            )
+            .unwrap();
+        }
+        Site { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file and returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A worker config: embedded Kafka, this site's plugins, a shared
+    /// compile cache, fast flushes, plus `extra` lines.
+    pub fn worker(&self, extra: &str) -> PathBuf {
+        let cache = root().join("target").join("test-plugin-cache");
+        self.write(
+            "worker.yaml",
+            &format!(
+                "plugin.path: {}\nplugin.cache.dir: {}\noffset.flush.interval.ms: 200\nmetrics.log.interval.ms: 0\n{extra}",
+                self.path("plugins").display(),
+                cache.display()
+            ),
+        )
+    }
+
+    /// Runs `tributary` with `args` in this site and waits for it.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `tributary run` with a worker config and connector files.
+    pub fn run(&self, worker: &Path, connectors: &[&Path]) -> Running {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        cmd.current_dir(self.dir.path())
+            .arg("run")
+            .arg("-w")
+            .arg(worker)
+            .args(connectors);
+        cmd.env("TRIBUTARY_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Running { child, log }
+    }
+}
+
+/// A running worker process and its log.
+pub struct Running {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until `cond` holds, or panics after `limit` with the log.
+    pub fn wait_for(&mut self, what: &str, limit: Duration, mut cond: impl FnMut(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            if cond(&self.log()) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "worker exited ({status}) before {what}; log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {what} within {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns its code.
+    pub fn stop(mut self) -> (i32, String) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code().unwrap_or(-1), self.log());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = self.child.kill();
+                panic!(
+                    "worker did not stop within 60 s of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Lines in a file (0 when it is missing).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// `n` numbered lines, each `width` bytes before the newline.
+pub fn numbered_lines(from: usize, n: usize, width: usize) -> String {
+    let mut s = String::with_capacity(n * (width + 1));
+    for i in from..from + n {
+        let head = format!("line-{i:09}-");
+        s.push_str(&head);
+        for _ in head.len()..width {
+            s.push('x');
+        }
+        s.push('\n');
+    }
+    s
+}
