@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tributary::config::{
-    worker_keys, ConnectorConfig, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
+    ConnectorConfig, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
 use tributary::kafka::KafkaCluster;
 use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
@@ -177,7 +177,6 @@ fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let _ = worker_keys;
     Ok(())
 }
 
@@ -258,7 +257,21 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         })
         .collect();
     for s in w.statuses() {
-        tracing::info!(connector = %s.connector, task = s.task, records_in = s.metrics.records_in.load(std::sync::atomic::Ordering::Relaxed), records_out = s.metrics.records_out.load(std::sync::atomic::Ordering::Relaxed), "task totals");
+        let plugin: Vec<String> = s
+            .metrics
+            .plugin_counters()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        tracing::info!(
+            connector = %s.connector,
+            task = s.task,
+            records_in = s.metrics.records_in.load(std::sync::atomic::Ordering::Relaxed),
+            records_out = s.metrics.records_out.load(std::sync::atomic::Ordering::Relaxed),
+            "task totals{}{}",
+            if plugin.is_empty() { "" } else { "; plugin counters: " },
+            plugin.join(", ")
+        );
     }
     if !late.is_empty() {
         bail!(

@@ -7,8 +7,8 @@ use super::bindings::tributary::connector::types as wit;
 use super::bindings::Plugin as PluginWorld;
 use super::engine::{PluginEngine, CONTRACT_VERSION};
 use super::state::TaskState;
-use super::task::{task_error, CallError, Sandbox, SinkInstance, SourceInstance, TaskSandbox};
-use crate::config::Catalog;
+use super::task::{CallError, Sandbox, SinkInstance, SourceInstance, TaskSandbox};
+use crate::config::{Catalog, CONNECTOR_RUNTIME_KEYS};
 use crate::contract::{ConfigIssue, ConnectorKind, Description, KeySpec, KeyType, PartitionOffset};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -520,9 +520,4 @@ fn description_from_wit(d: wit::Description) -> Description {
             })
             .collect(),
     }
-}
-
-#[allow(dead_code)]
-fn _uses(_: wit::TaskError) -> crate::contract::TaskError {
-    task_error(wit::TaskError::Fatal(String::new()))
 }

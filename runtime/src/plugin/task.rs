@@ -353,7 +353,7 @@ impl SinkInstance {
     }
 }
 
-pub(super) fn task_error(e: wit::TaskError) -> TaskError {
+fn task_error(e: wit::TaskError) -> TaskError {
     match e {
         wit::TaskError::Retriable(m) => TaskError::Retriable(m),
         wit::TaskError::Fatal(m) => TaskError::Fatal(m),

@@ -112,8 +112,8 @@ impl Worker {
                 .name(format!("{}-{i}", connector.name))
                 .spawn(move || {
                     let outcome = match connector.description.kind {
-                        ConnectorKind::Source => source::run(&shared, &plugin, &connector, sandbox, &task_config, &status2),
-                        ConnectorKind::Sink => sink::run(&shared, &plugin, &connector, sandbox, &task_config, &status2),
+                        ConnectorKind::Source => source::run(&shared, &plugin, &connector, sandbox, &task_config),
+                        ConnectorKind::Sink => sink::run(&shared, &plugin, &connector, sandbox, &task_config),
                     };
                     let mut s = status2.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {

@@ -6,7 +6,6 @@
 //! backoff) before anything new, and nothing is flushed or committed while
 //! any wait: a committed offset never passes a record that is not written.
 
-use super::status::TaskStatus;
 use super::{backoff, nap, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{PutResult, SinkRecord, TaskError};
@@ -15,7 +14,6 @@ use crate::metrics::TaskMetrics;
 use crate::plugin::{CallError, Plugin, SinkInstance, TaskSandbox};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(super) fn run(
@@ -24,9 +22,7 @@ pub(super) fn run(
     connector: &ConnectorConfig,
     sandbox: TaskSandbox,
     task_config: &Vec<(String, String)>,
-    status: &Arc<Mutex<TaskStatus>>,
 ) -> Result<(), String> {
-    let _ = status;
     let metrics = sandbox.metrics.clone();
     let name = connector.name.as_str();
     let task = sandbox.task;

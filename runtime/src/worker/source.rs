@@ -7,7 +7,6 @@
 //! committed only when its record and every record polled before it (in
 //! this task) were acknowledged.
 
-use super::status::TaskStatus;
 use super::{backoff, nap, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{JsonMap, PartitionOffset, TaskError};
@@ -17,7 +16,7 @@ use crate::offsets::offset_key;
 use crate::plugin::{CallError, Plugin, SourceInstance, TaskSandbox};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most records produced but not yet acknowledged before polling pauses.
@@ -85,9 +84,7 @@ pub(super) fn run(
     connector: &ConnectorConfig,
     sandbox: TaskSandbox,
     task_config: &Vec<(String, String)>,
-    status: &Arc<Mutex<TaskStatus>>,
 ) -> Result<(), String> {
-    let _ = status;
     let metrics = sandbox.metrics.clone();
     let name = connector.name.as_str();
     let task = sandbox.task;
