@@ -468,19 +468,12 @@ fn check_description(d: Description, exported_as: ConnectorKind) -> Result<Descr
             d.name, d.version
         ));
     }
-    let reserved = [
-        "connector.class",
-        "connector.plugin.version",
-        "tasks.max",
-        "topics",
-        "topics.regex",
-        "name",
-    ];
-    if let Some(k) = d.keys.iter().find(|k| {
-        reserved.contains(&k.name.as_str())
-            || k.name.starts_with("producer.")
-            || k.name.starts_with("consumer.")
-    }) {
+    let reserved = |key: &str| {
+        key == "name"
+            || CONNECTOR_RUNTIME_KEYS.iter().any(|(k, _)| *k == key)
+            || ["producer.", "consumer.", "errors."].iter().any(|p| key.starts_with(p))
+    };
+    if let Some(k) = d.keys.iter().find(|k| reserved(&k.name)) {
         return Err(format!(
             "`{}` declares key `{}`, which the worker reserves",
             d.name, k.name
