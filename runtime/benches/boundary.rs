@@ -17,6 +17,12 @@ const RECORDS: usize = 1_000_000;
 const BATCH: u32 = 1_000;
 
 fn main() {
+    for every_record in [true, false] {
+        measure(every_record);
+    }
+}
+
+fn measure(offset_every_record: bool) {
     let plugins = common::Site::new(&["tributary_testkit"]);
     let cache = tempfile::tempdir().unwrap();
     let engine = PluginEngine::new(cache.path()).unwrap();
@@ -29,6 +35,10 @@ fn main() {
         ("record.bytes", "100"),
         ("path", "/nowhere"),
         ("after", "0"),
+        (
+            "offset.every.record",
+            if offset_every_record { "true" } else { "false" },
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -64,7 +74,12 @@ fn main() {
     }
     let per_call = start.elapsed();
 
-    println!("records: {n} in batches of {BATCH}, 100-byte values");
+    let offsets = if offset_every_record {
+        "an offset on every record"
+    } else {
+        "an offset on the last record of each batch"
+    };
+    println!("records: {n} in batches of {BATCH}, 100-byte values, {offsets}");
     println!(
         "per record: {:.3} µs (including the guest building it)",
         elapsed.as_secs_f64() * 1e6 / n as f64

@@ -71,7 +71,8 @@ pub struct Header {
 /// A record a source task produced, bound for Kafka.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceRecord {
-    pub topic: String,
+    /// Index into [`SourceBatch::topics`].
+    pub topic: u32,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<Header>,
@@ -85,6 +86,7 @@ pub struct SourceRecord {
 /// What one poll returned.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceBatch {
+    pub topics: Vec<String>,
     pub partitions: Vec<JsonMap>,
     pub records: Vec<SourceRecord>,
 }

@@ -199,6 +199,7 @@ impl SourceTask for FileSourceTask {
             vec![self.partition.clone()]
         };
         Ok(SourceBatch {
+            topics: vec![self.topic.clone()],
             partitions,
             records,
         })
@@ -237,7 +238,7 @@ impl FileSourceTask {
             let line = strip_newline(&self.pending).to_vec();
             self.pending.clear();
             records.push(SourceRecord {
-                topic: self.topic.clone(),
+                topic: 0,
                 key: None,
                 value: Some(line),
                 headers: Vec::new(),

@@ -78,20 +78,21 @@ impl RecordProducer {
         })
     }
 
-    /// Queues `record` for Kafka, tagged `seq`. Waits while librdkafka's
+    /// Queues `record` for Kafka's `topic`, tagged `seq`. Waits while librdkafka's
     /// queue is full (or, on the embedded Kafka, while the topic's readers
     /// lag too far); never drops a record. `Ok(false)`: `cancel` was set
     /// while waiting and the record was not sent.
     pub fn send(
         &self,
+        topic: &str,
         record: &SourceRecord,
         seq: usize,
         cancel: &AtomicBool,
     ) -> Result<bool, String> {
-        self.cluster.ensure_topic(&record.topic)?;
+        self.cluster.ensure_topic(topic)?;
         let size =
             record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
-        if !self.cluster.reserve(&record.topic, size as u64, cancel) {
+        if !self.cluster.reserve(topic, size as u64, cancel) {
             return Ok(false);
         }
         let mut headers = None;
@@ -105,8 +106,7 @@ impl RecordProducer {
             }
             headers = Some(h);
         }
-        let mut base: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&record.topic, seq);
+        let mut base: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, seq);
         base.key = record.key.as_deref();
         base.payload = record.value.as_deref();
         base.timestamp = record.timestamp;
@@ -118,9 +118,7 @@ impl RecordProducer {
                     base = back;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err((e, _)) => {
-                    return Err(format!("cannot produce to topic `{}`: {e}", record.topic))
-                }
+                Err((e, _)) => return Err(format!("cannot produce to topic `{topic}`: {e}")),
             }
         }
     }

@@ -471,7 +471,9 @@ fn check_description(d: Description, exported_as: ConnectorKind) -> Result<Descr
     let reserved = |key: &str| {
         key == "name"
             || CONNECTOR_RUNTIME_KEYS.iter().any(|(k, _)| *k == key)
-            || ["producer.", "consumer.", "errors."].iter().any(|p| key.starts_with(p))
+            || ["producer.", "consumer.", "errors."]
+                .iter()
+                .any(|p| key.starts_with(p))
     };
     if let Some(k) = d.keys.iter().find(|k| reserved(&k.name)) {
         return Err(format!(

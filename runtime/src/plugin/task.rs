@@ -406,6 +406,7 @@ fn header_from_wit(h: wit::Header) -> contract::Header {
 
 fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
     SourceBatch {
+        topics: batch.topics,
         partitions: batch
             .partitions
             .into_iter()
@@ -455,5 +456,87 @@ fn sink_record_from_wit(r: wit_sink::SinkRecord) -> SinkRecord {
         value: r.value,
         headers: r.headers.into_iter().map(header_from_wit).collect(),
         timestamp: r.timestamp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_batch_crosses_into_host_types_intact() {
+        let wit_batch = wit_source::SourceBatch {
+            topics: vec!["lines".into()],
+            partitions: vec![vec![("filename".into(), wit::Scalar::Text("/in".into()))]],
+            records: vec![wit_source::SourceRecord {
+                topic: 0,
+                key: Some(b"k".to_vec()),
+                value: None,
+                headers: vec![wit::Header {
+                    key: "h".into(),
+                    value: None,
+                }],
+                timestamp: Some(7),
+                partition: 0,
+                offset: Some(vec![
+                    ("position".into(), wit::Scalar::Integer(42)),
+                    ("done".into(), wit::Scalar::Boolean(false)),
+                    ("ratio".into(), wit::Scalar::Float(0.5)),
+                    ("gone".into(), wit::Scalar::Null),
+                ]),
+            }],
+        };
+        let batch = source_batch_from_wit(wit_batch);
+        assert_eq!(batch.topics, vec!["lines".to_owned()]);
+        assert_eq!(
+            batch.partitions[0].get("filename"),
+            Some(&Scalar::Text("/in".into()))
+        );
+        let r = &batch.records[0];
+        assert_eq!((r.topic, r.partition, r.timestamp), (0, 0, Some(7)));
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(r.value, None, "a tombstone stays a tombstone");
+        assert_eq!(
+            r.headers,
+            vec![contract::Header {
+                key: "h".into(),
+                value: None
+            }]
+        );
+        let offset = r.offset.as_ref().unwrap();
+        assert_eq!(offset.get("position"), Some(&Scalar::Int(42)));
+        assert_eq!(offset.get("done"), Some(&Scalar::Bool(false)));
+        assert_eq!(offset.get("ratio"), Some(&Scalar::Float(0.5)));
+        assert_eq!(offset.get("gone"), Some(&Scalar::Null));
+    }
+
+    #[test]
+    fn offsets_and_sink_records_round_trip_through_the_bindings() {
+        let po = PartitionOffset {
+            partition: [("table".to_owned(), Scalar::Text("t".into()))]
+                .into_iter()
+                .collect(),
+            offset: [("id".to_owned(), Scalar::Int(-3))].into_iter().collect(),
+        };
+        let wit_po = partition_offset_to_wit(&po);
+        assert_eq!(json_map_from_wit(wit_po.partition), po.partition);
+        assert_eq!(json_map_from_wit(wit_po.offset), po.offset);
+
+        let record = SinkRecord {
+            topic: "t".into(),
+            partition: 3,
+            offset: 99,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: vec![contract::Header {
+                key: "a".into(),
+                value: Some(b"b".to_vec()),
+            }],
+            timestamp: None,
+        };
+        assert_eq!(
+            sink_record_from_wit(sink_record_to_wit(record.clone())),
+            record
+        );
     }
 }

@@ -213,14 +213,21 @@ impl Driver<'_> {
                         partitions.len()
                     ));
                 };
-                if record.topic.is_empty() {
-                    return Err(format!("poll returned record {i} without a topic"));
-                }
+                let topic = match batch.topics.get(record.topic as usize) {
+                    Some(t) if !t.is_empty() => t,
+                    _ => {
+                        return Err(format!(
+                            "poll returned record {i} with topic index {}, but the batch has {} topics (all non-empty)",
+                            record.topic,
+                            batch.topics.len()
+                        ))
+                    }
+                };
                 let size = record.value.as_ref().map_or(0, Vec::len) as u64;
                 let seq = self
                     .in_flight
                     .push(record.offset.take().map(|o| (partition.clone(), o)));
-                if !self.producer.send(&record, seq, &self.shared.stop)? {
+                if !self.producer.send(topic, &record, seq, &self.shared.stop)? {
                     break; // stopping: this record and the rest stay uncommitted
                 }
                 TaskMetrics::add(&self.metrics.bytes_out, size);

@@ -108,6 +108,12 @@ impl Source for Testkit {
                     Some("0"),
                     "How many records a hostile mode produces normally before it misbehaves.",
                 ),
+                key(
+                    "offset.every.record",
+                    ConfigType::Boolean,
+                    Some("true"),
+                    "Put the offset on every record (true) or only on the last of a batch (false).",
+                ),
             ],
         }
     }
@@ -179,6 +185,8 @@ pub struct TestkitTask {
     partition: JsonMap,
     /// What alloc mode holds on to.
     hoard: Vec<Vec<u8>>,
+    /// Offsets on every record, or only on the last of a batch.
+    offset_every_record: bool,
 }
 
 impl SourceTask for TestkitTask {
@@ -215,6 +223,7 @@ impl SourceTask for TestkitTask {
             path: config.get("path").unwrap_or("/etc/hostname").to_owned(),
             partition,
             hoard: Vec::new(),
+            offset_every_record: config.get("offset.every.record") != Some("false"),
         })
     }
 
@@ -224,6 +233,7 @@ impl SourceTask for TestkitTask {
         }
         match self.mode {
             Mode::Generate => Ok(SourceBatch {
+                topics: Vec::new(),
                 partitions: Vec::new(),
                 records: Vec::new(),
             }),
@@ -239,15 +249,21 @@ impl TestkitTask {
     /// Up to `max_records` of the records still to produce.
     fn generate(&mut self, max_records: u32) -> SourceBatch {
         let count = (self.total - self.next).min(u64::from(max_records));
-        let records = (self.next..self.next + count)
+        let end = self.next + count;
+        let records = (self.next..end)
             .map(|n| {
                 let mut value = self.padding.clone();
                 write_label(&mut value, n);
-                self.record(value, n + 1)
+                let mut record = self.record(value, n + 1);
+                if !self.offset_every_record && n + 1 != end {
+                    record.offset = None;
+                }
+                record
             })
             .collect();
         self.next += count;
         SourceBatch {
+            topics: vec![self.topic.clone()],
             partitions: vec![self.partition.clone()],
             records,
         }
@@ -256,7 +272,7 @@ impl TestkitTask {
     /// A record with `value` and offset `{"seq": seq}`.
     fn record(&self, value: Vec<u8>, seq: u64) -> SourceRecord {
         SourceRecord {
-            topic: self.topic.clone(),
+            topic: 0,
             key: None,
             value: Some(value),
             headers: Vec::new(),
@@ -282,6 +298,7 @@ impl TestkitTask {
         let content = std::fs::read(&self.path)
             .map_err(|e| TaskError::Fatal(format!("cannot read {}: {e}", self.path)))?;
         Ok(SourceBatch {
+            topics: vec![self.topic.clone()],
             partitions: vec![self.partition.clone()],
             records: vec![self.record(content, self.next)],
         })
