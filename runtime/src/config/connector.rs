@@ -60,7 +60,9 @@ pub trait Catalog {
     /// The description of `class` (at `version`, or the newest), or an error
     /// that lists what is there.
     fn describe(&self, class: &str, version: Option<&str>) -> Result<Description, String>;
-    /// Runs the connector's own `validate`.
+    /// Runs the connector's own `validate`. (A `&Vec`, as the generated
+    /// bindings take it, saves a copy.)
+    #[allow(clippy::ptr_arg)]
     fn validate(
         &self,
         class: &str,

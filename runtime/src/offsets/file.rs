@@ -117,7 +117,7 @@ mod tests {
         };
         FileOffsetStore::open(&path)
             .unwrap()
-            .write("c", &[po.clone()])
+            .write("c", std::slice::from_ref(&po))
             .unwrap();
         let mut text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"key\":\"[\\\"c\\\",{\\\"filename\\\":\\\"/in\\\"}]\",\"value\":\"{\\\"position\\\":99}\"}\n");
