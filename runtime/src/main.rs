@@ -8,7 +8,7 @@ use std::time::Duration;
 use tributary::config::{
     ConnectorConfig, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
-use tributary::kafka::KafkaCluster;
+use tributary::kafka::{KafkaCluster, OffsetTopicSettings, OffsetTopicStore};
 use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use tributary::plugin::{PluginEngine, PluginRegistry};
 use tributary::worker::{TaskState, Worker};
@@ -192,9 +192,20 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             cluster
         }
     };
-    let offsets: Arc<dyn OffsetStore> = match &worker.offset_file {
-        Some(path) => Arc::new(FileOffsetStore::open(path).map_err(anyhow::Error::msg)?),
-        None => {
+    let offsets: Arc<dyn OffsetStore> = match (&worker.offset_file, cluster.is_embedded()) {
+        (Some(path), _) => Arc::new(FileOffsetStore::open(path).map_err(anyhow::Error::msg)?),
+        (None, false) => {
+            let settings = OffsetTopicSettings {
+                topic: worker.offset_topic.clone(),
+                partitions: worker.offset_topic_partitions,
+                replication_factor: worker.offset_topic_replication_factor,
+            };
+            Arc::new(
+                OffsetTopicStore::open(&cluster, &settings, &worker.producer, &worker.consumer)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+        (None, true) => {
             tracing::info!(
                 "no offset.storage.file.filename: source offsets are kept in memory only"
             );

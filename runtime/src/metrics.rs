@@ -21,6 +21,10 @@ pub struct TaskMetrics {
     pub commits: AtomicU64,
     /// Retriable errors seen.
     pub retries: AtomicU64,
+    /// Records that failed and were tolerated (`errors.tolerance=all`).
+    pub records_failed: AtomicU64,
+    /// Of those, records written to the dead letter queue.
+    pub records_dlq: AtomicU64,
     /// Counters a plugin reported, by name.
     plugin: Mutex<BTreeMap<String, u64>>,
 }

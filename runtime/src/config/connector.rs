@@ -50,6 +50,34 @@ pub const CONNECTOR_RUNTIME_KEYS: &[(&str, &str)] = &[
         "Overrides the worker's per-task memory limit for this connector.",
     ),
     (
+        "errors.tolerance",
+        "`none` (default): a record that cannot be written or produced fails the task. `all`: it is skipped (logged, sent to the dead letter queue) and the task goes on.",
+    ),
+    (
+        "errors.retry.timeout",
+        "Milliseconds a failing operation (a retriable plugin error, a record the plugin asks to retry) is retried before it counts as failed; -1 (default): retry until it works.",
+    ),
+    (
+        "errors.retry.delay.max.ms",
+        "Longest wait between retries (exponential backoff with jitter); default 60000.",
+    ),
+    (
+        "errors.log.enable",
+        "Log every tolerated error with its record's topic, partition and offset (default false).",
+    ),
+    (
+        "errors.log.include.messages",
+        "Include the record's key and value in those log lines (default false).",
+    ),
+    (
+        "errors.deadletterqueue.topic.name",
+        "Topic that receives records skipped under `errors.tolerance=all`, unchanged; empty (default): none.",
+    ),
+    (
+        "errors.deadletterqueue.context.headers.enable",
+        "Add `__connect.errors.*` headers (original topic, partition, offset, connector, task, stage, error class and message) to dead-lettered records (default true).",
+    ),
+    (
         "task.call.timeout.ms",
         "Overrides the worker's per-call deadline for this connector.",
     ),
@@ -88,6 +116,35 @@ pub struct RuntimeKeys {
     pub consumer_overrides: BTreeMap<String, String>,
     pub task_memory_max_bytes: Option<u64>,
     pub task_call_timeout: Option<Duration>,
+    pub errors: ErrorSettings,
+}
+
+/// Kafka Connect's `errors.*` settings of one connector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorSettings {
+    /// `errors.tolerance=all`.
+    pub tolerate_all: bool,
+    /// `None`: retry until it works.
+    pub retry_timeout: Option<Duration>,
+    pub retry_delay_max: Duration,
+    pub log: bool,
+    pub log_messages: bool,
+    pub dlq_topic: Option<String>,
+    pub dlq_context_headers: bool,
+}
+
+impl Default for ErrorSettings {
+    fn default() -> Self {
+        ErrorSettings {
+            tolerate_all: false,
+            retry_timeout: None,
+            retry_delay_max: Duration::from_secs(60),
+            log: false,
+            log_messages: false,
+            dlq_topic: None,
+            dlq_context_headers: true,
+        }
+    }
 }
 
 /// A connector config that passed every check.
@@ -255,6 +312,28 @@ impl ConnectorConfig {
                 }
                 "task.call.timeout.ms" => number(1)
                     .map(|n| runtime.task_call_timeout = Some(Duration::from_millis(n as u64))),
+                "errors.tolerance" => match value.trim() {
+                    "none" => Ok(runtime.errors.tolerate_all = false),
+                    "all" => Ok(runtime.errors.tolerate_all = true),
+                    _ => Err(format!("expects `none` or `all`, got {value:?}")),
+                },
+                "errors.retry.timeout" => number(-1).map(|n| {
+                    runtime.errors.retry_timeout = (n >= 0).then(|| Duration::from_millis(n as u64))
+                }),
+                "errors.retry.delay.max.ms" => number(1)
+                    .map(|n| runtime.errors.retry_delay_max = Duration::from_millis(n as u64)),
+                "errors.log.enable" => boolean(value).map(|b| runtime.errors.log = b),
+                "errors.log.include.messages" => {
+                    boolean(value).map(|b| runtime.errors.log_messages = b)
+                }
+                "errors.deadletterqueue.topic.name" => {
+                    runtime.errors.dlq_topic =
+                        Some(value.trim().to_owned()).filter(|t| !t.is_empty());
+                    Ok(())
+                }
+                "errors.deadletterqueue.context.headers.enable" => {
+                    boolean(value).map(|b| runtime.errors.dlq_context_headers = b)
+                }
                 _ => {
                     let known = description
                         .keys
@@ -370,6 +449,14 @@ impl ConnectorConfig {
             grants,
         };
         problems.into_result(config)
+    }
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expects true or false, got {value:?}")),
     }
 }
 

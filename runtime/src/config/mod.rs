@@ -12,7 +12,9 @@ mod problem;
 mod worker;
 pub mod yaml;
 
-pub use connector::{Catalog, ConnectorConfig, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS};
+pub use connector::{
+    Catalog, ConnectorConfig, ErrorSettings, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS,
+};
 pub use keys::absolute;
 pub use placeholders::{ConfigProvider, EnvProvider, Providers};
 pub use problem::{Problem, Problems};

@@ -21,6 +21,10 @@ pub struct WorkerConfig {
     /// `offset.storage.file.filename`); `None` keeps offsets in memory.
     pub offset_file: Option<PathBuf>,
     pub offset_flush_interval: Duration,
+    /// Compacted topic for source offsets (with a configured Kafka).
+    pub offset_topic: String,
+    pub offset_topic_partitions: i32,
+    pub offset_topic_replication_factor: i32,
     pub task_memory_max_bytes: u64,
     pub task_call_timeout: Duration,
     pub sink_group_id_prefix: String,
@@ -53,7 +57,10 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("bootstrap.servers", String, Some(""), "Kafka brokers, host:port[,host:port]. Empty: start the embedded in-process Kafka (nothing is kept across runs)."),
         key("plugin.path", List, Some("plugins"), "Directories searched for connector plugins (*.wasm)."),
         key("plugin.cache.dir", String, Some(""), "Where compiled plugins are cached. Empty: $XDG_CACHE_HOME/tributary or ~/.cache/tributary."),
-        key("offset.storage.file.filename", String, Some(""), "File that keeps source offsets across restarts (standalone mode). Empty: offsets live in memory only."),
+        key("offset.storage.file.filename", String, Some(""), "File that keeps source offsets across restarts (Kafka Connect's standalone mode). Empty: the offsets topic with a configured Kafka, memory with the embedded one."),
+        key("offset.storage.topic", String, Some("tributary-offsets"), "Compacted topic that keeps source offsets when bootstrap.servers is set and offset.storage.file.filename is not."),
+        key("offset.storage.partitions", Integer, Some("1"), "Partitions of the offsets topic when the worker creates it."),
+        key("offset.storage.replication.factor", Integer, Some("-1"), "Replication factor of the offsets topic when the worker creates it; -1: the broker's default."),
         key("offset.flush.interval.ms", Integer, Some("5000"), "How often acknowledged source offsets are made durable and committed to the task."),
         key("task.memory.max.mb", Integer, Some("256"), "Linear memory limit of each task; a task that needs more fails alone."),
         key("task.call.timeout.ms", Integer, Some("10000"), "Longest a single call into a plugin may run before the task is failed."),
@@ -166,6 +173,9 @@ impl WorkerConfig {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
             offset_flush_interval: ms("offset.flush.interval.ms"),
+            offset_topic: get("offset.storage.topic"),
+            offset_topic_partitions: int("offset.storage.partitions").max(1) as i32,
+            offset_topic_replication_factor: int("offset.storage.replication.factor") as i32,
             task_memory_max_bytes: (int("task.memory.max.mb").max(1) as u64) << 20,
             task_call_timeout: ms("task.call.timeout.ms"),
             sink_group_id_prefix: get("sink.group.id.prefix"),

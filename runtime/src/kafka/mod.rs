@@ -12,12 +12,16 @@
 mod cluster;
 mod consumer;
 mod embedded;
+mod offset_topic;
 mod producer;
+mod sync_producer;
 
 pub use cluster::KafkaCluster;
 pub use consumer::{RecordConsumer, TopicPartition};
 pub use embedded::EmbeddedKafka;
-pub use producer::{Ack, RecordProducer};
+pub use offset_topic::{OffsetTopicSettings, OffsetTopicStore};
+pub use producer::{Ack, FailedDelivery, RecordProducer};
+pub use sync_producer::{OutRecord, SyncProducer};
 
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 use super::{client_config, KafkaCluster};
 use crate::contract::SourceRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
@@ -16,8 +16,17 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Ack {
     pub seq: usize,
-    /// `Err`: why Kafka refused it (after librdkafka's own retries).
-    pub result: Result<(), String>,
+    /// `Err`: Kafka refused it (after librdkafka's own retries).
+    pub result: Result<(), FailedDelivery>,
+}
+
+/// A record Kafka refused, with what the error policy needs to report it.
+#[derive(Debug)]
+pub struct FailedDelivery {
+    pub error: String,
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
 }
 
 struct AckContext {
@@ -30,7 +39,15 @@ impl ProducerContext for AckContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let result = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        let result = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|(e, m)| FailedDelivery {
+                error: e.to_string(),
+                topic: m.topic().to_owned(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            });
         let _ = self.acks.send(Ack { seq, result });
     }
 }

@@ -74,7 +74,7 @@ impl OffsetStore for MemoryOffsetStore {
 }
 
 /// The offsets of `connector` among `entries` (key bytes → value bytes).
-fn decode(connector: &str, entries: &BTreeMap<String, String>) -> Vec<PartitionOffset> {
+pub(crate) fn decode(connector: &str, entries: &BTreeMap<String, String>) -> Vec<PartitionOffset> {
     entries
         .iter()
         .filter_map(|(k, v)| {

@@ -8,6 +8,7 @@
 //! stops alone; its reason is kept in its [`TaskStatus`]. The worker and
 //! every other task keep running.
 
+mod errors;
 mod sink;
 mod source;
 mod status;

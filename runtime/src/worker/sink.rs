@@ -4,9 +4,11 @@
 //!
 //! Records a task reports as retriable are offered again (alone, with
 //! backoff) before anything new, and nothing is flushed or committed while
-//! any wait: a committed offset never passes a record that is not written.
+//! any wait: a committed offset never passes a record that is not written
+//! or, under `errors.tolerance=all`, dead-lettered.
 
-use super::{backoff, nap, Shared};
+use super::errors::{ErrorPolicy, FailedRecord, Retry};
+use super::{nap, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{PutResult, SinkRecord, TaskError};
 use crate::kafka::{RecordConsumer, TopicPartition};
@@ -27,16 +29,31 @@ pub(super) fn run(
     let name = connector.name.as_str();
     let task = sandbox.task;
     let stop = &shared.stop;
+    let settings = &connector.runtime.errors;
+    let policy = ErrorPolicy::new(
+        settings,
+        name,
+        task,
+        &shared.cluster,
+        &[
+            &shared.worker.producer,
+            &connector.runtime.producer_overrides,
+        ],
+    )?;
 
-    let mut attempt = 0;
+    let mut retry = Retry::default();
     let mut instance = loop {
         match plugin.open_sink(&sandbox, task_config) {
             Ok(i) => break i,
             Err(CallError::Guest(TaskError::Retriable(m))) if !stop.load(Ordering::Relaxed) => {
                 TaskMetrics::add(&metrics.retries, 1);
+                let Some(delay) = retry.next_delay(settings) else {
+                    return Err(format!(
+                        "open: still failing after errors.retry.timeout: {m}"
+                    ));
+                };
                 tracing::warn!(connector = name, task, "open: {m}; retrying");
-                nap(stop, backoff(attempt, Duration::from_secs(10)));
-                attempt += 1;
+                nap(stop, delay);
             }
             Err(e) => return Err(format!("open: {e}")),
         }
@@ -63,9 +80,11 @@ pub(super) fn run(
         name,
         task,
         metrics: &metrics,
+        policy,
         consumer,
         unflushed: BTreeMap::new(),
         waiting: Vec::new(),
+        waiting_reason: String::new(),
     };
     let result = driver.run(&mut instance);
     let finish = if result.is_ok() {
@@ -82,30 +101,43 @@ struct Driver<'a> {
     name: &'a str,
     task: u32,
     metrics: &'a TaskMetrics,
+    policy: ErrorPolicy,
     consumer: RecordConsumer,
-    /// Next offset to commit per partition, for records put but not flushed.
+    /// Next offset to commit per partition, for records done (written or
+    /// tolerated) but not flushed.
     unflushed: BTreeMap<TopicPartition, i64>,
-    /// Records the task asked to be offered again.
+    /// Records the task asked to be offered again, in order.
     waiting: Vec<SinkRecord>,
+    waiting_reason: String,
 }
 
 impl Driver<'_> {
+    fn done(&mut self, record: &SinkRecord) {
+        let next = self
+            .unflushed
+            .entry((record.topic.clone(), record.partition))
+            .or_insert(0);
+        *next = (*next).max(record.offset + 1);
+    }
+
     fn run(&mut self, instance: &mut SinkInstance) -> Result<(), String> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
         let mut last_flush = Instant::now();
         let mut last_log = Instant::now();
         let mut logged_out = 0;
-        let mut attempt = 0u32;
+        let mut batch_retry = Retry::default();
+        let mut record_retry = Retry::default();
         while !stop.load(Ordering::Relaxed) {
             if self.waiting.is_empty() && last_flush.elapsed() >= worker.offset_flush_interval {
                 self.flush_and_commit(instance)?;
                 last_flush = Instant::now();
             }
+            let out = TaskMetrics::get(&self.metrics.records_out);
             if !worker.metrics_log_interval.is_zero()
                 && last_log.elapsed() >= worker.metrics_log_interval
+                && out != logged_out
             {
-                let out = TaskMetrics::get(&self.metrics.records_out);
                 let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
                 tracing::info!(
                     connector = self.name,
@@ -124,9 +156,25 @@ impl Driver<'_> {
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 batch
             } else {
-                nap(stop, backoff(attempt, Duration::from_secs(10)));
-                attempt += 1;
-                std::mem::take(&mut self.waiting)
+                match record_retry.next_delay(self.policy.settings()) {
+                    Some(delay) => {
+                        nap(stop, delay);
+                        std::mem::take(&mut self.waiting)
+                    }
+                    None => {
+                        // errors.retry.timeout ran out: the waiting records failed.
+                        let message = format!(
+                            "still retriable after errors.retry.timeout: {}",
+                            self.waiting_reason
+                        );
+                        for record in std::mem::take(&mut self.waiting) {
+                            self.tolerate(&record, "retriable", &message)?;
+                            self.done(&record);
+                        }
+                        record_retry.reset();
+                        continue;
+                    }
+                }
             };
             if batch.is_empty() {
                 continue;
@@ -134,15 +182,25 @@ impl Driver<'_> {
             TaskMetrics::add(&self.metrics.batches, 1);
             let (records, outcome) = instance.put(batch);
             let results = match outcome {
-                Ok(r) => r,
+                Ok(r) => {
+                    batch_retry.reset();
+                    r
+                }
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
+                    let Some(delay) = batch_retry.next_delay(self.policy.settings()) else {
+                        return Err(format!(
+                            "put: still failing after errors.retry.timeout: {m}"
+                        ));
+                    };
                     tracing::warn!(
                         connector = self.name,
                         task = self.task,
                         "put: {m}; retrying the batch"
                     );
+                    nap(stop, delay);
                     self.waiting = records;
+                    self.waiting_reason = m;
                     continue;
                 }
                 Err(e) => return Err(format!("put: {e}")),
@@ -156,8 +214,7 @@ impl Driver<'_> {
                             &self.metrics.bytes_out,
                             record.value.as_ref().map_or(0, Vec::len) as u64,
                         );
-                        self.unflushed
-                            .insert((record.topic, record.partition), record.offset + 1);
+                        self.done(&record);
                     }
                     // Once one record waits, those after it wait too, so
                     // that they are written (and committed) in order.
@@ -173,23 +230,38 @@ impl Driver<'_> {
                                 record.partition,
                                 record.offset
                             );
+                            self.waiting_reason = m;
                         }
                         self.waiting.push(record);
                     }
-                    PutResult::BadRecord(reason) => {
-                        return Err(format!(
-                            "bad record {}[{}]@{}: {reason} (errors.tolerance is none)",
-                            record.topic, record.partition, record.offset
-                        ));
+                    PutResult::BadRecord(reason) if self.waiting.is_empty() => {
+                        self.tolerate(&record, "bad-record", &reason)?;
+                        self.done(&record);
                     }
+                    PutResult::BadRecord(_) => self.waiting.push(record),
                 }
             }
             if self.waiting.is_empty() {
-                attempt = 0;
+                record_retry.reset();
             }
             TaskMetrics::add(&self.metrics.records_out, accepted);
         }
         Ok(())
+    }
+
+    fn tolerate(&self, record: &SinkRecord, class: &str, message: &str) -> Result<(), String> {
+        let failed = FailedRecord {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &record.headers,
+            stage: "TASK_PUT",
+            class,
+            message,
+        };
+        self.policy.tolerate(failed, self.metrics)
     }
 
     /// `flush`, then commit what it made durable.

@@ -7,7 +7,8 @@
 //! committed only when its record and every record polled before it (in
 //! this task) were acknowledged.
 
-use super::{backoff, nap, Shared};
+use super::errors::{ErrorPolicy, FailedRecord, Retry};
+use super::{nap, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{JsonMap, PartitionOffset, TaskError};
 use crate::kafka::RecordProducer;
@@ -90,16 +91,31 @@ pub(super) fn run(
     let task = sandbox.task;
     let stop = &shared.stop;
 
+    let settings = &connector.runtime.errors;
+    let policy = ErrorPolicy::new(
+        settings,
+        name,
+        task,
+        &shared.cluster,
+        &[
+            &shared.worker.producer,
+            &connector.runtime.producer_overrides,
+        ],
+    )?;
     let offsets = shared.offsets.load(name);
-    let mut attempt = 0;
+    let mut retry = Retry::default();
     let mut instance = loop {
         match plugin.open_source(&sandbox, task_config, &offsets) {
             Ok(i) => break i,
             Err(CallError::Guest(TaskError::Retriable(m))) if !stop.load(Ordering::Relaxed) => {
                 TaskMetrics::add(&metrics.retries, 1);
+                let Some(delay) = retry.next_delay(settings) else {
+                    return Err(format!(
+                        "open: still failing after errors.retry.timeout: {m}"
+                    ));
+                };
                 tracing::warn!(connector = name, task, "open: {m}; retrying");
-                nap(stop, backoff(attempt, Duration::from_secs(10)));
-                attempt += 1;
+                nap(stop, delay);
             }
             Err(e) => return Err(format!("open: {e}")),
         }
@@ -121,6 +137,7 @@ pub(super) fn run(
         name,
         task,
         metrics: &metrics,
+        policy,
         producer,
         in_flight: InFlight::default(),
         ready: BTreeMap::new(),
@@ -136,6 +153,7 @@ struct Driver<'a> {
     name: &'a str,
     task: u32,
     metrics: &'a TaskMetrics,
+    policy: ErrorPolicy,
     producer: RecordProducer,
     in_flight: InFlight,
     /// Acknowledged offsets not yet durable, by offset key.
@@ -150,7 +168,7 @@ impl Driver<'_> {
         let mut last_log = Instant::now();
         let mut logged_out = 0;
         let mut idle = Duration::from_millis(1);
-        let mut attempt = 0;
+        let mut retry = Retry::default();
         while !stop.load(Ordering::Relaxed) {
             self.take_acks(Duration::ZERO)?;
             if last_flush.elapsed() >= worker.offset_flush_interval {
@@ -179,7 +197,7 @@ impl Driver<'_> {
             }
             let batch = match instance.poll(worker.source_poll_max_records) {
                 Ok(b) => {
-                    attempt = 0;
+                    retry.reset();
                     b
                 }
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
@@ -189,8 +207,12 @@ impl Driver<'_> {
                         task = self.task,
                         "poll: {m}; retrying"
                     );
-                    nap(stop, backoff(attempt, Duration::from_secs(10)));
-                    attempt += 1;
+                    let Some(delay) = retry.next_delay(self.policy.settings()) else {
+                        return Err(format!(
+                            "poll: still failing after errors.retry.timeout: {m}"
+                        ));
+                    };
+                    nap(stop, delay);
                     continue;
                 }
                 Err(e) => return Err(format!("poll: {e}")),
@@ -240,8 +262,21 @@ impl Driver<'_> {
     fn take_acks(&mut self, wait: Duration) -> Result<(), String> {
         let mut next = self.producer.next_ack(wait);
         while let Some(ack) = next {
-            if let Err(e) = ack.result {
-                return Err(format!("Kafka did not accept a record: {e}"));
+            if let Err(f) = &ack.result {
+                // Under errors.tolerance=all a refused record is logged,
+                // dead-lettered and counted as done, so offsets move past it.
+                let failed = FailedRecord {
+                    topic: &f.topic,
+                    partition: -1,
+                    offset: -1,
+                    key: f.key.as_deref(),
+                    value: f.value.as_deref(),
+                    headers: &[],
+                    stage: "KAFKA_PRODUCE",
+                    class: "producer",
+                    message: &f.error,
+                };
+                self.policy.tolerate(failed, self.metrics)?;
             }
             self.in_flight.ack(ack.seq);
             next = self.producer.next_ack(Duration::ZERO);

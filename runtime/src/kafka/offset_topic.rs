@@ -1,0 +1,273 @@
+//! Source offsets in a compacted Kafka topic, as Kafka Connect keeps them in
+//! distributed mode (`offset.storage.topic`).
+//!
+//! At start the topic is created (`cleanup.policy=compact`) when missing,
+//! refused when it exists with another policy, and read to its end before
+//! any source task opens. A record that is not an offset (not the expected
+//! JSON) is logged with its partition and offset and skipped. A write
+//! returns only when Kafka acknowledged every record of it.
+
+use super::sync_producer::{OutRecord, SyncProducer};
+use super::{client_config, KafkaCluster};
+use crate::contract::PartitionOffset;
+use crate::offsets::{decode, offset_key, offset_value, parse_offset_key, OffsetStore};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How the offsets topic is set up.
+#[derive(Clone, Debug)]
+pub struct OffsetTopicSettings {
+    pub topic: String,
+    pub partitions: i32,
+    /// -1: the broker's default.
+    pub replication_factor: i32,
+}
+
+/// Offsets kept in a compacted topic.
+pub struct OffsetTopicStore {
+    topic: String,
+    producer: SyncProducer,
+    /// Key bytes → value bytes, as read at start and written since.
+    entries: Mutex<BTreeMap<String, String>>,
+}
+
+fn admin_timeout() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(30)))
+        .operation_timeout(Some(Duration::from_secs(30)))
+}
+
+impl OffsetTopicStore {
+    /// Checks or creates the topic, then reads it to its end.
+    pub fn open(
+        cluster: &KafkaCluster,
+        settings: &OffsetTopicSettings,
+        producer_props: &BTreeMap<String, String>,
+        consumer_props: &BTreeMap<String, String>,
+    ) -> Result<OffsetTopicStore, String> {
+        let bootstrap: BTreeMap<String, String> = [(
+            "bootstrap.servers".to_owned(),
+            cluster.bootstrap_servers().to_owned(),
+        )]
+        .into();
+        ensure_compacted(&bootstrap, settings)?;
+        let entries = read_to_end(&bootstrap, consumer_props, &settings.topic)?;
+        let producer = SyncProducer::new(cluster, &[producer_props])?;
+        tracing::info!(topic = %settings.topic, entries = entries.len(), "read the offsets topic to its end");
+        Ok(OffsetTopicStore {
+            topic: settings.topic.clone(),
+            producer,
+            entries: Mutex::new(entries),
+        })
+    }
+
+    /// Writes a tombstone for `connector`'s `partition` (the offset is then
+    /// forgotten, as in Kafka Connect).
+    pub fn delete(
+        &self,
+        connector: &str,
+        partition: &crate::contract::JsonMap,
+    ) -> Result<(), String> {
+        let key = offset_key(connector, partition);
+        self.produce(&[(key.clone(), None)])?;
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        Ok(())
+    }
+
+    fn produce(&self, records: &[(String, Option<String>)]) -> Result<(), String> {
+        let out: Vec<OutRecord<'_>> = records
+            .iter()
+            .map(|(k, v)| OutRecord {
+                topic: &self.topic,
+                key: Some(k.as_bytes()),
+                value: v.as_deref().map(str::as_bytes),
+                headers: Vec::new(),
+            })
+            .collect();
+        self.producer
+            .send_all(&out, Duration::from_secs(30))
+            .map_err(|e| format!("writing offsets to topic `{}`: {e}", self.topic))
+    }
+}
+
+impl OffsetStore for OffsetTopicStore {
+    fn load(&self, connector: &str) -> Vec<PartitionOffset> {
+        decode(
+            connector,
+            &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
+        let records: Vec<(String, Option<String>)> = offsets
+            .iter()
+            .map(|po| {
+                (
+                    offset_key(connector, &po.partition),
+                    Some(offset_value(&po.offset)),
+                )
+            })
+            .collect();
+        // One writer at a time: a failure must not be blamed on another write.
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.produce(&records)?;
+        for (k, v) in records {
+            entries.insert(k, v.expect("written values are present"));
+        }
+        Ok(())
+    }
+}
+
+/// Creates the topic compacted, or checks the policy of the one there.
+fn ensure_compacted(
+    bootstrap: &BTreeMap<String, String>,
+    settings: &OffsetTopicSettings,
+) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = client_config(&[bootstrap])
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let topic = settings.topic.as_str();
+    let new = NewTopic::new(
+        topic,
+        settings.partitions,
+        TopicReplication::Fixed(settings.replication_factor),
+    )
+    .set("cleanup.policy", "compact");
+    let created = futures::executor::block_on(admin.create_topics([&new], &admin_timeout()))
+        .map_err(|e| format!("cannot create the offsets topic `{topic}`: {e}"))?;
+    match created.first() {
+        Some(Ok(_)) => {
+            tracing::info!(topic, "created the offsets topic (cleanup.policy=compact)");
+            return Ok(());
+        }
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {}
+        Some(Err((_, code))) => {
+            return Err(format!("cannot create the offsets topic `{topic}`: {code}"))
+        }
+    }
+    let described = futures::executor::block_on(
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &admin_timeout()),
+    );
+    let policy = match described.as_ref().map(|r| r.first()) {
+        Ok(Some(Ok(resource))) => resource
+            .entries
+            .iter()
+            .find(|e| e.name == "cleanup.policy")
+            .and_then(|e| e.value.clone()),
+        _ => None,
+    };
+    match policy {
+        Some(p) if p.split(',').any(|x| x.trim() == "compact") => Ok(()),
+        Some(p) => Err(format!(
+            "offsets topic `{topic}` has cleanup.policy={p}; it must be compact, or old offsets are deleted and connectors restart from the beginning. Change it (kafka-configs --alter --add-config cleanup.policy=compact) or set offset.storage.topic to another topic"
+        )),
+        None => {
+            tracing::warn!(topic, "the broker did not report the offsets topic's cleanup.policy; make sure it is compact");
+            Ok(())
+        }
+    }
+}
+
+/// Reads every partition of `topic` from the beginning to its end.
+fn read_to_end(
+    bootstrap: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+    topic: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let fixed: BTreeMap<String, String> = [
+        ("group.id", "tributary-offsets-reader"),
+        ("enable.auto.commit", "false"),
+        ("enable.partition.eof", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let consumer: BaseConsumer = client_config(&[bootstrap, props, &fixed])
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+    let timeout = Duration::from_secs(30);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(|e| {
+            format!("reading the end of offsets topic `{topic}` partition {p}: {e}")
+        })?;
+        if high > 0 {
+            ends.insert(p, high);
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let mut entries = BTreeMap::new();
+    if ends.is_empty() {
+        return Ok(entries);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
+    let start = Instant::now();
+    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+    while ends
+        .iter()
+        .any(|(p, end)| positions.get(p).copied().unwrap_or(-1) + 1 < *end)
+    {
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err(format!(
+                "reading the offsets topic `{topic}` did not reach its end within 120 s"
+            ));
+        }
+        let Some(result) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = result.map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
+        positions.insert(m.partition(), m.offset());
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        let Some(key) = key.filter(|k| parse_offset_key(k).is_some()) else {
+            tracing::warn!(
+                topic,
+                partition = m.partition(),
+                offset = m.offset(),
+                "skipping an offsets record whose key is not [\"connector\",{{…}}]"
+            );
+            continue;
+        };
+        match m.payload() {
+            None => {
+                entries.remove(&key);
+            }
+            Some(v) => match std::str::from_utf8(v).ok().filter(|s| {
+                serde_json::from_str::<serde_json::Value>(s).is_ok_and(|j| j.is_object())
+            }) {
+                Some(s) => {
+                    entries.insert(key, s.to_owned());
+                }
+                None => tracing::warn!(
+                    topic,
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "skipping an offsets record whose value is not a JSON object"
+                ),
+            },
+        }
+    }
+    Ok(entries)
+}
