@@ -3,9 +3,10 @@
 //! flushed.
 //!
 //! Records a task reports as retriable are offered again (alone, with
-//! backoff) before anything new, and nothing is flushed or committed while
-//! any wait: a committed offset never passes a record that is not written
-//! or, under `errors.tolerance=all`, dead-lettered.
+//! backoff) before anything new; the records it accepted stay accepted.
+//! Nothing is flushed or committed while any record waits: a committed
+//! offset never passes a record that is not written or, under
+//! `errors.tolerance=all`, dead-lettered.
 
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
 use super::{nap, Shared};
@@ -208,7 +209,10 @@ impl Driver<'_> {
             let mut accepted = 0;
             for (record, result) in records.into_iter().zip(results) {
                 match result {
-                    PutResult::Ok if self.waiting.is_empty() => {
+                    // Accepted, even after a retriable one: offering it again
+                    // would write it twice. (A sink that needs order returns
+                    // retriable for the records after one it cannot take.)
+                    PutResult::Ok => {
                         accepted += 1;
                         TaskMetrics::add(
                             &self.metrics.bytes_out,
@@ -216,9 +220,6 @@ impl Driver<'_> {
                         );
                         self.done(&record);
                     }
-                    // Once one record waits, those after it wait too, so
-                    // that they are written (and committed) in order.
-                    PutResult::Ok => self.waiting.push(record),
                     PutResult::Retriable(m) => {
                         if self.waiting.is_empty() {
                             TaskMetrics::add(&self.metrics.retries, 1);
@@ -234,11 +235,10 @@ impl Driver<'_> {
                         }
                         self.waiting.push(record);
                     }
-                    PutResult::BadRecord(reason) if self.waiting.is_empty() => {
+                    PutResult::BadRecord(reason) => {
                         self.tolerate(&record, "bad-record", &reason)?;
                         self.done(&record);
                     }
-                    PutResult::BadRecord(_) => self.waiting.push(record),
                 }
             }
             if self.waiting.is_empty() {

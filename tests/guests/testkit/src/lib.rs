@@ -1,5 +1,5 @@
 //! `testkit-source`: a deliberately hostile source connector for tributary's
-//! end-to-end tests and benchmarks.
+//! end-to-end tests and benchmarks; and `testkit-sink` (see `sink.rs`).
 //!
 //! This crate owns the test guest. Its `mode` says what `poll` does:
 //!
@@ -23,7 +23,10 @@ use tributary_sdk::{
     PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
 };
 
+mod sink;
+
 tributary_sdk::export_source!(crate::Testkit);
+tributary_sdk::export_sink!(crate::sink::TestkitSink);
 
 /// Offset key: how many records were produced through this one.
 const SEQ: &str = "seq";
@@ -140,7 +143,7 @@ impl Source for Testkit {
 }
 
 /// A config key that is not secret.
-fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
+pub(crate) fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
     ConfigKey {
         name: name.into(),
         type_,

@@ -1,0 +1,129 @@
+//! `testkit-sink`: a file sink that refuses some records, for testing the
+//! worker's error policy (`errors.tolerance`, dead letter queue).
+//!
+//! Appends each record's value as a line to `file`, except records whose
+//! value contains `reject`: those get `bad-record`. Records whose value
+//! contains `retry` get `retriable` the first `retry.times` times they are
+//! offered.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+
+use tributary_sdk::{
+    Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink, SinkRecord,
+    SinkTask, TaskError,
+};
+
+use crate::key;
+
+/// The `testkit-sink` connector.
+pub struct TestkitSink;
+
+impl Sink for TestkitSink {
+    type Task = TestkitSinkTask;
+
+    fn describe() -> Description {
+        let keys: Vec<ConfigKey> = vec![
+            key(
+                "file",
+                ConfigType::FileWrite,
+                None,
+                "The file accepted values are appended to.",
+            ),
+            key(
+                "reject",
+                ConfigType::String,
+                Some("REJECT"),
+                "Records whose value contains this are bad records.",
+            ),
+            key(
+                "retry",
+                ConfigType::String,
+                Some("RETRY"),
+                "Records whose value contains this are retriable at first.",
+            ),
+            key(
+                "retry.times",
+                ConfigType::Integer,
+                Some("2"),
+                "How often such a record is retriable before it is accepted.",
+            ),
+        ];
+        Description {
+            name: "testkit-sink".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: ConnectorKind::Sink,
+            summary: "A test sink that refuses or delays chosen records.".into(),
+            config: keys,
+        }
+    }
+
+    fn task_configs(config: &Config, _max_tasks: u32) -> Result<Vec<Config>, String> {
+        Ok(vec![config.clone()])
+    }
+}
+
+/// The one task of a `testkit-sink`.
+pub struct TestkitSinkTask {
+    out: BufWriter<File>,
+    reject: String,
+    retry: String,
+    retry_times: u32,
+    /// How often each (partition, offset) was offered as retriable.
+    offered: HashMap<(i32, i64), u32>,
+}
+
+impl SinkTask for TestkitSinkTask {
+    fn open(config: Config) -> Result<Self, TaskError> {
+        let path = config.require("file")?.to_owned();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TaskError::Fatal(format!("cannot open {path}: {e}")))?;
+        Ok(TestkitSinkTask {
+            out: BufWriter::new(file),
+            reject: config.get("reject").unwrap_or("REJECT").to_owned(),
+            retry: config.get("retry").unwrap_or("RETRY").to_owned(),
+            retry_times: config.parse_or("retry.times", 2)?,
+            offered: HashMap::new(),
+        })
+    }
+
+    fn put(&mut self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError> {
+        let mut results = Vec::with_capacity(records.len());
+        for r in records {
+            let value =
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            if value.contains(&self.reject) {
+                results.push(PutResult::BadRecord(format!(
+                    "value contains {:?}",
+                    self.reject
+                )));
+                continue;
+            }
+            if value.contains(&self.retry) {
+                let n = self.offered.entry((r.partition, r.offset)).or_default();
+                if *n < self.retry_times {
+                    *n += 1;
+                    results.push(PutResult::Retriable(format!("not yet ({n})")));
+                    continue;
+                }
+            }
+            self.out
+                .write_all(value.as_bytes())
+                .and_then(|()| self.out.write_all(b"\n"))
+                .map_err(|e| TaskError::Fatal(e.to_string()))?;
+            results.push(PutResult::Ok);
+        }
+        Ok(results)
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.out
+            .flush()
+            .and_then(|()| self.out.get_ref().sync_all())
+            .map_err(|e| TaskError::Retriable(e.to_string()))
+    }
+}
