@@ -3,6 +3,8 @@
 //! binary and watch what it does.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -159,6 +161,30 @@ impl Running {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits for the worker to exit by itself; returns its code and log.
+    pub fn wait_exit(mut self, limit: Duration) -> (i32, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code().unwrap_or(-1), self.log());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "worker still running after {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the worker with SIGKILL, as a crash would.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.log()
     }
 
     /// Sends SIGTERM and waits for the exit; returns its code.

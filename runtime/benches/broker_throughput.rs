@@ -1,0 +1,161 @@
+//! File → Kafka and Kafka → file through tributary, side by side with a bare
+//! rdkafka producer and consumer loop doing the same work, against the same
+//! tansu broker, 1,000,000 lines of 100 bytes.
+//!
+//! `cargo bench -p tributary --bench broker_throughput` (needs tansu:
+//! `scripts/tansu install`). Results go to docs/benchmarks.md.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::broker::Broker;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+const LINES: usize = 1_000_000;
+
+fn main() {
+    let broker = Broker::memory();
+    let site = common::Site::new(&["tributary_connector_file"]);
+    let input = site.write("data/in.txt", &common::numbered_lines(0, LINES, 99));
+    let mb = (LINES * 100) as f64 / 1e6;
+    let report = |what: &str, secs: f64| {
+        println!(
+            "{what:<34} {secs:6.2} s  {:>9.0} records/s  {:6.1} MB/s",
+            LINES as f64 / secs,
+            mb / secs
+        )
+    };
+
+    // Bare producer: read lines, produce each, wait for every acknowledgement.
+    broker.create_topic("bare", 1, &[]);
+    let producer: ThreadedProducer<DefaultProducerContext> = broker
+        .config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.kbytes", "262144")
+        .create()
+        .unwrap();
+    let start = Instant::now();
+    for line in std::io::BufReader::new(std::fs::File::open(&input).unwrap()).lines() {
+        let line = line.unwrap();
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to("bare").payload(line.as_bytes());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+    let bare_produce = start.elapsed().as_secs_f64();
+    drop(producer);
+
+    // tributary: file-source → Kafka.
+    let worker = site.write(
+        "worker.yaml",
+        &format!(
+            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\n",
+            broker.bootstrap(),
+            site.path("plugins").display(),
+            site.path("cache").display()
+        ),
+    );
+    broker.create_topic("trib", 1, &[]);
+    let src = site.write("src.yaml", "name: bench-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: trib\n");
+    let mut running = site.run(&worker, &[&src]);
+    running.wait_for("the source task", Duration::from_secs(120), |log| {
+        log.contains("source task running")
+    });
+    let start = Instant::now();
+    let done = format!("acknowledged={LINES}");
+    running.wait_for(
+        "every record acknowledged",
+        Duration::from_secs(900),
+        |log| log.contains(&done),
+    );
+    let trib_produce = start.elapsed().as_secs_f64();
+    let rss_source = peak_rss(running.child.id());
+    assert_eq!(running.stop().0, 0);
+
+    // Bare consumer: read the topic, append values to a file, sync it.
+    let consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", "bare")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("bare", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(site.path("data/bare-out.txt")).unwrap(),
+    );
+    let mut n = 0;
+    let mut start = None;
+    while n < LINES {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            start.get_or_insert_with(Instant::now);
+            out.write_all(m.payload().unwrap()).unwrap();
+            out.write_all(b"\n").unwrap();
+            n += 1;
+        }
+    }
+    out.into_inner().unwrap().sync_all().unwrap();
+    let bare_consume = start.unwrap().elapsed().as_secs_f64();
+
+    // tributary: Kafka → file-sink.
+    let out_path = site.path("data/out.txt");
+    let sink = site.write("sink.yaml", "name: bench-out\nconfig:\n  connector.class: file-sink\n  file: data/out.txt\n  topics: trib\n");
+    let mut running = site.run(&worker, &[&sink]);
+    running.wait_for("the first records", Duration::from_secs(120), |_| {
+        common::line_count(&out_path) > 0
+    });
+    let start = Instant::now();
+    running.wait_for("every record written", Duration::from_secs(900), |_| {
+        common::line_count(&out_path) >= LINES
+    });
+    let trib_consume = start.elapsed().as_secs_f64();
+    let rss_sink = peak_rss(running.child.id());
+    assert_eq!(running.stop().0, 0);
+    assert!(
+        std::fs::read(&out_path).unwrap() == std::fs::read(&input).unwrap(),
+        "the sink wrote the input exactly"
+    );
+
+    println!("{LINES} lines of 100 bytes, tansu (memory storage) on 127.0.0.1");
+    report("bare rdkafka producer loop", bare_produce);
+    report("tributary file-source → Kafka", trib_produce);
+    report("bare rdkafka consumer loop", bare_consume);
+    report("tributary Kafka → file-sink", trib_consume);
+    println!(
+        "ratio file → Kafka: {:.2}; Kafka → file: {:.2}",
+        bare_produce / trib_produce,
+        bare_consume / trib_consume
+    );
+    println!("worker peak RSS: source run {rss_source} kB, sink run {rss_sink} kB");
+}
+
+fn peak_rss(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "?".into())
+}

@@ -1,0 +1,250 @@
+//! Delivery against a real broker (tansu): offsets in a compacted topic,
+//! kill -9, tombstones, the cleanup-policy check, the dead letter queue with
+//! its headers, and a broker restart in the middle of a run.
+
+mod common;
+
+use common::broker::Broker;
+use common::{line_count, numbered_lines, Running, Site};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PLUGINS: &[&str] = &["tributary_connector_file", "tributary_testkit"];
+
+fn worker(site: &Site, broker: &Broker) -> PathBuf {
+    site.worker(&format!("bootstrap.servers: {}\n", broker.bootstrap()))
+}
+
+fn pipeline(site: &Site, topic: &str) -> (PathBuf, PathBuf) {
+    let src = site.write("source.yaml", &format!("name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: {topic}\n"));
+    let sink = site.write("sink.yaml", &format!("name: lines-out\nconfig:\n  connector.class: file-sink\n  file: data/out.txt\n  topics: {topic}\n"));
+    (src, sink)
+}
+
+/// The number in a `numbered_lines` line.
+fn number(line: &str) -> u64 {
+    line[5..14]
+        .parse()
+        .unwrap_or_else(|_| panic!("not a numbered line: {line:?}"))
+}
+
+/// Checks that `out` holds every number below `n` at least once and in
+/// order: it only ever moves forward by one, or jumps back to replay (the
+/// duplicates at-least-once allows). Returns how many lines are duplicates.
+fn assert_at_least_once_in_order(out: &Path, n: u64) -> usize {
+    let text = std::fs::read_to_string(out).unwrap();
+    let numbers: Vec<u64> = text.lines().map(number).collect();
+    let mut max: Option<u64> = None;
+    let mut prev: Option<u64> = None;
+    for (i, &v) in numbers.iter().enumerate() {
+        let next_new = max.map_or(0, |m| m + 1);
+        assert!(
+            v <= next_new,
+            "line {i}: {v} skips ahead of {next_new} (a record was lost)"
+        );
+        if let Some(p) = prev {
+            assert!(
+                v == p + 1 || v <= p,
+                "line {i}: {v} after {p} is out of order"
+            );
+        }
+        max = Some(max.map_or(v, |m| m.max(v)));
+        prev = Some(v);
+    }
+    assert_eq!(max, Some(n - 1), "the last record arrived");
+    numbers.len() - n as usize
+}
+
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().last().map(str::to_owned)
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_loses_nothing() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    let n = 200_000;
+    let input = numbered_lines(0, n, 40);
+    site.write("data/in.txt", &input);
+    let last = input.lines().last().unwrap().to_owned();
+    let worker = worker(&site, &broker);
+    let (src, sink) = pipeline(&site, "lines");
+    let out = site.path("data/out.txt");
+
+    let mut first = site.run(&worker, &[&src, &sink]);
+    first.wait_for("a third of the lines", Duration::from_secs(180), |_| {
+        line_count(&out) >= n / 3
+    });
+    let log = first.kill9();
+    assert!(log.contains("read the offsets topic to its end"), "{log}");
+    let at_kill = line_count(&out);
+
+    let mut second = site.run(&worker, &[&src, &sink]);
+    second.wait_for("the last line", Duration::from_secs(300), |_| {
+        last_line(&out).as_deref() == Some(last.as_str())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, log) = second.stop();
+    assert_eq!(code, 0, "{log}");
+    let resumed = log
+        .lines()
+        .find(|l| l.contains("reading") && l.contains("from byte"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !resumed.contains("from byte 0 "),
+        "the source resumed from its committed offset: {resumed}"
+    );
+    let duplicates = assert_at_least_once_in_order(&out, n as u64);
+    println!("kill -9 after {at_kill} of {n} lines in the sink: {duplicates} duplicates after the restart ({resumed})");
+}
+
+#[test]
+fn a_tombstone_makes_the_source_start_over() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    site.write("data/in.txt", &numbered_lines(0, 1_000, 30));
+    let worker = worker(&site, &broker);
+    let src = site.write("source.yaml", "name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: once\n");
+    let count = |b: &Broker| b.consume_all("once").len();
+
+    let mut run = site.run(&worker, &[&src]);
+    run.wait_for("1,000 records in Kafka", Duration::from_secs(120), |_| {
+        count(&broker) >= 1_000
+    });
+    assert_eq!(run.stop().0, 0);
+    let offsets = broker.consume_all("tributary-offsets");
+    let key = format!(
+        r#"["lines-in",{{"filename":"{}"}}]"#,
+        site.path("data/in.txt").display()
+    );
+    let last = offsets
+        .iter()
+        .rev()
+        .find(|r| r.key.as_deref() == Some(key.as_bytes()))
+        .expect("Kafka Connect's key format");
+    assert_eq!(last.value.as_deref(), Some(&br#"{"position":31000}"#[..]));
+
+    // A restart resumes at the end: nothing new.
+    let run = site.run(&worker, &[&src]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(run.stop().0, 0);
+    assert_eq!(count(&broker), 1_000);
+
+    broker.produce("tributary-offsets", Some(key.as_bytes()), None);
+    let mut run = site.run(&worker, &[&src]);
+    run.wait_for("the file produced again", Duration::from_secs(120), |_| {
+        count(&broker) >= 2_000
+    });
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("from byte 0"), "{log}");
+    assert_eq!(count(&broker), 2_000);
+}
+
+#[test]
+fn a_non_compacted_offsets_topic_is_refused() {
+    let broker = Broker::memory();
+    broker.create_topic("tributary-offsets", 1, &[("cleanup.policy", "delete")]);
+    let site = Site::new(PLUGINS);
+    site.write("data/in.txt", "x\n");
+    let worker = worker(&site, &broker);
+    let src = site.write("source.yaml", "name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: t\n");
+    let (code, log) = site
+        .run(&worker, &[&src])
+        .wait_exit(Duration::from_secs(60));
+    assert_ne!(code, 0);
+    assert!(
+        log.contains(
+            "offsets topic `tributary-offsets` has cleanup.policy=delete; it must be compact"
+        ),
+        "{log}"
+    );
+    assert!(
+        !log.contains("source task running"),
+        "no task opened:\n{log}"
+    );
+}
+
+#[test]
+fn bad_records_reach_the_dead_letter_queue_with_context_headers() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    let mut input = String::new();
+    for i in 0..500 {
+        input.push_str(&if i % 100 == 42 {
+            format!("line {i} REJECT\n")
+        } else {
+            format!("line {i}\n")
+        });
+    }
+    site.write("data/in.txt", &input);
+    let worker = worker(&site, &broker);
+    let src = site.write("source.yaml", "name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: in\n");
+    let picky = site.write(
+        "picky.yaml",
+        "name: picky\nconfig:\n  connector.class: testkit-sink\n  topics: in\n  file: data/good.txt\n  errors.tolerance: all\n  errors.deadletterqueue.topic.name: in-dlq\n",
+    );
+    let good = site.path("data/good.txt");
+    let mut run = site.run(&worker, &[&src, &picky]);
+    run.wait_for("495 good records", Duration::from_secs(120), |_| {
+        line_count(&good) >= 495
+    });
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    let dead = broker.consume_all("in-dlq");
+    assert_eq!(dead.len(), 5);
+    for (k, r) in dead.iter().enumerate() {
+        let i = 100 * k + 42;
+        assert_eq!(
+            r.value.as_deref(),
+            Some(format!("line {i} REJECT").as_bytes())
+        );
+        let h = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == &format!("__connect.errors.{name}"))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(h("topic"), Some("in"));
+        assert_eq!(h("partition"), Some("0"));
+        assert_eq!(h("offset"), Some(i.to_string().as_str()));
+        assert_eq!(h("connector.name"), Some("picky"));
+        assert_eq!(h("task.id"), Some("0"));
+        assert_eq!(h("stage"), Some("TASK_PUT"));
+        assert_eq!(h("class.name"), Some("bad-record"));
+        assert_eq!(h("exception.message"), Some("value contains \"REJECT\""));
+    }
+    assert_eq!(line_count(&good), 495);
+}
+
+#[test]
+fn the_broker_restarts_mid_run_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::sqlite(&dir.path().join("tansu.db"));
+    let site = Site::new(PLUGINS);
+    let n = 30_000;
+    let input = numbered_lines(0, n, 40);
+    site.write("data/in.txt", &input);
+    let last = input.lines().last().unwrap().to_owned();
+    let worker = worker(&site, &broker);
+    let (src, sink) = pipeline(&site, "survive");
+    let out = site.path("data/out.txt");
+    let mut run: Running = site.run(&worker, &[&src, &sink]);
+    run.wait_for("some lines through", Duration::from_secs(180), |_| {
+        line_count(&out) >= 3_000
+    });
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.start();
+    run.wait_for(
+        "the last line after the broker came back",
+        Duration::from_secs(300),
+        |_| last_line(&out).as_deref() == Some(last.as_str()),
+    );
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    let duplicates = assert_at_least_once_in_order(&out, n as u64);
+    println!("broker restart: {duplicates} duplicates");
+}

@@ -1,0 +1,198 @@
+//! A real Kafka-protocol broker (tansu) for end-to-end tests: its own port,
+//! memory or SQLite storage, stopped when dropped, restartable.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    pub port: u16,
+    storage: String,
+    child: Option<Child>,
+}
+
+/// A consumed record, for assertions.
+#[derive(Debug)]
+pub struct Consumed {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+}
+
+fn tansu() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU_BIN") {
+        return p.into();
+    }
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if home.exists() {
+        return home;
+    }
+    PathBuf::from("tansu")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Broker {
+    /// Starts tansu in memory.
+    pub fn memory() -> Broker {
+        Broker::start_with(format!("memory://tansu-{}/", free_port()))
+    }
+
+    /// Starts tansu on a SQLite file (survives a restart).
+    pub fn sqlite(file: &std::path::Path) -> Broker {
+        Broker::start_with(format!("sqlite://{}", file.display()))
+    }
+
+    fn start_with(storage: String) -> Broker {
+        let mut b = Broker {
+            port: free_port(),
+            storage,
+            child: None,
+        };
+        b.start();
+        b
+    }
+
+    /// (Re)starts the broker on its port and waits until it answers.
+    pub fn start(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &self.storage,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run tansu ({e}); scripts/test installs it (scripts/tansu install)")
+            });
+        self.child = Some(child);
+        let consumer: BaseConsumer = self.config().create().unwrap();
+        let start = Instant::now();
+        while consumer
+            .fetch_metadata(None, Duration::from_secs(1))
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "tansu did not answer on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the broker (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap());
+        c
+    }
+
+    /// Creates a topic with the given configs.
+    pub fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            topic = topic.set(k, v);
+        }
+        let result =
+            futures::executor::block_on(admin.create_topics([&topic], &AdminOptions::new()))
+                .unwrap();
+        result[0].as_ref().unwrap();
+    }
+
+    /// Produces one record and waits for its acknowledgement.
+    pub fn produce(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let producer: BaseProducer = self.config().create().unwrap();
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        record.key = key;
+        record.payload = value;
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Every record of partition 0 of `topic`, from the beginning.
+    pub fn consume_all(&self, topic: &str) -> Vec<Consumed> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let start = Instant::now();
+        while (out.len() as i64) < high {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "read {} of {high} records of {topic}",
+                out.len()
+            );
+            if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+                let m = m.unwrap();
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Consumed {
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
