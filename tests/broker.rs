@@ -108,12 +108,24 @@ fn a_tombstone_makes_the_source_start_over() {
     let worker = worker(&site, &broker);
     let src = site.write("source.yaml", "name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: once\n");
     let count = |b: &Broker| b.consume_all("once").len();
+    // A corrupt record in the offsets topic is skipped, never fatal.
+    broker.create_topic("tributary-offsets", 1, &[("cleanup.policy", "compact")]);
+    broker.produce("tributary-offsets", Some(b"garbage"), Some(b"not json"));
 
     let mut run = site.run(&worker, &[&src]);
     run.wait_for("1,000 records in Kafka", Duration::from_secs(120), |_| {
         count(&broker) >= 1_000
     });
-    assert_eq!(run.stop().0, 0);
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    let skipped = log
+        .lines()
+        .find(|l| l.contains("skipping an offsets record"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        skipped.contains("partition=0") && skipped.contains("offset=0"),
+        "{skipped}"
+    );
     let offsets = broker.consume_all("tributary-offsets");
     let key = format!(
         r#"["lines-in",{{"filename":"{}"}}]"#,
@@ -222,7 +234,7 @@ fn bad_records_reach_the_dead_letter_queue_with_context_headers() {
 #[test]
 fn the_broker_restarts_mid_run_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = Broker::sqlite(&dir.path().join("tansu.db"));
+    let mut broker = Broker::sqlite(dir.path());
     let site = Site::new(PLUGINS);
     let n = 30_000;
     let input = numbered_lines(0, n, 40);

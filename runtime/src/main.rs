@@ -184,7 +184,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
     let loaded = load(worker_file, connector_files)?;
     let worker = loaded.worker.clone();
     let cluster = match &worker.bootstrap_servers {
-        Some(servers) => KafkaCluster::external(servers),
+        Some(servers) => KafkaCluster::external(servers, worker.topic_creation),
         None => {
             let cluster = KafkaCluster::embedded(worker.embedded_topic_partitions)
                 .map_err(anyhow::Error::msg)?;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub struct Broker {
     pub port: u16,
     storage: String,
+    dir: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -50,15 +51,24 @@ impl Broker {
         Broker::start_with(format!("memory://tansu-{}/", free_port()))
     }
 
-    /// Starts tansu on a SQLite file (survives a restart).
-    pub fn sqlite(file: &std::path::Path) -> Broker {
-        Broker::start_with(format!("sqlite://{}", file.display()))
+    /// Starts tansu on a SQLite file in `dir` (survives a restart).
+    pub fn sqlite(dir: &std::path::Path) -> Broker {
+        // tansu reads the URL's path relative to its working directory.
+        let mut b = Broker {
+            port: free_port(),
+            storage: "sqlite://tansu.db".into(),
+            dir: Some(dir.to_path_buf()),
+            child: None,
+        };
+        b.start();
+        b
     }
 
     fn start_with(storage: String) -> Broker {
         let mut b = Broker {
             port: free_port(),
             storage,
+            dir: None,
             child: None,
         };
         b.start();
@@ -68,7 +78,11 @@ impl Broker {
     /// (Re)starts the broker on its port and waits until it answers.
     pub fn start(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu())
+        let mut cmd = Command::new(tansu());
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
             .args([
                 "broker",
                 "--listener-url",
@@ -149,43 +163,52 @@ impl Broker {
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
-        let (_, high) = consumer
-            .fetch_watermarks(topic, 0, Duration::from_secs(10))
-            .unwrap();
+        // A topic that does not exist yet holds nothing.
+        let (_, high) = match consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) {
+            Ok(w) => w,
+            Err(_) => return Vec::new(),
+        };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)
             .unwrap();
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
         let start = Instant::now();
-        while (out.len() as i64) < high {
+        // Read past the high watermark until nothing more comes: some
+        // brokers report the end of the last batch, not of its last record.
+        let mut next = 0;
+        loop {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "read {} of {high} records of {topic}",
+                "read {} records of {topic} (high watermark {high})",
                 out.len()
             );
-            if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-                let m = m.unwrap();
-                let headers = m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_owned(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(Consumed {
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
-            }
+            let Some(m) = consumer.poll(Duration::from_millis(300)) else {
+                if next >= high {
+                    break;
+                }
+                continue;
+            };
+            let m = m.unwrap();
+            next = m.offset() + 1;
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Consumed {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+            });
         }
         out
     }

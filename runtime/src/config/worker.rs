@@ -27,6 +27,9 @@ pub struct WorkerConfig {
     pub offset_topic_replication_factor: i32,
     pub task_memory_max_bytes: u64,
     pub task_call_timeout: Duration,
+    /// (partitions, replication factor) of topics the worker creates on a
+    /// configured Kafka; `None` when `topic.creation.enable` is false.
+    pub topic_creation: Option<(i32, i32)>,
     pub sink_group_id_prefix: String,
     pub embedded_topic_partitions: i32,
     pub source_poll_max_records: u32,
@@ -64,6 +67,9 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("offset.flush.interval.ms", Integer, Some("5000"), "How often acknowledged source offsets are made durable and committed to the task."),
         key("task.memory.max.mb", Integer, Some("256"), "Linear memory limit of each task; a task that needs more fails alone."),
         key("task.call.timeout.ms", Integer, Some("10000"), "Longest a single call into a plugin may run before the task is failed."),
+        key("topic.creation.enable", Boolean, Some("true"), "With a configured Kafka, create missing topics (source targets, dead letter queues) before first use."),
+        key("topic.creation.default.partitions", Integer, Some("1"), "Partitions of topics the worker creates on a configured Kafka."),
+        key("topic.creation.default.replication.factor", Integer, Some("-1"), "Replication factor of topics the worker creates; -1: the broker's default."),
         key("sink.group.id.prefix", String, Some("connect-"), "Consumer group of a sink connector: this prefix + the connector's name (Kafka Connect's default)."),
         key("embedded.topic.partitions", Integer, Some("1"), "Partitions of the topics the embedded Kafka creates."),
         key("source.poll.max.records", Integer, Some("2000"), "Most records a source task returns from one poll."),
@@ -178,6 +184,12 @@ impl WorkerConfig {
             offset_topic_replication_factor: int("offset.storage.replication.factor") as i32,
             task_memory_max_bytes: (int("task.memory.max.mb").max(1) as u64) << 20,
             task_call_timeout: ms("task.call.timeout.ms"),
+            topic_creation: (get("topic.creation.enable") == "true").then(|| {
+                (
+                    int("topic.creation.default.partitions").max(1) as i32,
+                    int("topic.creation.default.replication.factor") as i32,
+                )
+            }),
             sink_group_id_prefix: get("sink.group.id.prefix"),
             embedded_topic_partitions: int("embedded.topic.partitions").max(1) as i32,
             source_poll_max_records: int("source.poll.max.records").clamp(1, 1 << 20) as u32,

@@ -44,6 +44,9 @@ impl TopicFlow {
 pub struct KafkaCluster {
     bootstrap: String,
     embedded: Option<EmbeddedKafka>,
+    /// (partitions, replication factor) of topics created on a configured
+    /// cluster; `None`: the worker creates none.
+    creation: Option<(i32, i32)>,
     partitions: i32,
     created: Mutex<HashSet<String>>,
     flows: Mutex<HashMap<String, TopicFlow>>,
@@ -52,10 +55,14 @@ pub struct KafkaCluster {
 
 impl KafkaCluster {
     /// A configured cluster.
-    pub fn external(bootstrap: &str) -> KafkaCluster {
+    /// A configured cluster. With `creation`, topics the worker uses are
+    /// created (if missing) with that many partitions and replicas before
+    /// first use, like Kafka Connect's `topic.creation.enable`.
+    pub fn external(bootstrap: &str, creation: Option<(i32, i32)>) -> KafkaCluster {
         KafkaCluster {
             bootstrap: bootstrap.to_owned(),
             embedded: None,
+            creation,
             partitions: 1,
             created: Mutex::default(),
             flows: Mutex::default(),
@@ -69,6 +76,7 @@ impl KafkaCluster {
         Ok(KafkaCluster {
             bootstrap: embedded.bootstrap_servers().to_owned(),
             embedded: Some(embedded),
+            creation: None,
             partitions,
             created: Mutex::default(),
             flows: Mutex::default(),
@@ -84,21 +92,51 @@ impl KafkaCluster {
         self.embedded.is_some()
     }
 
-    /// On the embedded cluster, creates `topic` before first use, with the
-    /// configured partition count (the mock's auto-creation would pick 4,
-    /// which reorders records without keys). A configured cluster creates
-    /// topics by its own rules.
+    /// Creates `topic` before its first use, once per worker: on the
+    /// embedded cluster with `embedded.topic.partitions` (the mock's
+    /// auto-creation would pick 4, which reorders records without keys); on
+    /// a configured cluster as `topic.creation.*` says (an existing topic is
+    /// left as it is).
     pub fn ensure_topic(&self, topic: &str) -> Result<(), String> {
-        let Some(embedded) = &self.embedded else {
+        if self.embedded.is_none() && self.creation.is_none() {
             return Ok(());
-        };
+        }
         let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
         if created.contains(topic) {
             return Ok(());
         }
-        embedded.create_topic(topic, self.partitions)?;
+        match (&self.embedded, self.creation) {
+            (Some(embedded), _) => embedded.create_topic(topic, self.partitions)?,
+            (None, Some((partitions, replicas))) => {
+                self.create_external(topic, partitions, replicas)?
+            }
+            (None, None) => {}
+        }
         created.insert(topic.to_owned());
         Ok(())
+    }
+
+    fn create_external(&self, topic: &str, partitions: i32, replicas: i32) -> Result<(), String> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::error::RDKafkaErrorCode;
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
+        let options =
+            AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
+        let result = futures::executor::block_on(admin.create_topics([&new], &options))
+            .map_err(|e| format!("cannot create topic `{topic}`: {e}"))?;
+        match result.first() {
+            Some(Ok(_)) => {
+                tracing::info!(topic, partitions, "created topic (topic.creation.enable)");
+                Ok(())
+            }
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(()),
+            Some(Err((_, code))) => Err(format!("cannot create topic `{topic}`: {code} (set topic.creation.enable: false to leave topics to the broker)")),
+        }
     }
 
     /// Embedded only: a consumer group of this worker reads `topic`.
@@ -160,7 +198,7 @@ mod tests {
     #[test]
     fn a_producer_waits_for_the_slowest_group_only_on_the_embedded_cluster() {
         let cancel = AtomicBool::new(false);
-        let external = KafkaCluster::external("k:9092");
+        let external = KafkaCluster::external("k:9092", None);
         for _ in 0..100 {
             assert!(external.reserve("t", 1 << 20, &cancel));
         }

@@ -226,16 +226,22 @@ fn read_to_end(
         .map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
     let start = Instant::now();
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
-    while ends
-        .iter()
-        .any(|(p, end)| positions.get(p).copied().unwrap_or(-1) + 1 < *end)
-    {
+    let reached = |positions: &BTreeMap<i32, i64>| {
+        ends.iter()
+            .all(|(p, end)| positions.get(p).copied().unwrap_or(-1) + 1 >= *end)
+    };
+    loop {
         if start.elapsed() > Duration::from_secs(120) {
             return Err(format!(
                 "reading the offsets topic `{topic}` did not reach its end within 120 s"
             ));
         }
-        let Some(result) = consumer.poll(Duration::from_millis(500)) else {
+        // Past the reported end, read until nothing more comes: some
+        // brokers report the end of the last batch, not of its last record.
+        let Some(result) = consumer.poll(Duration::from_millis(300)) else {
+            if reached(&positions) {
+                break;
+            }
             continue;
         };
         let m = result.map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;

@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn tolerance_none_fails_with_the_record_and_stage() {
-        let cluster = KafkaCluster::external("127.0.0.1:1");
+        let cluster = KafkaCluster::external("127.0.0.1:1", None);
         let policy = ErrorPolicy::new(&ErrorSettings::default(), "c", 0, &cluster, &[]).unwrap();
         let metrics = TaskMetrics::default();
         let e = policy
