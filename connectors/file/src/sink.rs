@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
     debug, warn, Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink,
-    SinkRecord, SinkTask, TaskError,
+    SinkBatch, SinkTask, TaskError,
 };
 
 /// Appends are buffered in memory up to this many bytes between writes.
@@ -75,7 +75,8 @@ impl SinkTask for FileSinkTask {
         })
     }
 
-    fn put(&mut self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError> {
+    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+        let records = batch.records;
         let mut tombstones = 0;
         for record in &records {
             let Some(value) = &record.value else {

@@ -30,7 +30,7 @@ use bindings::source::exports::tributary::connector::source_connector as wit_sou
 pub use bindings::source::tributary::connector::types::{
     ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
 };
-pub use wit_sink::{PutResult, SinkRecord};
+pub use wit_sink::{PutResult, SinkBatch, SinkRecord};
 pub use wit_source::{PartitionOffset, SourceBatch, SourceRecord};
 
 /// A JSON object with primitive values: a source partition or offset.
@@ -102,7 +102,8 @@ pub trait SinkTask: Sized + 'static {
     fn open(config: Config) -> Result<Self, TaskError>;
 
     /// Takes a batch; returns one result per record, in order.
-    fn put(&mut self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError>;
+    /// `batch.records[i].topic` indexes `batch.topics`.
+    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError>;
 
     /// Makes every accepted record durable.
     fn flush(&mut self) -> Result<(), TaskError>;
@@ -151,8 +152,8 @@ pub mod __private {
             let task = T::open(Config::from(config))?;
             Ok(wit_sink::SinkTask::new(SinkTaskCell(RefCell::new(task))))
         }
-        fn put(&self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError> {
-            self.0.borrow_mut().put(records)
+        fn put(&self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+            self.0.borrow_mut().put(batch)
         }
         fn flush(&self) -> Result<(), TaskError> {
             self.0.borrow_mut().flush()

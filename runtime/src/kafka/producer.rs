@@ -95,7 +95,13 @@ impl RecordProducer {
         })
     }
 
-    /// Queues `record` for Kafka's `topic`, tagged `seq`. Waits while librdkafka's
+    /// Makes sure `topics` exist before records go to them (see
+    /// [`KafkaCluster::ensure_topic`]); call once per batch.
+    pub fn prepare(&self, topics: &[String]) -> Result<(), String> {
+        topics.iter().try_for_each(|t| self.cluster.ensure_topic(t))
+    }
+
+    /// Queues `record` for Kafka's `topic` (prepared), tagged `seq`. Waits while librdkafka's
     /// queue is full (or, on the embedded Kafka, while the topic's readers
     /// lag too far); never drops a record. `Ok(false)`: `cancel` was set
     /// while waiting and the record was not sent.
@@ -106,7 +112,6 @@ impl RecordProducer {
         seq: usize,
         cancel: &AtomicBool,
     ) -> Result<bool, String> {
-        self.cluster.ensure_topic(topic)?;
         let size =
             record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
         if !self.cluster.reserve(topic, size as u64, cancel) {

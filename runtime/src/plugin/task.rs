@@ -297,14 +297,14 @@ impl SinkInstance {
         if let Err(e) = self.alive() {
             return (records, Err(e));
         }
-        let wit_records: Vec<wit_sink::SinkRecord> =
-            records.into_iter().map(sink_record_to_wit).collect();
+        let mut records = records;
+        let batch = sink_batch_to_wit(&mut records);
         let outcome = self
             .guest
             .sink_task()
-            .call_put(self.sandbox.arm(), self.task, &wit_records);
-        let count = wit_records.len();
-        let records: Vec<SinkRecord> = wit_records.into_iter().map(sink_record_from_wit).collect();
+            .call_put(self.sandbox.arm(), self.task, &batch);
+        let count = records.len();
+        restore_sink_records(&mut records, batch);
         let results = match outcome {
             Ok(Ok(results)) => results,
             Ok(Err(e)) => return (records, Err(CallError::Guest(task_error(e)))),
@@ -428,34 +428,46 @@ fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
     }
 }
 
-fn sink_record_to_wit(r: SinkRecord) -> wit_sink::SinkRecord {
-    wit_sink::SinkRecord {
-        topic: r.topic,
-        partition: r.partition,
-        offset: r.offset,
-        key: r.key,
-        value: r.value,
-        headers: r
-            .headers
-            .into_iter()
-            .map(|h| wit::Header {
-                key: h.key,
-                value: h.value,
-            })
-            .collect(),
-        timestamp: r.timestamp,
-    }
+/// Moves the payloads of `records` into a batch for the guest; the topics
+/// are listed once. [`restore_sink_records`] moves them back.
+fn sink_batch_to_wit(records: &mut [SinkRecord]) -> wit_sink::SinkBatch {
+    let mut topics: Vec<String> = Vec::new();
+    let records = records
+        .iter_mut()
+        .map(|r| {
+            let topic = match topics.iter().position(|t| *t == r.topic) {
+                Some(i) => i,
+                None => {
+                    topics.push(r.topic.clone());
+                    topics.len() - 1
+                }
+            };
+            wit_sink::SinkRecord {
+                topic: topic as u32,
+                partition: r.partition,
+                offset: r.offset,
+                key: r.key.take(),
+                value: r.value.take(),
+                headers: std::mem::take(&mut r.headers)
+                    .into_iter()
+                    .map(|h| wit::Header {
+                        key: h.key,
+                        value: h.value,
+                    })
+                    .collect(),
+                timestamp: r.timestamp,
+            }
+        })
+        .collect();
+    wit_sink::SinkBatch { topics, records }
 }
 
-fn sink_record_from_wit(r: wit_sink::SinkRecord) -> SinkRecord {
-    SinkRecord {
-        topic: r.topic,
-        partition: r.partition,
-        offset: r.offset,
-        key: r.key,
-        value: r.value,
-        headers: r.headers.into_iter().map(header_from_wit).collect(),
-        timestamp: r.timestamp,
+/// Moves the payloads back from a batch made by [`sink_batch_to_wit`].
+fn restore_sink_records(records: &mut [SinkRecord], batch: wit_sink::SinkBatch) {
+    for (r, w) in records.iter_mut().zip(batch.records) {
+        r.key = w.key;
+        r.value = w.value;
+        r.headers = w.headers.into_iter().map(header_from_wit).collect();
     }
 }
 
@@ -534,9 +546,24 @@ mod tests {
             }],
             timestamp: None,
         };
+        let other = SinkRecord {
+            topic: "u".into(),
+            offset: 100,
+            ..record.clone()
+        };
+        let mut records = vec![record.clone(), other.clone(), record.clone()];
+        let batch = sink_batch_to_wit(&mut records);
         assert_eq!(
-            sink_record_from_wit(sink_record_to_wit(record.clone())),
-            record
+            batch.topics,
+            vec!["t".to_owned(), "u".to_owned()],
+            "each topic listed once"
         );
+        assert_eq!(
+            batch.records.iter().map(|r| r.topic).collect::<Vec<_>>(),
+            vec![0, 1, 0]
+        );
+        assert_eq!(batch.records[0].value.as_deref(), Some(&b"v"[..]));
+        restore_sink_records(&mut records, batch);
+        assert_eq!(records, vec![record.clone(), other, record]);
     }
 }

@@ -113,6 +113,26 @@ impl ErrorPolicy {
         Ok(())
     }
 
+    /// The policy of `connector`'s task `task`; dead letters go through a
+    /// producer with the worker's and the connector's producer properties.
+    pub fn for_connector(
+        shared: &super::Shared,
+        connector: &crate::config::ConnectorConfig,
+        task: u32,
+    ) -> Result<ErrorPolicy, String> {
+        let props = [
+            &shared.worker.producer,
+            &connector.runtime.producer_overrides,
+        ];
+        ErrorPolicy::new(
+            &connector.runtime.errors,
+            &connector.name,
+            task,
+            &shared.cluster,
+            &props,
+        )
+    }
+
     pub fn settings(&self) -> &ErrorSettings {
         &self.settings
     }

@@ -175,6 +175,36 @@ impl Worker {
     }
 }
 
+/// Opens a task, retrying retriable failures within `errors.retry.timeout`.
+pub(crate) fn open_with_retry<T>(
+    stop: &AtomicBool,
+    settings: &crate::config::ErrorSettings,
+    metrics: &TaskMetrics,
+    connector: &str,
+    task: u32,
+    mut open: impl FnMut() -> Result<T, crate::plugin::CallError>,
+) -> Result<T, String> {
+    let mut retry = errors::Retry::default();
+    loop {
+        match open() {
+            Ok(instance) => return Ok(instance),
+            Err(crate::plugin::CallError::Guest(crate::contract::TaskError::Retriable(m)))
+                if !stop.load(Ordering::Relaxed) =>
+            {
+                TaskMetrics::add(&metrics.retries, 1);
+                let Some(delay) = retry.next_delay(settings) else {
+                    return Err(format!(
+                        "open: still failing after errors.retry.timeout: {m}"
+                    ));
+                };
+                tracing::warn!(connector, task, "open: {m}; retrying");
+                nap(stop, delay);
+            }
+            Err(e) => return Err(format!("open: {e}")),
+        }
+    }
+}
+
 /// Sleeps up to `d`, waking early when the worker stops.
 pub(crate) fn nap(stop: &AtomicBool, d: Duration) {
     let end = Instant::now() + d;

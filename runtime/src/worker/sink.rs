@@ -9,7 +9,7 @@
 //! `errors.tolerance=all`, dead-lettered.
 
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
-use super::{nap, Shared};
+use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{PutResult, SinkRecord, TaskError};
 use crate::kafka::{RecordConsumer, TopicPartition};
@@ -31,34 +31,11 @@ pub(super) fn run(
     let task = sandbox.task;
     let stop = &shared.stop;
     let settings = &connector.runtime.errors;
-    let policy = ErrorPolicy::new(
-        settings,
-        name,
-        task,
-        &shared.cluster,
-        &[
-            &shared.worker.producer,
-            &connector.runtime.producer_overrides,
-        ],
-    )?;
+    let policy = ErrorPolicy::for_connector(shared, connector, task)?;
 
-    let mut retry = Retry::default();
-    let mut instance = loop {
-        match plugin.open_sink(&sandbox, task_config) {
-            Ok(i) => break i,
-            Err(CallError::Guest(TaskError::Retriable(m))) if !stop.load(Ordering::Relaxed) => {
-                TaskMetrics::add(&metrics.retries, 1);
-                let Some(delay) = retry.next_delay(settings) else {
-                    return Err(format!(
-                        "open: still failing after errors.retry.timeout: {m}"
-                    ));
-                };
-                tracing::warn!(connector = name, task, "open: {m}; retrying");
-                nap(stop, delay);
-            }
-            Err(e) => return Err(format!("open: {e}")),
-        }
-    };
+    let mut instance = open_with_retry(stop, settings, &metrics, name, task, || {
+        plugin.open_sink(&sandbox, task_config)
+    })?;
     let group = format!("{}{}", shared.worker.sink_group_id_prefix, name);
     let consumer = RecordConsumer::new(
         &shared.cluster,

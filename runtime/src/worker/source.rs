@@ -8,7 +8,7 @@
 //! this task) were acknowledged.
 
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
-use super::{nap, Shared};
+use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{JsonMap, PartitionOffset, TaskError};
 use crate::kafka::RecordProducer;
@@ -92,34 +92,11 @@ pub(super) fn run(
     let stop = &shared.stop;
 
     let settings = &connector.runtime.errors;
-    let policy = ErrorPolicy::new(
-        settings,
-        name,
-        task,
-        &shared.cluster,
-        &[
-            &shared.worker.producer,
-            &connector.runtime.producer_overrides,
-        ],
-    )?;
+    let policy = ErrorPolicy::for_connector(shared, connector, task)?;
     let offsets = shared.offsets.load(name);
-    let mut retry = Retry::default();
-    let mut instance = loop {
-        match plugin.open_source(&sandbox, task_config, &offsets) {
-            Ok(i) => break i,
-            Err(CallError::Guest(TaskError::Retriable(m))) if !stop.load(Ordering::Relaxed) => {
-                TaskMetrics::add(&metrics.retries, 1);
-                let Some(delay) = retry.next_delay(settings) else {
-                    return Err(format!(
-                        "open: still failing after errors.retry.timeout: {m}"
-                    ));
-                };
-                tracing::warn!(connector = name, task, "open: {m}; retrying");
-                nap(stop, delay);
-            }
-            Err(e) => return Err(format!("open: {e}")),
-        }
-    };
+    let mut instance = open_with_retry(stop, settings, &metrics, name, task, || {
+        plugin.open_source(&sandbox, task_config, &offsets)
+    })?;
     tracing::info!(
         connector = name,
         task,
@@ -175,10 +152,12 @@ impl Driver<'_> {
                 self.commit_offsets(instance)?;
                 last_flush = Instant::now();
             }
+            let out = TaskMetrics::get(&self.metrics.records_out);
+            // Idle tasks stay quiet.
             if !worker.metrics_log_interval.is_zero()
                 && last_log.elapsed() >= worker.metrics_log_interval
+                && (out != logged_out || !self.in_flight.entries.is_empty())
             {
-                let out = TaskMetrics::get(&self.metrics.records_out);
                 let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
                 tracing::info!(
                     connector = self.name,
@@ -225,6 +204,7 @@ impl Driver<'_> {
             idle = Duration::from_millis(1);
             TaskMetrics::add(&self.metrics.batches, 1);
             TaskMetrics::add(&self.metrics.records_in, batch.records.len() as u64);
+            self.producer.prepare(&batch.topics)?;
             let partitions: Vec<Arc<JsonMap>> =
                 batch.partitions.into_iter().map(Arc::new).collect();
             for (i, mut record) in batch.records.into_iter().enumerate() {

@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 
 use tributary_sdk::{
-    Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink, SinkRecord,
+    Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink, SinkBatch,
     SinkTask, TaskError,
 };
 
@@ -91,7 +91,8 @@ impl SinkTask for TestkitSinkTask {
         })
     }
 
-    fn put(&mut self, records: Vec<SinkRecord>) -> Result<Vec<PutResult>, TaskError> {
+    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+        let records = batch.records;
         let mut results = Vec::with_capacity(records.len());
         for r in records {
             let value =
