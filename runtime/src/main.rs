@@ -279,6 +279,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             task = s.task,
             records_in = s.metrics.records_in.load(std::sync::atomic::Ordering::Relaxed),
             records_out = s.metrics.records_out.load(std::sync::atomic::Ordering::Relaxed),
+            batches = s.metrics.batches.load(std::sync::atomic::Ordering::Relaxed),
             "task totals{}{}",
             if plugin.is_empty() { "" } else { "; plugin counters: " },
             plugin.join(", ")

@@ -59,7 +59,7 @@ impl Plugin {
         let (mut sandbox, instance) = self.sandbox(spec)?;
         let guest = indices
             .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CallError::Failed(mismatch(e)))?;
         let result = f(&guest, sandbox.arm());
         result.map_err(|e| sandbox.failure(call, e))
     }
@@ -79,7 +79,7 @@ impl Plugin {
         let (mut sandbox, instance) = self.sandbox(spec)?;
         let guest = indices
             .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CallError::Failed(mismatch(e)))?;
         let result = f(&guest, sandbox.arm());
         result.map_err(|e| sandbox.failure(call, e))
     }
@@ -155,7 +155,7 @@ impl Plugin {
         let (mut sandbox, instance) = self.sandbox(spec)?;
         let guest = indices
             .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CallError::Failed(mismatch(e)))?;
         SourceInstance::open(sandbox, guest, config, offsets)
     }
 
@@ -174,7 +174,7 @@ impl Plugin {
         let (mut sandbox, instance) = self.sandbox(spec)?;
         let guest = indices
             .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CallError::Failed(mismatch(e)))?;
         SinkInstance::open(sandbox, guest, config)
     }
 }
@@ -403,12 +403,12 @@ fn load_plugin(
         .instantiate_pre(&component)
         .map_err(|e| format!("needs imports this worker does not provide: {e:#}"))?;
     let source = if source_found {
-        Some(wit_source::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?)
+        Some(wit_source::GuestIndices::new(&pre).map_err(mismatch)?)
     } else {
         None
     };
     let sink = if sink_found {
-        Some(wit_sink::GuestIndices::new(&pre).map_err(|e| format!("{e:#}"))?)
+        Some(wit_sink::GuestIndices::new(&pre).map_err(mismatch)?)
     } else {
         None
     };
@@ -442,6 +442,12 @@ fn load_plugin(
         )?);
     }
     Ok(plugin)
+}
+
+/// The message for a component whose exports have the right names but not
+/// the shapes this worker was built with.
+fn mismatch(e: wasmtime::Error) -> String {
+    format!("does not match the contract {PACKAGE}@{CONTRACT_VERSION} this worker was built with (rebuild the plugin against this worker's plugins/wit): {e:#}")
 }
 
 fn check_description(d: Description, exported_as: ConnectorKind) -> Result<Description, String> {
