@@ -13,9 +13,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use std::sync::Mutex;
 use rdkafka::{Offset, TopicPartitionList};
 use std::io::{BufRead, Write};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const LINES: usize = 1_000_000;
@@ -61,7 +61,10 @@ fn main() {
     // Like the worker's progress lines: from the first acknowledgement to
     // the last, so neither side counts connection set-up.
     let clock = producer.context();
-    let (first, last) = (clock.first.lock().unwrap().unwrap(), clock.last.lock().unwrap().unwrap());
+    let (first, last) = (
+        clock.first.lock().unwrap().unwrap(),
+        clock.last.lock().unwrap().unwrap(),
+    );
     let bare_produce = (last - first).as_secs_f64();
     drop(producer);
 
@@ -82,7 +85,11 @@ fn main() {
         log.contains("source task running")
     });
     let done = format!("acknowledged={LINES}");
-    running.wait_for("every record acknowledged", Duration::from_secs(900), |log| log.contains(&done));
+    running.wait_for(
+        "every record acknowledged",
+        Duration::from_secs(900),
+        |log| log.contains(&done),
+    );
     let trib_produce = progress_time(&running.log(), "acknowledged");
     let rss_source = peak_rss(running.child.id());
     assert_eq!(running.stop().0, 0);
@@ -123,7 +130,9 @@ fn main() {
     // Watch the worker's progress lines, not the file: reading a 100 MB
     // file every few milliseconds would take the worker's CPU.
     let done = format!("written={LINES}");
-    running.wait_for("every record written", Duration::from_secs(900), |log| log.contains(&done));
+    running.wait_for("every record written", Duration::from_secs(900), |log| {
+        log.contains(&done)
+    });
     let trib_consume = progress_time(&running.log(), "written");
     let rss_sink = peak_rss(running.child.id());
     assert_eq!(running.stop().0, 0);
@@ -153,8 +162,19 @@ fn progress_time(log: &str, field: &str) -> f64 {
     let points: Vec<(f64, u64)> = log
         .lines()
         .filter_map(|l| {
-            let count = l.split(&key).nth(1)?.split_whitespace().next()?.parse::<u64>().ok()?;
-            let time = l.split_whitespace().next()?.split('T').nth(1)?.trim_end_matches('Z');
+            let count = l
+                .split(&key)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()?;
+            let time = l
+                .split_whitespace()
+                .next()?
+                .split('T')
+                .nth(1)?
+                .trim_end_matches('Z');
             let mut hms = time.split(':').map(|x| x.parse::<f64>().unwrap_or(0.0));
             let secs = hms.next()? * 3600.0 + hms.next()? * 60.0 + hms.next()?;
             Some((secs, count))

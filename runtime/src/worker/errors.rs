@@ -203,27 +203,26 @@ mod tests {
         }
     }
 
+    fn bad_record() -> FailedRecord<'static> {
+        FailedRecord {
+            topic: "t",
+            partition: 2,
+            offset: 9,
+            key: None,
+            value: None,
+            headers: &[],
+            stage: "TASK_PUT",
+            class: "bad-record",
+            message: "not JSON",
+        }
+    }
+
     #[test]
     fn tolerance_none_fails_with_the_record_and_stage() {
         let cluster = KafkaCluster::external("127.0.0.1:1", None);
-        let policy = ErrorPolicy::new(&ErrorSettings::default(), "c", 0, &cluster, &[]).unwrap();
         let metrics = TaskMetrics::default();
-        let e = policy
-            .tolerate(
-                FailedRecord {
-                    topic: "t",
-                    partition: 2,
-                    offset: 9,
-                    key: None,
-                    value: None,
-                    headers: &[],
-                    stage: "TASK_PUT",
-                    class: "bad-record",
-                    message: "not JSON",
-                },
-                &metrics,
-            )
-            .unwrap_err();
+        let none = ErrorPolicy::new(&ErrorSettings::default(), "c", 0, &cluster, &[]).unwrap();
+        let e = none.tolerate(bad_record(), &metrics).unwrap_err();
         assert_eq!(
             e,
             "TASK_PUT failed for record t[2]@9: not JSON (errors.tolerance is none)"
@@ -232,23 +231,8 @@ mod tests {
             tolerate_all: true,
             ..Default::default()
         };
-        let policy = ErrorPolicy::new(&all, "c", 0, &cluster, &[]).unwrap();
-        policy
-            .tolerate(
-                FailedRecord {
-                    topic: "t",
-                    partition: 2,
-                    offset: 9,
-                    key: None,
-                    value: None,
-                    headers: &[],
-                    stage: "TASK_PUT",
-                    class: "bad-record",
-                    message: "not JSON",
-                },
-                &metrics,
-            )
-            .unwrap();
+        let all = ErrorPolicy::new(&all, "c", 0, &cluster, &[]).unwrap();
+        all.tolerate(bad_record(), &metrics).unwrap();
         assert_eq!(TaskMetrics::get(&metrics.records_failed), 1);
     }
 }
