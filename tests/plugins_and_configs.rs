@@ -134,4 +134,18 @@ fn a_valid_set_validates_and_the_compile_cache_is_used() {
         .collect();
     assert_eq!(cached.len(), 1, "one compiled component cached: {cached:?}");
     assert!(cached[0].ends_with(".cwasm"));
+    assert!(
+        stderr(&out).contains("cached=false"),
+        "compiled the first time: {}",
+        stderr(&out)
+    );
+    // A restart loads the compiled code instead of compiling again.
+    let again = site.cli(&[
+        "validate",
+        "-w",
+        worker.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    assert!(again.status.success());
+    assert!(stderr(&again).contains("cached=true"), "{}", stderr(&again));
 }

@@ -98,6 +98,8 @@ impl Site {
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_tributary"))
             .current_dir(self.dir.path())
+            .env("TRIBUTARY_LOG", "warn,tributary::plugin=debug")
+            .env("NO_COLOR", "1")
             .args(args)
             .output()
             .unwrap()
