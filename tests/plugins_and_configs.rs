@@ -68,7 +68,7 @@ fn validate_lists_every_problem_with_file_line_and_key() {
     let worker = site.write(
         "worker.yaml",
         &format!(
-            "plugin.path: {}\nplugin.cahce.dir: x\ntask.memory.max.mb: lots\n",
+            "plugin.path: {}\nplugin.cahce.dir: x\ntask.memory.max.mb: lots\nproducer.lingr.ms: 5\n",
             site.path("plugins").display()
         ),
     );
@@ -80,12 +80,17 @@ fn validate_lists_every_problem_with_file_line_and_key() {
         "sink.yaml",
         "name: out\nconfig:\n  connector.class: file-sink\n  file: out.txt\n",
     );
+    let good = site.write(
+        "good.yaml",
+        "name: good\nconfig:\n  connector.class: file-sink\n  file: out2.txt\n  topics: t\n  consumer.override.auto.offset.reset: sideways\n",
+    );
     let out = site.cli(&[
         "validate",
         "-w",
         worker.to_str().unwrap(),
         src.to_str().unwrap(),
         sink.to_str().unwrap(),
+        good.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -97,10 +102,12 @@ fn validate_lists_every_problem_with_file_line_and_key() {
         "source.yaml:6: `topik`: unknown key for connector `file-source` 0.1.0 (did you mean `topic`?)",
         "source.yaml:3: `topic`: is required by `file-source`",
         "sink.yaml:3: `topics`: a sink needs `topics` or `topics.regex`",
+        "worker.yaml:4: `producer.lingr.ms`: librdkafka refuses it: No such configuration property",
+        "good.yaml:6: `consumer.override.auto.offset.reset`: librdkafka refuses it: Invalid value",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(err.contains("7 config problems"), "{err}");
+    assert!(err.contains("9 config problems"), "{err}");
 }
 
 #[test]

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tributary::config::{
-    ConnectorConfig, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
+    ConnectorConfig, Problem, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
-use tributary::kafka::{KafkaCluster, OffsetTopicSettings, OffsetTopicStore};
+use tributary::kafka::{check_property, KafkaCluster, OffsetTopicSettings, OffsetTopicStore};
 use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use tributary::plugin::{PluginEngine, PluginRegistry};
 use tributary::worker::{TaskState, Worker};
@@ -83,10 +83,11 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
     let providers = Providers::default();
     let mut problems = Problems::default();
     let worker = match worker_file {
-        Some(f) => WorkerConfig::load(f, &providers).unwrap_or_else(|p| {
+        Some(f) => {
+            let (worker, p) = WorkerConfig::load_lenient(f, &providers);
             problems.extend(p);
-            WorkerConfig::defaults()
-        }),
+            worker
+        }
         None => WorkerConfig::defaults(),
     };
     let engine =
@@ -98,6 +99,23 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
             Ok(c) => connectors.push(c),
             Err(p) => problems.extend(p),
         }
+    }
+    // librdkafka's own properties, checked now rather than at task start.
+    let mut check = |file: &Path, lines: &std::collections::BTreeMap<String, usize>, prefix: &str, props: &std::collections::BTreeMap<String, String>| {
+        for (name, value) in props {
+            if let Err(e) = check_property(name, value) {
+                let key = format!("{prefix}{name}");
+                problems.push(Problem::new(file, lines.get(&key).copied(), Some(&key), e));
+            }
+        }
+    };
+    if let Some(file) = worker_file {
+        check(file, &worker.property_lines, "producer.", &worker.producer);
+        check(file, &worker.property_lines, "consumer.", &worker.consumer);
+    }
+    for c in &connectors {
+        check(&c.file, &c.runtime.property_lines, "producer.override.", &c.runtime.producer_overrides);
+        check(&c.file, &c.runtime.property_lines, "consumer.override.", &c.runtime.consumer_overrides);
     }
     let mut names: Vec<&str> = connectors.iter().map(|c| c.name.as_str()).collect();
     names.sort();

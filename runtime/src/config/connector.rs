@@ -114,6 +114,8 @@ pub struct RuntimeKeys {
     pub topics_regex: Option<String>,
     pub producer_overrides: BTreeMap<String, String>,
     pub consumer_overrides: BTreeMap<String, String>,
+    /// Line of each `producer.override.*` / `consumer.override.*` key.
+    pub property_lines: BTreeMap<String, usize>,
     pub task_memory_max_bytes: Option<u64>,
     pub task_call_timeout: Option<Duration>,
     pub errors: ErrorSettings,
@@ -271,6 +273,9 @@ impl ConnectorConfig {
                     Err(e) => problems.push(at(e)),
                 }
                 continue;
+            }
+            if key.starts_with("producer.override.") || key.starts_with("consumer.override.") {
+                runtime.property_lines.insert(key.clone(), *line);
             }
             if let Some(prop) = key.strip_prefix("producer.override.") {
                 runtime

@@ -40,6 +40,9 @@ pub struct WorkerConfig {
     pub producer: BTreeMap<String, String>,
     /// librdkafka properties for every consumer (`consumer.*`).
     pub consumer: BTreeMap<String, String>,
+    /// Line of each `producer.*` / `consumer.*` key, for problems found
+    /// when librdkafka checks them.
+    pub property_lines: BTreeMap<String, usize>,
 }
 
 fn key(name: &str, ty: KeyType, default: Option<&str>, doc: &str) -> KeySpec {
@@ -88,19 +91,31 @@ impl WorkerConfig {
 
     /// Reads and checks a worker config file; every problem at once.
     pub fn load(file: &Path, providers: &Providers) -> Result<WorkerConfig, Problems> {
-        let entries = load_flat(file)?;
-        WorkerConfig::from_entries(file, entries, providers)
+        let (config, problems) = WorkerConfig::load_lenient(file, providers);
+        problems.into_result(config)
     }
 
-    pub fn from_entries(
-        file: &Path,
-        entries: Vec<Entry>,
-        providers: &Providers,
-    ) -> Result<WorkerConfig, Problems> {
+    /// Like [`WorkerConfig::load`], but always gives a config (defaults where
+    /// a key is wrong) alongside the problems, so checks that need it (the
+    /// plugin path, librdkafka properties) can still run and report too.
+    pub fn load_lenient(file: &Path, providers: &Providers) -> (WorkerConfig, Problems) {
+        match load_flat(file) {
+            Ok(entries) => WorkerConfig::build(file, entries, providers),
+            Err(problems) => (WorkerConfig::defaults(), problems),
+        }
+    }
+
+    pub fn from_entries(file: &Path, entries: Vec<Entry>, providers: &Providers) -> Result<WorkerConfig, Problems> {
+        let (config, problems) = WorkerConfig::build(file, entries, providers);
+        problems.into_result(config)
+    }
+
+    fn build(file: &Path, entries: Vec<Entry>, providers: &Providers) -> (WorkerConfig, Problems) {
         let specs = worker_keys();
         let mut problems = Problems::default();
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         let mut producer = BTreeMap::new();
+        let mut property_lines = BTreeMap::new();
         let mut consumer = BTreeMap::new();
         for entry in entries {
             let raw = match entry
@@ -116,8 +131,10 @@ impl WorkerConfig {
                 }
             };
             if let Some(prop) = entry.key.strip_prefix("producer.") {
+                property_lines.insert(entry.key.clone(), entry.line);
                 producer.insert(prop.to_owned(), raw);
             } else if let Some(prop) = entry.key.strip_prefix("consumer.") {
+                property_lines.insert(entry.key.clone(), entry.line);
                 consumer.insert(prop.to_owned(), raw);
             } else if let Some(spec) = specs.iter().find(|s| s.name == entry.key) {
                 match check_value(spec, &raw) {
@@ -198,8 +215,9 @@ impl WorkerConfig {
             shutdown_timeout: ms("task.shutdown.graceful.timeout.ms"),
             producer,
             consumer,
+            property_lines,
         };
-        problems.into_result(config)
+        (config, problems)
     }
 }
 

@@ -26,6 +26,16 @@ pub use sync_producer::{OutRecord, SyncProducer};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 
+/// Checks one librdkafka property (name and value) as librdkafka would
+/// when a client is created; the error says what librdkafka objects to.
+pub fn check_property(name: &str, value: &str) -> Result<(), String> {
+    match ClientConfig::new().set(name, value).create_native_config() {
+        Ok(_) => Ok(()),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, description, _, _)) => Err(format!("librdkafka refuses it: {description}")),
+        Err(e) => Err(format!("librdkafka refuses it: {e}")),
+    }
+}
+
 /// A client config from layers of properties; later layers win.
 fn client_config(layers: &[&BTreeMap<String, String>]) -> ClientConfig {
     let mut config = ClientConfig::new();
