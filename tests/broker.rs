@@ -90,6 +90,9 @@ fn kill_9_mid_run_then_restart_loses_nothing() {
     let at_kill = line_count(&out);
 
     let mut second = site.run(&worker, &[&src, &sink]);
+    second.wait_for("the restarted tasks", Duration::from_secs(120), |log| {
+        log.contains("source task running") && log.contains("sink task running")
+    });
     second.wait_for("the last line", Duration::from_secs(300), |_| {
         last_line(&out).as_deref() == Some(last.as_str())
     });

@@ -101,7 +101,10 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
         }
     }
     // librdkafka's own properties, checked now rather than at task start.
-    let mut check = |file: &Path, lines: &std::collections::BTreeMap<String, usize>, prefix: &str, props: &std::collections::BTreeMap<String, String>| {
+    let mut check = |file: &Path,
+                     lines: &std::collections::BTreeMap<String, usize>,
+                     prefix: &str,
+                     props: &std::collections::BTreeMap<String, String>| {
         for (name, value) in props {
             if let Err(e) = check_property(name, value) {
                 let key = format!("{prefix}{name}");
@@ -114,8 +117,18 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
         check(file, &worker.property_lines, "consumer.", &worker.consumer);
     }
     for c in &connectors {
-        check(&c.file, &c.runtime.property_lines, "producer.override.", &c.runtime.producer_overrides);
-        check(&c.file, &c.runtime.property_lines, "consumer.override.", &c.runtime.consumer_overrides);
+        check(
+            &c.file,
+            &c.runtime.property_lines,
+            "producer.override.",
+            &c.runtime.producer_overrides,
+        );
+        check(
+            &c.file,
+            &c.runtime.property_lines,
+            "consumer.override.",
+            &c.runtime.consumer_overrides,
+        );
     }
     let mut names: Vec<&str> = connectors.iter().map(|c| c.name.as_str()).collect();
     names.sort();
@@ -199,6 +212,19 @@ fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
 }
 
 fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Result<()> {
+    // Signals are caught from the start: a SIGTERM while plugins load or
+    // the offsets topic is read still ends in a graceful stop.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in_runtime = runtime.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     let loaded = load(worker_file, connector_files)?;
     let worker = loaded.worker.clone();
     let cluster = match &worker.bootstrap_servers {
@@ -240,13 +266,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         w.start(c).map_err(anyhow::Error::msg)?;
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let reason = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {

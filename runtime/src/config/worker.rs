@@ -105,7 +105,11 @@ impl WorkerConfig {
         }
     }
 
-    pub fn from_entries(file: &Path, entries: Vec<Entry>, providers: &Providers) -> Result<WorkerConfig, Problems> {
+    pub fn from_entries(
+        file: &Path,
+        entries: Vec<Entry>,
+        providers: &Providers,
+    ) -> Result<WorkerConfig, Problems> {
         let (config, problems) = WorkerConfig::build(file, entries, providers);
         problems.into_result(config)
     }

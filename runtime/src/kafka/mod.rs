@@ -31,7 +31,9 @@ use std::collections::BTreeMap;
 pub fn check_property(name: &str, value: &str) -> Result<(), String> {
     match ClientConfig::new().set(name, value).create_native_config() {
         Ok(_) => Ok(()),
-        Err(rdkafka::error::KafkaError::ClientConfig(_, description, _, _)) => Err(format!("librdkafka refuses it: {description}")),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, description, _, _)) => {
+            Err(format!("librdkafka refuses it: {description}"))
+        }
         Err(e) => Err(format!("librdkafka refuses it: {e}")),
     }
 }
