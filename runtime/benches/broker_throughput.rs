@@ -1,6 +1,6 @@
 //! File → Kafka and Kafka → file through tributary, side by side with a bare
-//! rdkafka producer and consumer loop doing the same work, against the same
-//! tansu broker, 1,000,000 lines of 100 bytes.
+//! rdkafka producer and consumer loop doing the same work, against tansu
+//! (one fresh broker for each side, in one run), 1,000,000 lines of 100 bytes.
 //!
 //! `cargo bench -p tributary --bench broker_throughput` (needs tansu:
 //! `scripts/tansu install`). Results go to docs/benchmarks.md.
@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 const LINES: usize = 1_000_000;
 
 fn main() {
+    // Each side gets its own broker, so neither writes into a broker that
+    // already holds the other's million records.
+    let bare_broker = Broker::memory();
     let broker = Broker::memory();
     let site = common::Site::new(&["tributary_connector_file"]);
     let input = site.write("data/in.txt", &common::numbered_lines(0, LINES, 99));
@@ -34,8 +37,8 @@ fn main() {
     };
 
     // Bare producer: read lines, produce each, wait for every acknowledgement.
-    broker.create_topic("bare", 1, &[]);
-    let producer: ThreadedProducer<AckClock> = broker
+    bare_broker.create_topic("bare", 1, &[]);
+    let producer: ThreadedProducer<AckClock> = bare_broker
         .config()
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -95,7 +98,7 @@ fn main() {
     assert_eq!(running.stop().0, 0);
 
     // Bare consumer: read the topic, append values to a file, sync it.
-    let consumer: BaseConsumer = broker
+    let consumer: BaseConsumer = bare_broker
         .config()
         .set("group.id", "bare")
         .set("enable.auto.commit", "false")
