@@ -108,35 +108,20 @@ impl KafkaCluster {
         match (&self.embedded, self.creation) {
             (Some(embedded), _) => embedded.create_topic(topic, self.partitions)?,
             (None, Some((partitions, replicas))) => {
-                self.create_external(topic, partitions, replicas)?
+                let new = super::create_topic(&self.bootstrap, topic, partitions, replicas, &[])
+                    .map_err(|e| {
+                        format!(
+                            "{e} (set topic.creation.enable: false to leave topics to the broker)"
+                        )
+                    })?;
+                if new {
+                    tracing::info!(topic, partitions, "created topic (topic.creation.enable)");
+                }
             }
             (None, None) => {}
         }
         created.insert(topic.to_owned());
         Ok(())
-    }
-
-    fn create_external(&self, topic: &str, partitions: i32, replicas: i32) -> Result<(), String> {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        use rdkafka::client::DefaultClientContext;
-        use rdkafka::error::RDKafkaErrorCode;
-        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
-        let options =
-            AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
-        let result = futures::executor::block_on(admin.create_topics([&new], &options))
-            .map_err(|e| format!("cannot create topic `{topic}`: {e}"))?;
-        match result.first() {
-            Some(Ok(_)) => {
-                tracing::info!(topic, partitions, "created topic (topic.creation.enable)");
-                Ok(())
-            }
-            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(()),
-            Some(Err((_, code))) => Err(format!("cannot create topic `{topic}`: {code} (set topic.creation.enable: false to leave topics to the broker)")),
-        }
     }
 
     /// Embedded only: a consumer group of this worker reads `topic`.

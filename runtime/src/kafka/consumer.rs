@@ -1,6 +1,6 @@
 //! Consuming a sink connector's topics and committing what was flushed.
 
-use super::{client_config, KafkaCluster};
+use super::{client_config, props, KafkaCluster};
 use crate::contract::{Header, SinkRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -35,24 +35,18 @@ impl RecordConsumer {
             cluster.ensure_topic(topic)?;
             cluster.register_consumer(topic, group_id);
         }
-        let defaults: BTreeMap<String, String> = [
+        let defaults = props(&[
             ("bootstrap.servers", cluster.bootstrap_servers()),
             ("auto.offset.reset", "earliest"),
             ("topic.metadata.refresh.interval.ms", "5000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        ]);
         // Not overridable: they are what makes delivery at-least-once.
-        let fixed: BTreeMap<String, String> = [
+        let fixed = props(&[
             ("group.id", group_id),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "false"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        ]);
         let consumer: BaseConsumer = client_config(&[&defaults, worker, overrides, &fixed])
             .create()
             .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
@@ -138,21 +132,5 @@ impl RecordConsumer {
         self.consumer
             .commit(&list, CommitMode::Sync)
             .map_err(|e| format!("committing consumer offsets: {e}"))
-    }
-
-    /// The committed offsets of the group's assigned partitions.
-    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>, String> {
-        let list = self
-            .consumer
-            .committed(timeout)
-            .map_err(|e| e.to_string())?;
-        Ok(list
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-                _ => None,
-            })
-            .collect())
     }
 }

@@ -8,13 +8,12 @@
 //! returns only when Kafka acknowledged every record of it.
 
 use super::sync_producer::{OutRecord, SyncProducer};
-use super::{client_config, KafkaCluster};
+use super::{admin_options, client_config, create_topic, props, KafkaCluster};
 use crate::contract::PartitionOffset;
 use crate::offsets::{decode, offset_key, offset_value, parse_offset_key, OffsetStore};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -38,12 +37,6 @@ pub struct OffsetTopicStore {
     entries: Mutex<BTreeMap<String, String>>,
 }
 
-fn admin_timeout() -> AdminOptions {
-    AdminOptions::new()
-        .request_timeout(Some(Duration::from_secs(30)))
-        .operation_timeout(Some(Duration::from_secs(30)))
-}
-
 impl OffsetTopicStore {
     /// Checks or creates the topic, then reads it to its end.
     pub fn open(
@@ -52,12 +45,8 @@ impl OffsetTopicStore {
         producer_props: &BTreeMap<String, String>,
         consumer_props: &BTreeMap<String, String>,
     ) -> Result<OffsetTopicStore, String> {
-        let bootstrap: BTreeMap<String, String> = [(
-            "bootstrap.servers".to_owned(),
-            cluster.bootstrap_servers().to_owned(),
-        )]
-        .into();
-        ensure_compacted(&bootstrap, settings)?;
+        let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+        ensure_compacted(cluster.bootstrap_servers(), &bootstrap, settings)?;
         let entries = read_to_end(&bootstrap, consumer_props, &settings.topic)?;
         let producer = SyncProducer::new(cluster, &[producer_props])?;
         tracing::info!(topic = %settings.topic, entries = entries.len(), "read the offsets topic to its end");
@@ -68,29 +57,13 @@ impl OffsetTopicStore {
         })
     }
 
-    /// Writes a tombstone for `connector`'s `partition` (the offset is then
-    /// forgotten, as in Kafka Connect).
-    pub fn delete(
-        &self,
-        connector: &str,
-        partition: &crate::contract::JsonMap,
-    ) -> Result<(), String> {
-        let key = offset_key(connector, partition);
-        self.produce(&[(key.clone(), None)])?;
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-        Ok(())
-    }
-
-    fn produce(&self, records: &[(String, Option<String>)]) -> Result<(), String> {
+    fn produce(&self, records: &[(String, String)]) -> Result<(), String> {
         let out: Vec<OutRecord<'_>> = records
             .iter()
             .map(|(k, v)| OutRecord {
                 topic: &self.topic,
                 key: Some(k.as_bytes()),
-                value: v.as_deref().map(str::as_bytes),
+                value: Some(v.as_bytes()),
                 headers: Vec::new(),
             })
             .collect();
@@ -109,54 +82,48 @@ impl OffsetStore for OffsetTopicStore {
     }
 
     fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
-        let records: Vec<(String, Option<String>)> = offsets
+        let records: Vec<(String, String)> = offsets
             .iter()
             .map(|po| {
                 (
                     offset_key(connector, &po.partition),
-                    Some(offset_value(&po.offset)),
+                    offset_value(&po.offset),
                 )
             })
             .collect();
         // One writer at a time: a failure must not be blamed on another write.
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         self.produce(&records)?;
-        for (k, v) in records {
-            entries.insert(k, v.expect("written values are present"));
-        }
+        entries.extend(records);
         Ok(())
     }
 }
 
 /// Creates the topic compacted, or checks the policy of the one there.
 fn ensure_compacted(
+    bootstrap_servers: &str,
     bootstrap: &BTreeMap<String, String>,
     settings: &OffsetTopicSettings,
 ) -> Result<(), String> {
+    let topic = settings.topic.as_str();
+    let compact = [("cleanup.policy", "compact")];
+    let new = create_topic(
+        bootstrap_servers,
+        topic,
+        settings.partitions,
+        settings.replication_factor,
+        &compact,
+    )
+    .map_err(|e| format!("offsets topic: {e}"))?;
+    if new {
+        tracing::info!(topic, "created the offsets topic (cleanup.policy=compact)");
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = client_config(&[bootstrap])
         .create()
         .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-    let topic = settings.topic.as_str();
-    let new = NewTopic::new(
-        topic,
-        settings.partitions,
-        TopicReplication::Fixed(settings.replication_factor),
-    )
-    .set("cleanup.policy", "compact");
-    let created = futures::executor::block_on(admin.create_topics([&new], &admin_timeout()))
-        .map_err(|e| format!("cannot create the offsets topic `{topic}`: {e}"))?;
-    match created.first() {
-        Some(Ok(_)) => {
-            tracing::info!(topic, "created the offsets topic (cleanup.policy=compact)");
-            return Ok(());
-        }
-        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {}
-        Some(Err((_, code))) => {
-            return Err(format!("cannot create the offsets topic `{topic}`: {code}"))
-        }
-    }
     let described = futures::executor::block_on(
-        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &admin_timeout()),
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &admin_options()),
     );
     let policy = match described.as_ref().map(|r| r.first()) {
         Ok(Some(Ok(resource))) => resource
@@ -181,18 +148,15 @@ fn ensure_compacted(
 /// Reads every partition of `topic` from the beginning to its end.
 fn read_to_end(
     bootstrap: &BTreeMap<String, String>,
-    props: &BTreeMap<String, String>,
+    consumer_props: &BTreeMap<String, String>,
     topic: &str,
 ) -> Result<BTreeMap<String, String>, String> {
-    let fixed: BTreeMap<String, String> = [
+    let fixed = props(&[
         ("group.id", "tributary-offsets-reader"),
         ("enable.auto.commit", "false"),
         ("enable.partition.eof", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let consumer: BaseConsumer = client_config(&[bootstrap, props, &fixed])
+    ]);
+    let consumer: BaseConsumer = client_config(&[bootstrap, consumer_props, &fixed])
         .create()
         .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
     let timeout = Duration::from_secs(30);

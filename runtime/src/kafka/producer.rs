@@ -1,9 +1,8 @@
 //! Producing source records, with a delivery report for each.
 
-use super::{client_config, KafkaCluster};
+use super::{client_config, owned_headers, props, send_when_room, KafkaCluster};
 use crate::contract::SourceRecord;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
@@ -62,17 +61,14 @@ pub struct RecordProducer {
 /// Properties the worker sets unless the user does: no record is lost or
 /// reordered by retries.
 fn producer_defaults(bootstrap: &str) -> BTreeMap<String, String> {
-    [
+    props(&[
         ("bootstrap.servers", bootstrap),
         ("acks", "all"),
         ("enable.idempotence", "true"),
         ("linger.ms", "5"),
         ("batch.size", "1000000"),
         ("queue.buffering.max.kbytes", "262144"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    ])
 }
 
 impl RecordProducer {
@@ -117,32 +113,14 @@ impl RecordProducer {
         if !self.cluster.reserve(topic, size as u64, cancel) {
             return Ok(false);
         }
-        let mut headers = None;
-        if !record.headers.is_empty() {
-            let mut h = OwnedHeaders::new_with_capacity(record.headers.len());
-            for header in &record.headers {
-                h = h.insert(Header {
-                    key: &header.key,
-                    value: header.value.as_deref(),
-                });
-            }
-            headers = Some(h);
-        }
         let mut base: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, seq);
         base.key = record.key.as_deref();
         base.payload = record.value.as_deref();
         base.timestamp = record.timestamp;
-        base.headers = headers;
-        loop {
-            match self.producer.send(base) {
-                Ok(()) => return Ok(true),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    base = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => return Err(format!("cannot produce to topic `{topic}`: {e}")),
-            }
-        }
+        base.headers = owned_headers(&record.headers);
+        send_when_room(&self.producer, base)
+            .map_err(|e| format!("cannot produce to topic `{topic}`: {e}"))?;
+        Ok(true)
     }
 
     /// The next delivery report, waiting up to `wait`.

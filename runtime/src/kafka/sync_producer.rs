@@ -1,10 +1,8 @@
 //! A producer whose `send_all` returns only when Kafka acknowledged every
 //! record: for offsets and dead letter queues, where "queued" is not enough.
 
-use super::{client_config, KafkaCluster};
+use super::{client_config, owned_headers, props, send_when_room, KafkaCluster};
 use crate::contract::Header;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
@@ -46,23 +44,16 @@ pub struct SyncProducer {
 }
 
 impl SyncProducer {
-    /// `props` (worker and connector layers) under `acks=all` and
+    /// `layers_in` (worker and connector properties) under `acks=all` and
     /// idempotence, which are not overridable here.
     pub fn new(
         cluster: &KafkaCluster,
-        props: &[&BTreeMap<String, String>],
+        layers_in: &[&BTreeMap<String, String>],
     ) -> Result<SyncProducer, String> {
-        let bootstrap: BTreeMap<String, String> = [(
-            "bootstrap.servers".to_owned(),
-            cluster.bootstrap_servers().to_owned(),
-        )]
-        .into();
-        let fixed: BTreeMap<String, String> = [("acks", "all"), ("enable.idempotence", "true")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+        let fixed = props(&[("acks", "all"), ("enable.idempotence", "true")]);
         let mut layers = vec![&bootstrap];
-        layers.extend_from_slice(props);
+        layers.extend_from_slice(layers_in);
         layers.push(&fixed);
         let producer = client_config(&layers)
             .create_with_context(FailureContext {
@@ -83,26 +74,9 @@ impl SyncProducer {
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(r.topic);
             record.key = r.key;
             record.payload = r.value;
-            if !r.headers.is_empty() {
-                let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
-                for header in &r.headers {
-                    h = h.insert(KafkaHeader {
-                        key: &header.key,
-                        value: header.value.as_deref(),
-                    });
-                }
-                record.headers = Some(h);
-            }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => return Err(format!("producing to `{}`: {e}", r.topic)),
-                }
-            }
+            record.headers = owned_headers(&r.headers);
+            send_when_room(&self.producer, record)
+                .map_err(|e| format!("producing to `{}`: {e}", r.topic))?;
         }
         self.producer
             .flush(timeout)

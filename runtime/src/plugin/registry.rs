@@ -37,6 +37,26 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// A new sandbox with this plugin's source connector loaded in it.
+    fn source_guest(&self, spec: &TaskSandbox) -> Result<(Sandbox, wit_source::Guest), CallError> {
+        let indices = self.source.as_ref().ok_or_else(|| self.lacks("source"))?;
+        let (mut sandbox, instance) = self.sandbox(spec)?;
+        let guest = indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| CallError::Failed(mismatch(e)))?;
+        Ok((sandbox, guest))
+    }
+
+    /// A new sandbox with this plugin's sink connector loaded in it.
+    fn sink_guest(&self, spec: &TaskSandbox) -> Result<(Sandbox, wit_sink::Guest), CallError> {
+        let indices = self.sink.as_ref().ok_or_else(|| self.lacks("sink"))?;
+        let (mut sandbox, instance) = self.sandbox(spec)?;
+        let guest = indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| CallError::Failed(mismatch(e)))?;
+        Ok((sandbox, guest))
+    }
+
     fn sandbox(
         &self,
         spec: &TaskSandbox,
@@ -44,44 +64,34 @@ impl Plugin {
         Sandbox::new(&self.engine, &self.pre, spec).map_err(|e| CallError::Failed(format!("{e:#}")))
     }
 
+    fn lacks(&self, kind: &str) -> CallError {
+        CallError::Failed(format!(
+            "{} provides no {kind} connector",
+            self.path.display()
+        ))
+    }
+
+    /// One connector-level call (`describe`, `validate`, `task-configs`) to
+    /// the source connector, in a throwaway sandbox.
     fn with_source<R>(
         &self,
         spec: &TaskSandbox,
         call: &str,
         f: impl FnOnce(&wit_source::Guest, &mut wasmtime::Store<TaskState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let indices = self.source.as_ref().ok_or_else(|| {
-            CallError::Failed(format!(
-                "{} provides no source connector",
-                self.path.display()
-            ))
-        })?;
-        let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices
-            .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(mismatch(e)))?;
-        let result = f(&guest, sandbox.arm());
-        result.map_err(|e| sandbox.failure(call, e))
+        let (mut sandbox, guest) = self.source_guest(spec)?;
+        f(&guest, sandbox.arm()).map_err(|e| sandbox.failure(call, e))
     }
 
+    /// The same for the sink connector.
     fn with_sink<R>(
         &self,
         spec: &TaskSandbox,
         call: &str,
         f: impl FnOnce(&wit_sink::Guest, &mut wasmtime::Store<TaskState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let indices = self.sink.as_ref().ok_or_else(|| {
-            CallError::Failed(format!(
-                "{} provides no sink connector",
-                self.path.display()
-            ))
-        })?;
-        let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices
-            .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(mismatch(e)))?;
-        let result = f(&guest, sandbox.arm());
-        result.map_err(|e| sandbox.failure(call, e))
+        let (mut sandbox, guest) = self.sink_guest(spec)?;
+        f(&guest, sandbox.arm()).map_err(|e| sandbox.failure(call, e))
     }
 
     /// Runs the connector's `validate`.
@@ -146,16 +156,7 @@ impl Plugin {
         config: &Vec<(String, String)>,
         offsets: &[PartitionOffset],
     ) -> Result<SourceInstance, CallError> {
-        let indices = self.source.as_ref().ok_or_else(|| {
-            CallError::Failed(format!(
-                "{} provides no source connector",
-                self.path.display()
-            ))
-        })?;
-        let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices
-            .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(mismatch(e)))?;
+        let (sandbox, guest) = self.source_guest(spec)?;
         SourceInstance::open(sandbox, guest, config, offsets)
     }
 
@@ -165,16 +166,7 @@ impl Plugin {
         spec: &TaskSandbox,
         config: &Vec<(String, String)>,
     ) -> Result<SinkInstance, CallError> {
-        let indices = self.sink.as_ref().ok_or_else(|| {
-            CallError::Failed(format!(
-                "{} provides no sink connector",
-                self.path.display()
-            ))
-        })?;
-        let (mut sandbox, instance) = self.sandbox(spec)?;
-        let guest = indices
-            .load(&mut sandbox.store, &instance)
-            .map_err(|e| CallError::Failed(mismatch(e)))?;
+        let (sandbox, guest) = self.sink_guest(spec)?;
         SinkInstance::open(sandbox, guest, config)
     }
 }
