@@ -318,8 +318,10 @@ impl ConnectorConfig {
                 "task.call.timeout.ms" => number(1)
                     .map(|n| runtime.task_call_timeout = Some(Duration::from_millis(n as u64))),
                 "errors.tolerance" => match value.trim() {
-                    "none" => Ok(runtime.errors.tolerate_all = false),
-                    "all" => Ok(runtime.errors.tolerate_all = true),
+                    "none" | "all" => {
+                        runtime.errors.tolerate_all = value.trim() == "all";
+                        Ok(())
+                    }
                     _ => Err(format!("expects `none` or `all`, got {value:?}")),
                 },
                 "errors.retry.timeout" => number(-1).map(|n| {
