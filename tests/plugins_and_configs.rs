@@ -30,7 +30,7 @@ fn plugins_lists_connectors_and_refuses_bad_files_with_reasons() {
         "config keys with type and default:\n{text}"
     );
     assert!(
-        text.contains("tributary_future_contract.wasm: implements contract tributary:connector@0.2.0; this worker speaks tributary:connector@0.1.0"),
+        text.contains("tributary_future_contract.wasm: implements contract tributary:connector@0.3.0; this worker speaks tributary:connector@0.2.0"),
         "{text}"
     );
     assert!(

@@ -10,6 +10,9 @@
 //!   sandboxing plugins, calling their tasks. Knows nothing of Kafka.
 //! - [`kafka`]: producers, consumers and the embedded Kafka (rdkafka).
 //!   Knows nothing of WebAssembly.
+//! - [`sql`]: database pools (sqlx) the worker owns for connectors; guests
+//!   reach them through the contract's `sql` interface and never see a
+//!   credential.
 //! - [`offsets`]: where source offsets are kept, in Kafka Connect's format.
 //! - [`worker`]: runs connectors' tasks, moving batches between `plugin` and
 //!   `kafka` with at-least-once delivery.
@@ -20,4 +23,5 @@ pub mod kafka;
 pub mod metrics;
 pub mod offsets;
 pub mod plugin;
+pub mod sql;
 pub mod worker;

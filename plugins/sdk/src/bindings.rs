@@ -2,7 +2,7 @@
 //!
 //! Connector authors do not use these directly: the traits in this crate and
 //! the `export_*!` macros wrap them. One module per world (a component providing both exports both); the shared
-//! `types` and `host` interfaces are generated once (in `source`) and reused.
+//! `types`, `host` and `sql` interfaces are generated once (in `source`) and reused.
 
 #[doc(hidden)]
 pub mod source {
@@ -24,8 +24,9 @@ pub mod sink {
         export_macro_name: "__export_sink_world",
         default_bindings_module: "tributary_sdk::bindings::sink",
         with: {
-            "tributary:connector/types@0.1.0": crate::bindings::source::tributary::connector::types,
-            "tributary:connector/host@0.1.0": crate::bindings::source::tributary::connector::host,
+            "tributary:connector/types@0.2.0": crate::bindings::source::tributary::connector::types,
+            "tributary:connector/host@0.2.0": crate::bindings::source::tributary::connector::host,
+            "tributary:connector/sql@0.2.0": crate::bindings::source::tributary::connector::sql,
         },
     });
 }

@@ -13,14 +13,15 @@
 //! `.wasm` file in the worker's `plugin.path`.
 //!
 //! The guest never opens a socket and never holds a credential: the worker
-//! owns Kafka, offsets and (in later contract versions) database and object
-//! store access. Files are visible only in the directories the connector's
+//! owns Kafka, offsets and database connections ([`sql`]); object store
+//! access comes next. Files are visible only in the directories the connector's
 //! config grants (keys of type `file-read`, `file-write`, `dir-read`,
 //! `dir-write`). See `docs/plugins.md` for a complete example.
 
 pub mod bindings;
 mod config;
 pub mod log;
+pub mod sql;
 
 pub use config::Config;
 

@@ -13,6 +13,7 @@
 //!   topic: lines
 //! ```
 
+use super::connection::Connections;
 use super::keys::check_value;
 use super::worker::suggest;
 use super::yaml::{load_flat, Entry};
@@ -81,6 +82,15 @@ pub const CONNECTOR_RUNTIME_KEYS: &[(&str, &str)] = &[
         "task.call.timeout.ms",
         "Overrides the worker's per-call deadline for this connector.",
     ),
+    (
+        "connection.url",
+        "A database the connector may use (the connection `default`); `connection.<name>.url` names others. See docs/connectors/database.md for every `connection.*` key.",
+    ),
+    ("connection.user", "User of the `default` connection."),
+    (
+        "connection.password",
+        "Password of the `default` connection (secret; never passed to the plugin).",
+    ),
 ];
 
 /// Where a connector looks up plugins; the plugin registry implements it.
@@ -107,7 +117,7 @@ pub struct Grant {
 }
 
 /// Worker-owned settings of one connector.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct RuntimeKeys {
     pub tasks_max: u32,
     pub topics: Vec<String>,
@@ -119,6 +129,8 @@ pub struct RuntimeKeys {
     pub task_memory_max_bytes: Option<u64>,
     pub task_call_timeout: Option<Duration>,
     pub errors: ErrorSettings,
+    /// Database connections (`connection.*`), opened by the worker.
+    pub connections: Connections,
 }
 
 /// Kafka Connect's `errors.*` settings of one connector.
@@ -150,7 +162,7 @@ impl Default for ErrorSettings {
 }
 
 /// A connector config that passed every check.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ConnectorConfig {
     pub name: String,
     pub file: PathBuf,
@@ -277,6 +289,12 @@ impl ConnectorConfig {
             if key.starts_with("producer.override.") || key.starts_with("consumer.override.") {
                 runtime.property_lines.insert(key.clone(), *line);
             }
+            if let Some(rest) = key.strip_prefix("connection.") {
+                if let Err(e) = runtime.connections.set(rest, value) {
+                    problems.push(at(e));
+                }
+                continue;
+            }
             if let Some(prop) = key.strip_prefix("producer.override.") {
                 runtime
                     .producer_overrides
@@ -358,6 +376,11 @@ impl ConnectorConfig {
             if let Err(e) = outcome {
                 problems.push(at(e));
             }
+        }
+
+        for (key, message) in runtime.connections.check() {
+            let line = raw.get(&key).map(|(_, l)| *l).or(config_line);
+            problems.push(Problem::new(file, line, Some(&key), message));
         }
 
         for spec in &description.keys {

@@ -5,6 +5,7 @@
 //! collected before anything starts: a user fixes a config in one pass, not
 //! one error per run. Values of secret keys never appear in a problem.
 
+mod connection;
 mod connector;
 mod keys;
 mod placeholders;
@@ -12,6 +13,7 @@ mod problem;
 mod worker;
 pub mod yaml;
 
+pub use connection::{dialect_of_scheme, ConnectionSettings, Connections, CONNECTION_FIELDS};
 pub use connector::{
     Catalog, ConnectorConfig, ErrorSettings, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS,
 };

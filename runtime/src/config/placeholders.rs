@@ -64,6 +64,13 @@ impl Providers {
                 return Err(format!("unclosed placeholder `{}`", &rest[start..]));
             };
             let body = &rest[body_start..body_start + len];
+            if !body.contains(':') {
+                // Not a placeholder (Kafka Connect's rule): `${topic}` in a
+                // table name format stays for the connector.
+                out.push_str(&rest[start..body_start + len + 1]);
+                rest = &rest[body_start + len + 1..];
+                continue;
+            }
             out.push_str(&self.resolve_one(body)?);
             rest = &rest[body_start + len + 1..];
         }

@@ -5,4 +5,7 @@
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../plugins/wit",
+    with: {
+        "tributary:connector/sql.connection": super::sql_host::SqlConnection,
+    },
 });

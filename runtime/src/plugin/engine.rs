@@ -8,7 +8,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 /// The contract version this worker speaks (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// How often the epoch advances; per-call deadlines are counted in ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -18,6 +18,7 @@
 mod bindings;
 mod engine;
 mod registry;
+mod sql_host;
 mod state;
 mod task;
 

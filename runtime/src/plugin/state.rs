@@ -58,6 +58,11 @@ pub struct TaskState {
     pub metrics: Arc<TaskMetrics>,
     /// The guest's stderr (panic messages), kept for failure reasons.
     pub stderr: MemoryOutputPipe,
+    /// The connector's database connections (the `sql` interface).
+    pub databases: Arc<crate::sql::Databases>,
+    /// Epoch ticks spent in host calls (waiting on a database) since the
+    /// deadline last fired: the deadline is pushed back by that much.
+    pub host_wait_ticks: u64,
 }
 
 impl WasiView for TaskState {

@@ -40,6 +40,8 @@ pub struct TaskSandbox {
     pub memory_max_bytes: u64,
     pub call_timeout: Duration,
     pub metrics: Arc<TaskMetrics>,
+    /// The connector's database connections.
+    pub databases: Arc<crate::sql::Databases>,
 }
 
 impl TaskSandbox {
@@ -53,6 +55,7 @@ impl TaskSandbox {
             memory_max_bytes: 256 << 20,
             call_timeout: Duration::from_secs(10),
             metrics: Arc::default(),
+            databases: Arc::default(),
         }
     }
 }
@@ -104,12 +107,21 @@ impl Sandbox {
             },
             metrics: spec.metrics.clone(),
             stderr,
+            databases: spec.databases.clone(),
+            host_wait_ticks: 0,
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limit);
         let ticks = PluginEngine::ticks(spec.call_timeout);
         store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Time the guest spent waiting in host calls does not count: the
+        // deadline moves back by that much; only the guest's own time traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            match std::mem::take(&mut ctx.data_mut().host_wait_ticks) {
+                0 => Err(Trap::Interrupt.into()),
+                extra => Ok(wasmtime::UpdateDeadline::Continue(extra)),
+            }
+        });
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("cannot start the plugin: {e:#}"))?;
@@ -125,6 +137,7 @@ impl Sandbox {
 
     /// Arms the deadline for the next call.
     pub fn arm(&mut self) -> &mut Store<TaskState> {
+        self.store.data_mut().host_wait_ticks = 0;
         self.store.set_epoch_deadline(self.ticks);
         &mut self.store
     }

@@ -80,6 +80,10 @@ impl Worker {
                 connector.runtime.tasks_max,
             )
             .map_err(|e| format!("connector `{}`: task-configs failed: {e}", connector.name))?;
+        let databases = Arc::new(
+            crate::sql::Databases::open(&connector.runtime.connections)
+                .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
+        );
         tracing::info!(connector = %connector.name, plugin = %d.name, version = %d.version, tasks = configs.len(), "starting connector");
         for (i, task_config) in configs.into_iter().enumerate() {
             let metrics = Arc::new(TaskMetrics::default());
@@ -96,6 +100,7 @@ impl Worker {
                     .task_call_timeout
                     .unwrap_or(self.shared.worker.task_call_timeout),
                 metrics: metrics.clone(),
+                databases: databases.clone(),
             };
             let status = Arc::new(Mutex::new(TaskStatus::new(
                 &connector.name,

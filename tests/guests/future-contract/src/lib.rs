@@ -1,9 +1,9 @@
-//! A component that exports `tributary:connector/source-connector@0.2.0`:
+//! A component that exports `tributary:connector/source-connector@0.3.0`:
 //! the worker must refuse it at load and name the version it found.
 
 wit_bindgen::generate!({
     inline: r#"
-        package tributary:connector@0.2.0;
+        package tributary:connector@0.3.0;
 
         interface source-connector {
             describe: func() -> string;
