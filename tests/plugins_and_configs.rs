@@ -156,3 +156,39 @@ fn a_valid_set_validates_and_the_compile_cache_is_used() {
     assert!(again.status.success());
     assert!(stderr(&again).contains("cached=true"), "{}", stderr(&again));
 }
+
+#[test]
+fn every_example_connector_config_validates() {
+    let site = Site::new(&["tributary_connector_file", "tributary_connector_database"]);
+    let worker = site.worker("");
+    let examples = common::root().join("configs");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("worker") {
+            continue;
+        }
+        files.push(path);
+    }
+    files.sort();
+    assert!(files.len() >= 9, "{files:?}");
+    // Relative paths in the examples (demo-data/, data/) resolve in the site.
+    std::fs::create_dir_all(site.path("demo-data")).unwrap();
+    std::fs::create_dir_all(site.path("data")).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"));
+    cmd.current_dir(site.dir.path())
+        .env("PG_PASSWORD", "example")
+        .env("MARIADB_PASSWORD", "example")
+        .arg("validate")
+        .arg("-w")
+        .arg(&worker)
+        .args(&files);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("{} connector config(s) valid", files.len())),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -13,9 +13,11 @@
 
 mod dialect;
 mod json;
+mod sink;
 mod source;
 
 /// The version both connectors report: this crate's version.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 tributary_sdk::export_source!(crate::source::DatabaseSource);
+tributary_sdk::export_sink!(crate::sink::DatabaseSink);

@@ -27,10 +27,12 @@ impl SqlError {
         }
     }
 
-    /// Whether the same call may work later (the database was unreachable
-    /// or refused credentials the worker is refreshing).
+    /// Whether the same call may work later: the database could not be
+    /// reached. Refused credentials are not transient: the worker has
+    /// already fetched them again from their provider before it reports
+    /// `authentication`.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SqlError::Authentication(_) | SqlError::Unavailable(_))
+        matches!(self, SqlError::Unavailable(_))
     }
 }
 
