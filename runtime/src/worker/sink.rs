@@ -158,7 +158,16 @@ impl Driver<'_> {
                 continue;
             }
             TaskMetrics::add(&self.metrics.batches, 1);
+            let batch_len = batch.len();
+            let started = Instant::now();
             let (records, outcome) = instance.put(batch);
+            self.metrics.call_seconds.observe(
+                crate::metrics::CALL_SECONDS_BUCKETS,
+                started.elapsed().as_secs_f64(),
+            );
+            self.metrics
+                .batch_records
+                .observe(crate::metrics::BATCH_RECORDS_BUCKETS, batch_len as f64);
             let results = match outcome {
                 Ok(r) => {
                     batch_retry.reset();
