@@ -8,10 +8,27 @@ use std::time::Duration;
 use tributary::config::{
     ConnectorConfig, Problem, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
-use tributary::kafka::{check_property, KafkaCluster, OffsetTopicSettings, OffsetTopicStore};
+use tributary::herder::{ConfigStore, Herder, MemoryConfigStore};
+use tributary::kafka::{
+    check_property, ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings,
+    OffsetTopicStore,
+};
 use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use tributary::plugin::{PluginEngine, PluginRegistry};
 use tributary::worker::{TaskState, Worker};
+
+/// A connector file's config as written: `config.*` keys with their values
+/// as strings, placeholders unresolved (what the config store keeps).
+fn raw_config(file: &Path) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let entries = tributary::config::yaml::load_flat(file).map_err(|p| anyhow::anyhow!("{p}"))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| {
+            let key = e.key.strip_prefix("config.")?.to_owned();
+            Some((key, e.value.to_config_string()?))
+        })
+        .collect())
+}
 
 #[derive(Parser)]
 #[command(
@@ -20,8 +37,17 @@ use tributary::worker::{TaskState, Worker};
     about = "A connector runtime for Kafka: WebAssembly connectors, at-least-once delivery"
 )]
 struct Cli {
+    /// Log format: `text` (default) or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -31,8 +57,8 @@ enum Command {
         /// Worker config (YAML). Without it: defaults and the embedded Kafka.
         #[arg(short, long)]
         worker: Option<PathBuf>,
-        /// Connector configs (YAML or Kafka Connect JSON).
-        #[arg(required = true)]
+        /// Connector configs (YAML or Kafka Connect JSON). More can be
+        /// created through the REST API.
         connectors: Vec<PathBuf>,
     },
     /// Check configs; exits non-zero listing every problem.
@@ -53,11 +79,14 @@ fn main() -> std::process::ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime=warn")
         });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match cli.command {
         Command::Run { worker, connectors } => run(worker.as_deref(), &connectors),
         Command::Validate { worker, connectors } => validate(worker.as_deref(), &connectors),
@@ -214,7 +243,8 @@ fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
 fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Result<()> {
     // Signals are caught from the start: a SIGTERM while plugins load or
     // the offsets topic is read still ends in a graceful stop.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let (mut term, mut int) = {
@@ -256,15 +286,82 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             Arc::new(MemoryOffsetStore::default())
         }
     };
-    let mut w = Worker::new(
+    let store: Arc<dyn ConfigStore> = if cluster.is_embedded() {
+        Arc::new(MemoryConfigStore::default())
+    } else {
+        let settings = ConfigTopicSettings {
+            config_topic: worker.config_topic.clone(),
+            config_replication_factor: worker.config_topic_replication_factor,
+            status_topic: worker.status_topic.clone(),
+            status_replication_factor: worker.status_topic_replication_factor,
+        };
+        Arc::new(
+            ConfigTopicStore::open(&cluster, &settings, &worker.producer, &worker.consumer)
+                .map_err(anyhow::Error::msg)?,
+        )
+    };
+    // The listener is bound before any task starts: a port in use is a
+    // start-up error, not a surprise later.
+    let listener = match &worker.listener {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (listeners)"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let worker_id = match &listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "standalone".to_owned(),
+    };
+    let w = Arc::new(Worker::new(
         worker.clone(),
         Arc::new(cluster),
         offsets,
         loaded.registry.clone(),
-    );
-    for c in &loaded.connectors {
-        w.start(c).map_err(anyhow::Error::msg)?;
+    ));
+    let herder = Arc::new(Herder::new(
+        w.clone(),
+        loaded.registry.clone(),
+        Providers::default(),
+        store,
+        worker_id.clone(),
+    ));
+    let mut files = Vec::new();
+    for (c, file) in loaded.connectors.into_iter().zip(connector_files) {
+        files.push((c, raw_config(file)?));
     }
+    herder.start_up(files).map_err(anyhow::Error::msg)?;
+    if let Some(l) = listener {
+        let api = Arc::new(tributary::rest::Api {
+            herder: herder.clone(),
+            token: worker.rest_token.clone(),
+            kafka_cluster_id: None,
+        });
+        let l = {
+            let _in_runtime = runtime.enter();
+            tokio::net::TcpListener::from_std(l)?
+        };
+        tracing::info!("REST API listening on http://{worker_id}");
+        runtime.spawn(async move {
+            if let Err(e) = tributary::rest::serve(l, api).await {
+                tracing::error!("REST API stopped: {e}");
+            }
+        });
+    }
+    // Statuses go to the status topic as they change.
+    let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (herder, publishing) = (herder.clone(), publishing.clone());
+        std::thread::spawn(move || {
+            while publishing.load(std::sync::atomic::Ordering::Relaxed) {
+                herder.publish_statuses();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+    }
+    let rest = worker.listener.is_some();
 
     let reason = runtime.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -272,31 +369,13 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             tokio::select! {
                 _ = term.recv() => break Ok::<_, anyhow::Error>("SIGTERM"),
                 _ = int.recv() => break Ok("SIGINT"),
-                _ = tick.tick() => if w.all_done() { break Ok("every task ended") },
+                // Without a REST API nothing can start new tasks.
+                _ = tick.tick() => if !rest && w.all_done() { break Ok("every task ended") },
             }
         }
     })?;
-    tracing::info!("stopping ({reason}): draining, flushing and committing");
-    // A second signal exits at once.
-    std::thread::spawn(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("signal runtime");
-        rt.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            eprintln!("second signal: exiting now");
-            std::process::exit(130);
-        });
-    });
-    let late = w.shutdown();
+    publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let late = herder.shutdown();
     let failed: Vec<String> = w
         .statuses()
         .into_iter()
