@@ -138,7 +138,7 @@ fn every_endpoint_answers_with_kafka_connects_bodies_and_codes() {
     let site = Site::new(PLUGINS);
     site.write("data/in.txt", &numbered_lines(0, 100, 20));
     let worker = rest_worker(&site, "");
-    let api = Api::start(&site, &worker, &[]);
+    let mut api = Api::start(&site, &worker, &[]);
 
     let (code, root) = api.get("/");
     assert_eq!(code, 200);
@@ -609,7 +609,7 @@ fn pause_stops_records_moving_and_resume_starts_them_again() {
     let input = site.path("data/in.txt");
     site.write("data/in.txt", &numbered_lines(0, 1_000, 30));
     let worker = rest_worker(&site, "");
-    let api = Api::start(&site, &worker, &[]);
+    let mut api = Api::start(&site, &worker, &[]);
     let out = site.path("data/out.txt");
     assert_eq!(
         api.call(
@@ -671,7 +671,7 @@ fn resetting_a_stopped_file_sources_offsets_makes_it_read_its_file_again() {
     let text = numbered_lines(0, 400, 30);
     site.write("data/in.txt", &text);
     let worker = rest_worker(&site, "");
-    let api = Api::start(&site, &worker, &[]);
+    let mut api = Api::start(&site, &worker, &[]);
     let out = site.path("data/out.txt");
     let input = site.path("data/in.txt").display().to_string();
     assert_eq!(

@@ -74,7 +74,13 @@ pub fn render(herder: &Herder) -> String {
             );
         }
     }
-    let histograms: &[(&str, &str, &[f64], fn(&TaskMetrics) -> &Histogram)] = &[
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static [f64],
+        fn(&TaskMetrics) -> &Histogram,
+    );
+    let histograms: &[Family] = &[
         (
             "tributary_task_plugin_call_seconds",
             "Time of each batch call into the plugin (poll, put).",
