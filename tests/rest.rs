@@ -523,6 +523,14 @@ fn every_endpoint_answers_with_kafka_connects_bodies_and_codes() {
         "{text}"
     );
     assert!(
+        text.contains("tributary_task_consumer_lag{connector=\"lines-out\",task=\"0\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tributary_task_batch_records_count{connector=\"lines-out\",task=\"0\"}"),
+        "{text}"
+    );
+    assert!(
         text.contains("tributary_connector_state{connector=\"lines-in\",state=\"STOPPED\"} 1"),
         "{text}"
     );
@@ -893,4 +901,28 @@ fn configs_and_target_states_survive_a_restart_in_compacted_topics() {
     assert_eq!(api.get("/connectors/from-file/config").1["topic"], "f");
     let (code, log) = api.run.stop();
     assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn logs_are_json_lines_with_a_flag() {
+    let site = Site::new(PLUGINS);
+    let worker = site.worker("");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .current_dir(site.dir.path())
+        .env(
+            "TRIBUTARY_LOG",
+            "debug,cranelift_codegen=warn,wasmtime=warn",
+        )
+        .args(["--log-format", "json", "plugins", "-w"])
+        .arg(&worker)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the plugin registry logs at debug");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
 }

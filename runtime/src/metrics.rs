@@ -25,6 +25,9 @@ pub struct TaskMetrics {
     pub records_failed: AtomicU64,
     /// Of those, records written to the dead letter queue.
     pub records_dlq: AtomicU64,
+    /// Sink: records in the task's partitions not consumed yet, as of its
+    /// last batch (high watermarks librdkafka already knows; no request).
+    pub consumer_lag: AtomicU64,
     /// Seconds each batch call into the plugin took (`poll`, `put`).
     pub call_seconds: Histogram,
     /// Records per batch (source: per `poll`; sink: per `put`).

@@ -119,6 +119,41 @@ impl RecordConsumer {
         batch
     }
 
+    /// Records not consumed yet in these partitions, given the next offset
+    /// to read of each: from the high watermarks librdkafka learnt with its
+    /// last fetches (a local lookup, no request). Partitions whose
+    /// watermark is not known yet count 0.
+    pub fn lag(&self, next: &BTreeMap<TopicPartition, i64>) -> u64 {
+        next.iter()
+            .filter_map(|((topic, partition), next)| {
+                let high = self.cached_high_watermark(topic, *partition)?;
+                Some((high - next).max(0) as u64)
+            })
+            .sum()
+    }
+
+    /// librdkafka's cached high watermark (`rd_kafka_get_watermark_offsets`,
+    /// which rdkafka does not wrap); `None` when it is not known yet.
+    fn cached_high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let topic = std::ffi::CString::new(topic).ok()?;
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the client pointer lives as long as `self.consumer`; the
+        // topic is a NUL-terminated string that outlives the call; `low`
+        // and `high` are valid for writes. The call only reads librdkafka's
+        // own cached state.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+            .then_some(high)
+    }
+
     /// Commits, for each partition, the offset of the next record to read.
     pub fn commit(&self, next: &BTreeMap<TopicPartition, i64>) -> Result<(), String> {
         if next.is_empty() {

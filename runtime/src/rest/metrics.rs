@@ -80,6 +80,19 @@ pub fn render(herder: &Herder) -> String {
         &'static [f64],
         fn(&TaskMetrics) -> &Histogram,
     );
+    let _ = writeln!(out, "# HELP tributary_task_consumer_lag Sink: records in the task's partitions not consumed yet, as of its last batch.\n# TYPE tributary_task_consumer_lag gauge");
+    for t in tasks
+        .iter()
+        .filter(|t| t.kind == crate::contract::ConnectorKind::Sink)
+    {
+        let _ = writeln!(
+            out,
+            "tributary_task_consumer_lag{{connector=\"{}\",task=\"{}\"}} {}",
+            label(&t.connector),
+            t.task,
+            TaskMetrics::get(&t.metrics.consumer_lag)
+        );
+    }
     let histograms: &[Family] = &[
         (
             "tributary_task_plugin_call_seconds",
