@@ -474,7 +474,9 @@ fn every_endpoint_answers_with_kafka_connects_bodies_and_codes() {
         400,
         "STOPPED",
     );
-    assert_error(&api.get("/connectors/lines-out/offsets"), 400, "sink");
+    let (code, sink_offsets) = api.get("/connectors/lines-out/offsets");
+    assert_eq!(code, 200, "{sink_offsets}");
+    assert!(sink_offsets["offsets"].is_array(), "{sink_offsets}");
 
     // Target states.
     assert_eq!(api.call("PUT", "/connectors/lines-in/pause", None).0, 202);
@@ -925,4 +927,71 @@ fn logs_are_json_lines_with_a_flag() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
+}
+
+#[test]
+fn a_stopped_sinks_offsets_are_its_consumer_groups_and_can_be_moved() {
+    let site = Site::new(PLUGINS);
+    let text = numbered_lines(0, 300, 30);
+    site.write("data/in.txt", &text);
+    let worker = rest_worker(&site, "");
+    let mut api = Api::start(&site, &worker, &[]);
+    let out = site.path("data/out.txt");
+    let sink = json!({"connector.class": "file-sink", "file": out.display().to_string(), "topics": "sunk"});
+    assert_eq!(
+        api.call(
+            "POST",
+            "/connectors",
+            Some(json!({"name": "src", "config": source(&site, "data/in.txt", "sunk")}))
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "/connectors",
+            Some(json!({"name": "dst", "config": sink}))
+        )
+        .0,
+        201
+    );
+    api.run
+        .wait_for("300 lines", Duration::from_secs(120), |_| {
+            line_count(&out) >= 300
+        });
+
+    assert_eq!(api.call("PUT", "/connectors/dst/stop", None).0, 204);
+    let at = |n: i64| json!({"offsets": [{"partition": {"kafka_topic": "sunk", "kafka_partition": 0}, "offset": {"kafka_offset": n}}]});
+    assert_eq!(
+        api.get("/connectors/dst/offsets"),
+        (200, at(300)),
+        "stopping committed what was written"
+    );
+    assert_error(
+        &api.call("PATCH", "/connectors/dst/offsets", Some(json!({"offsets": [{"partition": {"kafka_topic": "sunk"}, "offset": {"kafka_offset": 1}}]}))),
+        400,
+        "`offsets[0].partition`",
+    );
+    let (code, body) = api.call("PATCH", "/connectors/dst/offsets", Some(at(100)));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(api.get("/connectors/dst/offsets"), (200, at(100)));
+    assert_eq!(api.call("PUT", "/connectors/dst/resume", None).0, 202);
+    api.run
+        .wait_for("lines 100 to 299 again", Duration::from_secs(120), |_| {
+            line_count(&out) >= 500
+        });
+
+    assert_eq!(api.call("PUT", "/connectors/dst/stop", None).0, 204);
+    assert_eq!(api.call("DELETE", "/connectors/dst/offsets", None).0, 200);
+    assert_eq!(api.get("/connectors/dst/offsets"), (200, at(0)));
+    assert_eq!(api.call("PUT", "/connectors/dst/resume", None).0, 202);
+    api.run
+        .wait_for("every line again", Duration::from_secs(120), |_| {
+            line_count(&out) >= 800
+        });
+    let (code, log) = api.run.stop();
+    assert_eq!(code, 0, "{log}");
+    let expected = format!("{text}{}{text}", numbered_lines(100, 200, 30));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
 }

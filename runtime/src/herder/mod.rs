@@ -728,15 +728,23 @@ impl Herder {
         self.restart_one(name, task)
     }
 
-    fn source_only(&self, name: &str) -> Result<()> {
+    /// The config of a sink connector, `None` for a source.
+    fn sink_config(&self, name: &str) -> Result<Option<ConnectorConfig>> {
         let state = self.lock();
         let m = state.get(name).ok_or_else(|| not_found(name))?;
         match &m.config {
-            Ok(c) if c.description.kind == ConnectorKind::Sink => Err(Error::BadRequest(format!(
-                "connector {name} is a sink: its offsets are the committed offsets of consumer group `{}{name}`; reading and changing them here is not supported yet",
-                self.worker.config().sink_group_id_prefix
+            Ok(c) if c.description.kind == ConnectorKind::Sink => {
+                if c.runtime.topics.is_empty() {
+                    return Err(Error::BadRequest(format!(
+                        "connector {name} consumes `topics.regex`: its offsets are served only for a `topics` list"
+                    )));
+                }
+                Ok(Some(c.clone()))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(Error::BadRequest(format!(
+                "connector {name} has no valid config: {e}"
             ))),
-            _ => Ok(()),
         }
     }
 
@@ -751,19 +759,61 @@ impl Herder {
         Ok(())
     }
 
-    /// A source connector's committed offsets.
+    /// A connector's committed offsets: a source's from the offset store,
+    /// a sink's from its consumer group.
     pub fn offsets(&self, name: &str) -> Result<Vec<PartitionOffset>> {
-        self.source_only(name)?;
-        Ok(self.worker.offsets().load(name))
+        match self.sink_config(name)? {
+            Some(c) => self.worker.sink_offsets(&c).map_err(Error::Internal),
+            None => Ok(self.worker.offsets().load(name)),
+        }
     }
 
-    /// Writes (`Some`) or deletes (`None`) offsets of a stopped source
-    /// connector. `offsets` is Kafka Connect's body:
+    /// A sink's offsets edit: `(topic, partition) → offset`, `None` for the
+    /// partition's earliest.
+    fn sink_changes(
+        list: &[serde_json::Value],
+    ) -> Result<Vec<(crate::kafka::TopicPartition, Option<i64>)>> {
+        let mut out = Vec::new();
+        for (i, entry) in list.iter().enumerate() {
+            let p = entry.get("partition");
+            let topic = p
+                .and_then(|p| p.get("kafka_topic"))
+                .and_then(|t| t.as_str());
+            let partition = p
+                .and_then(|p| p.get("kafka_partition"))
+                .and_then(|n| n.as_i64())
+                .and_then(|n| i32::try_from(n).ok())
+                .filter(|n| *n >= 0);
+            let (Some(topic), Some(partition)) = (topic, partition) else {
+                return Err(Error::BadRequest(format!(
+                    "`offsets[{i}].partition`: a sink's partition is {{\"kafka_topic\": \"…\", \"kafka_partition\": 0}}"
+                )));
+            };
+            let offset = match entry.get("offset") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(o) => Some(
+                    o.get("kafka_offset")
+                        .and_then(|n| n.as_i64())
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| {
+                            Error::BadRequest(format!(
+                                "`offsets[{i}].offset`: a sink's offset is null or {{\"kafka_offset\": 0}} (not negative)"
+                            ))
+                        })?,
+                ),
+            };
+            out.push(((topic.to_owned(), partition), offset));
+        }
+        Ok(out)
+    }
+
+    /// Writes (`Some`) or deletes (`None`) offsets of a stopped connector
+    /// (a sink's `None`: the partition's earliest offset). `offsets` is Kafka Connect's body:
     /// `[{"partition":{…},"offset":{…}|null}]`.
     pub fn alter_offsets(&self, name: &str, offsets: &serde_json::Value) -> Result<()> {
         let _one = self.change();
         self.must_be_stopped(name)?;
-        self.source_only(name)?;
+        let sink = self.sink_config(name)?;
         let list = offsets.as_array().ok_or_else(|| {
             Error::BadRequest(
                 "`offsets`: must be a list of {\"partition\": {…}, \"offset\": {…} or null}".into(),
@@ -773,6 +823,18 @@ impl Herder {
             return Err(Error::BadRequest(
                 "`offsets`: the list of offsets to alter is empty".into(),
             ));
+        }
+        if let Some(c) = sink {
+            let changes = Herder::sink_changes(list)?;
+            self.worker
+                .set_sink_offsets(&c, &changes)
+                .map_err(Error::Internal)?;
+            tracing::info!(
+                connector = name,
+                partitions = changes.len(),
+                "sink offsets altered"
+            );
+            return Ok(());
         }
         let mut write = Vec::new();
         let mut delete: Vec<JsonMap> = Vec::new();
@@ -813,11 +875,38 @@ impl Herder {
         Ok(())
     }
 
-    /// Deletes every offset of a stopped source connector.
+    /// Deletes every offset of a stopped source connector; moves a stopped
+    /// sink's consumer group to the earliest offset of every partition.
     pub fn reset_offsets(&self, name: &str) -> Result<()> {
         let _one = self.change();
         self.must_be_stopped(name)?;
-        self.source_only(name)?;
+        if let Some(c) = self.sink_config(name)? {
+            // Every partition back to its earliest offset.
+            let committed = self.worker.sink_offsets(&c).map_err(Error::Internal)?;
+            let changes: Vec<_> = committed
+                .iter()
+                .filter_map(|po| {
+                    let topic = match po.partition.get("kafka_topic")? {
+                        crate::contract::Scalar::Text(t) => t.clone(),
+                        _ => return None,
+                    };
+                    let partition = match po.partition.get("kafka_partition")? {
+                        crate::contract::Scalar::Int(n) => *n as i32,
+                        _ => return None,
+                    };
+                    Some(((topic, partition), None))
+                })
+                .collect();
+            self.worker
+                .set_sink_offsets(&c, &changes)
+                .map_err(Error::Internal)?;
+            tracing::info!(
+                connector = name,
+                partitions = changes.len(),
+                "sink offsets reset"
+            );
+            return Ok(());
+        }
         let store = self.worker.offsets();
         let partitions: Vec<JsonMap> = store.load(name).into_iter().map(|p| p.partition).collect();
         if !partitions.is_empty() {

@@ -35,11 +35,21 @@ impl RecordConsumer {
             cluster.ensure_topic(topic)?;
             cluster.register_consumer(topic, group_id);
         }
-        let defaults = props(&[
+        let mut defaults = props(&[
             ("bootstrap.servers", cluster.bootstrap_servers()),
             ("auto.offset.reset", "earliest"),
             ("topic.metadata.refresh.interval.ms", "5000"),
         ]);
+        if cluster.is_embedded() {
+            // The embedded Kafka holds a group rebalancing for about the
+            // session timeout after a member leaves: with Kafka's 45 s a
+            // sink stopped and started again (or its offsets changed)
+            // would wait that long. In process, nothing needs 45 s.
+            defaults.extend(props(&[
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1000"),
+            ]));
+        }
         // Not overridable: they are what makes delivery at-least-once.
         let fixed = props(&[
             ("group.id", group_id),
@@ -168,4 +178,116 @@ impl RecordConsumer {
             .commit(&list, CommitMode::Sync)
             .map_err(|e| format!("committing consumer offsets: {e}"))
     }
+}
+
+/// A consumer in `group` that never joins it: for reading and changing
+/// the group's committed offsets while no member is active.
+fn group_client(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    group: &str,
+) -> Result<BaseConsumer, String> {
+    let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+    // A short session: a join waits at most about this long for members
+    // that are gone but not yet timed out.
+    let fixed = props(&[
+        ("group.id", group),
+        ("enable.auto.commit", "false"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "1000"),
+    ]);
+    let mut all = vec![&bootstrap];
+    all.extend_from_slice(layers);
+    all.push(&fixed);
+    client_config(&all)
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))
+}
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The committed offsets of consumer group `group` on every partition of
+/// `topics` (partitions without a committed offset are left out).
+pub fn group_offsets(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    group: &str,
+    topics: &[String],
+) -> Result<Vec<(TopicPartition, i64)>, String> {
+    let consumer = group_client(cluster, layers, group)?;
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+            .map_err(|e| format!("reading the partitions of `{topic}`: {e}"))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                list.add_partition(topic, p.id());
+            }
+        }
+    }
+    if list.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = consumer
+        .committed_offsets(list, ADMIN_TIMEOUT)
+        .map_err(|e| format!("reading the committed offsets of group `{group}`: {e}"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(n) => Some(((e.topic().to_owned(), e.partition()), n)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Commits offsets for consumer group `group`, which must have no active
+/// member (it joins the group alone to commit). `None`: the partition's earliest offset (a reset: the sink
+/// reads it from the beginning).
+pub fn set_group_offsets(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    group: &str,
+    offsets: &[(TopicPartition, Option<i64>)],
+) -> Result<(), String> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let consumer = group_client(cluster, layers, group)?;
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        let offset = match offset {
+            Some(n) => *n,
+            None => {
+                consumer
+                    .fetch_watermarks(topic, *partition, ADMIN_TIMEOUT)
+                    .map_err(|e| format!("reading the start of {topic}[{partition}]: {e}"))?
+                    .0
+            }
+        };
+        list.add_partition_offset(topic, *partition, Offset::Offset(offset))
+            .map_err(|e| format!("offset of {topic}[{partition}]: {e}"))?;
+    }
+    // Some brokers accept commits only from a member: join the (empty)
+    // group alone, then commit.
+    let mut topics: Vec<&str> = offsets.iter().map(|((t, _), _)| t.as_str()).collect();
+    topics.sort();
+    topics.dedup();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("joining group `{group}`: {e}"))?;
+    let start = Instant::now();
+    while consumer.assignment().map_or(0, |a| a.count()) == 0 {
+        if start.elapsed() > ADMIN_TIMEOUT {
+            return Err(format!(
+                "could not join group `{group}` within {} s: is a member still active?",
+                ADMIN_TIMEOUT.as_secs()
+            ));
+        }
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .map_err(|e| format!("committing offsets of group `{group}`: {e}"))
 }

@@ -21,7 +21,10 @@ pub use status::{TaskState, TaskStatus};
 
 use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::contract::ConnectorKind;
-use crate::kafka::{check_property, KafkaCluster};
+use crate::contract::{PartitionOffset, Scalar};
+use crate::kafka::{
+    check_property, group_offsets, set_group_offsets, KafkaCluster, TopicPartition,
+};
 use crate::metrics::TaskMetrics;
 use crate::offsets::OffsetStore;
 use crate::plugin::{PluginRegistry, TaskSandbox};
@@ -119,6 +122,66 @@ impl Worker {
                     .map(|e| (format!("{prefix}{k}"), e))
             })
             .collect()
+    }
+
+    /// A sink connector's consumer group.
+    pub fn sink_group(&self, connector: &ConnectorConfig) -> String {
+        format!(
+            "{}{}",
+            self.shared.worker.sink_group_id_prefix, connector.name
+        )
+    }
+
+    /// A sink connector's offsets (its consumer group's committed offsets
+    /// on its `topics`), in Kafka Connect's shape: partition
+    /// `{"kafka_topic": …, "kafka_partition": …}`, offset `{"kafka_offset": …}`.
+    pub fn sink_offsets(
+        &self,
+        connector: &ConnectorConfig,
+    ) -> Result<Vec<PartitionOffset>, String> {
+        let layers = [
+            &self.shared.worker.consumer,
+            &connector.runtime.consumer_overrides,
+        ];
+        let committed = group_offsets(
+            &self.shared.cluster,
+            &layers,
+            &self.sink_group(connector),
+            &connector.runtime.topics,
+        )?;
+        Ok(committed
+            .into_iter()
+            .map(|((topic, partition), offset)| PartitionOffset {
+                partition: [
+                    ("kafka_topic".to_owned(), Scalar::Text(topic)),
+                    ("kafka_partition".to_owned(), Scalar::Int(partition as i64)),
+                ]
+                .into_iter()
+                .collect(),
+                offset: [("kafka_offset".to_owned(), Scalar::Int(offset))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Sets a stopped sink connector's committed offsets; `None`: the
+    /// partition's earliest offset.
+    pub fn set_sink_offsets(
+        &self,
+        connector: &ConnectorConfig,
+        offsets: &[(TopicPartition, Option<i64>)],
+    ) -> Result<(), String> {
+        let layers = [
+            &self.shared.worker.consumer,
+            &connector.runtime.consumer_overrides,
+        ];
+        set_group_offsets(
+            &self.shared.cluster,
+            &layers,
+            &self.sink_group(connector),
+            offsets,
+        )
     }
 
     /// Splits `connector` into task configs (the plugin's `task-configs`).
