@@ -27,7 +27,7 @@ impl Api {
     fn start(site: &Site, worker: &Path, connectors: &[&Path]) -> Api {
         let mut run = site.run(worker, connectors);
         run.wait_for("the REST API", Duration::from_secs(120), |log| {
-            log.contains("REST API listening on http://")
+            log.contains("REST API listening on ")
         });
         let log = run.log();
         let base = log
@@ -994,4 +994,62 @@ fn a_stopped_sinks_offsets_are_its_consumer_groups_and_can_be_moved() {
     assert_eq!(code, 0, "{log}");
     let expected = format!("{text}{}{text}", numbered_lines(100, 200, 30));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+}
+
+#[test]
+fn the_api_serves_https_with_the_configured_certificate() {
+    let site = Site::new(PLUGINS);
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert_file = site.write("tls/cert.pem", &cert.cert.pem());
+    let key_file = site.write("tls/key.pem", &cert.key_pair.serialize_pem());
+    let worker = site.worker_with_rest(&format!(
+        "listeners: https://127.0.0.1:0\nrest.tls.certificate.file: {}\nrest.tls.key.file: {}\nrest.auth.token: t0ken\n",
+        cert_file.display(),
+        key_file.display()
+    ));
+    let mut api = Api::start(&site, &worker, &[]);
+    assert!(api.base.starts_with("https://127.0.0.1:"), "{}", api.base);
+    api.client = Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(api.get("/health").0, 200);
+    assert_error(&api.get("/connectors"), 401, "Bearer");
+    api.token = Some("t0ken".into());
+    assert_eq!(api.get("/connectors"), (200, json!([])));
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = api.base.replace("https://", "http://");
+    assert!(Client::new().get(format!("{plain}/health")).send().is_err());
+    // A client that does not trust the certificate is refused.
+    assert!(Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap()
+        .get(format!("{}/health", api.base))
+        .send()
+        .is_err());
+    let (code, log) = api.run.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn a_bad_tls_key_file_stops_the_worker_at_start_with_its_name() {
+    let site = Site::new(PLUGINS);
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert_file = site.write("tls/cert.pem", &cert.cert.pem());
+    let key_file = site.write("tls/key.pem", "not a key\n");
+    let worker = site.worker_with_rest(&format!(
+        "listeners: https://127.0.0.1:0\nrest.tls.certificate.file: {}\nrest.tls.key.file: {}\n",
+        cert_file.display(),
+        key_file.display()
+    ));
+    let (code, log) = site.run(&worker, &[]).wait_exit(Duration::from_secs(60));
+    assert_ne!(code, 0);
+    assert!(
+        log.contains("rest.tls.key.file") && log.contains("key.pem"),
+        "{log}"
+    );
 }

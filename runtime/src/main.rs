@@ -300,8 +300,14 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
                 .map_err(anyhow::Error::msg)?,
         )
     };
-    // The listener is bound before any task starts: a port in use is a
-    // start-up error, not a surprise later.
+    // The certificate is read and the listener bound before any task
+    // starts: a bad key file or a port in use is a start-up error.
+    let tls = match &worker.rest_tls {
+        Some((cert, key)) => {
+            Some(tributary::rest::tls::server_config(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let listener = match &worker.listener {
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr)
@@ -343,12 +349,24 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             let _in_runtime = runtime.enter();
             tokio::net::TcpListener::from_std(l)?
         };
-        tracing::info!("REST API listening on http://{worker_id}");
-        runtime.spawn(async move {
-            if let Err(e) = tributary::rest::serve(l, api).await {
-                tracing::error!("REST API stopped: {e}");
+        match tls {
+            None => {
+                tracing::info!("REST API listening on http://{worker_id}");
+                runtime.spawn(async move {
+                    if let Err(e) = tributary::rest::serve(l, api).await {
+                        tracing::error!("REST API stopped: {e}");
+                    }
+                });
             }
-        });
+            Some(config) => {
+                tracing::info!("REST API listening on https://{worker_id}");
+                runtime.spawn(async move {
+                    if let Err(e) = tributary::rest::tls::serve(l, api, config).await {
+                        tracing::error!("REST API stopped: {e}");
+                    }
+                });
+            }
+        }
     }
     // Statuses go to the status topic as they change.
     let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));

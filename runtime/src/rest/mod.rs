@@ -9,6 +9,7 @@
 mod body;
 mod entities;
 mod metrics;
+pub mod tls;
 
 use crate::herder::{self, Herder, TargetState};
 use axum::body::Bytes;
@@ -183,7 +184,8 @@ pub fn router(api: Shared) -> Router {
         .with_state(api)
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API over plain HTTP on `listener` until the process ends
+/// ([`tls::serve`] for HTTPS).
 pub async fn serve(listener: tokio::net::TcpListener, api: Shared) -> std::io::Result<()> {
     axum::serve(listener, router(api)).await
 }
