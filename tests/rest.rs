@@ -751,6 +751,7 @@ fn a_bearer_token_guards_every_endpoint_but_health_and_secrets_stay_hidden() {
     let site = Site::new(PLUGINS);
     let var = "TRIBUTARY_REST_TEST_TOKEN";
     std::env::set_var(var, "s3cret-token-value");
+    std::env::set_var("TRIBUTARY_REST_TEST_TOPIC", "resolved-topic-name");
     let worker = rest_worker(&site, &format!("rest.auth.token: ${{env:{var}}}\n"));
     let mut api = Api::start(&site, &worker, &[]);
     assert_eq!(api.get("/health").0, 200, "health needs no token");
@@ -777,6 +778,23 @@ fn a_bearer_token_guards_every_endpoint_but_health_and_secrets_stay_hidden() {
     );
     assert_eq!(code, 200, "{info}");
     assert_eq!(info["config"]["token"], format!("${{env:{var}}}"));
+    // Task configs show placeholders as submitted, too.
+    let (code, info) = api.call(
+        "POST",
+        "/connectors",
+        Some(json!({"name": "gen2", "initial_state": "PAUSED", "config": {"connector.class": "testkit-source", "mode": "generate", "topic": "${env:TRIBUTARY_REST_TEST_TOPIC}"}})),
+    );
+    assert_eq!(code, 201, "{info}");
+    let (code, tasks) = api.get("/connectors/gen2/tasks");
+    assert_eq!(code, 200);
+    assert_eq!(
+        tasks[0]["config"]["topic"],
+        "${env:TRIBUTARY_REST_TEST_TOPIC}"
+    );
+    assert!(
+        !tasks.to_string().contains("resolved-topic-name"),
+        "{tasks}"
+    );
     let (_, v) = api.call(
         "PUT",
         "/connector-plugins/testkit-source/config/validate",

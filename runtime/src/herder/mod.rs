@@ -412,17 +412,23 @@ impl Herder {
         })
     }
 
-    /// Task configs: (id, config).
+    /// Task configs: (id, config), placeholders shown as submitted.
     pub fn tasks(&self, name: &str) -> Result<Vec<(u32, BTreeMap<String, String>)>> {
         let state = self.lock();
         let m = state.get(name).ok_or_else(|| not_found(name))?;
         if m.target == TargetState::Stopped {
             return Ok(Vec::new());
         }
+        // A key submitted as a placeholder shows as the placeholder, not as
+        // the value it resolved to.
+        let shown = |(k, v): &(String, String)| match m.raw.get(k) {
+            Some(raw) if raw.contains("${") => (k.clone(), raw.clone()),
+            _ => (k.clone(), v.clone()),
+        };
         Ok(m.tasks
             .iter()
             .enumerate()
-            .map(|(i, t)| (i as u32, t.iter().cloned().collect()))
+            .map(|(i, t)| (i as u32, t.iter().map(shown).collect()))
             .collect())
     }
 
