@@ -839,6 +839,12 @@ fn configs_and_target_states_survive_a_restart_in_compacted_topics() {
         );
         assert_eq!(code, 201, "{body}");
     }
+    let (code, body) = api.call(
+        "POST",
+        "/connectors",
+        Some(json!({"name": "plugin-goes", "initial_state": "STOPPED", "config": {"connector.class": "testkit-source", "mode": "generate"}})),
+    );
+    assert_eq!(code, 201, "{body}");
     assert_eq!(
         api.call("PUT", "/connectors/gets-paused/pause", None).0,
         202
@@ -892,12 +898,29 @@ fn configs_and_target_states_survive_a_restart_in_compacted_topics() {
         "the status topic holds task statuses"
     );
 
-    // The same worker again, with the same file.
+    // The same worker again, with the same file, without the testkit plugin.
+    std::fs::remove_file(site.path("plugins/tributary_testkit.wasm")).unwrap();
     let api = Api::start(&site, &worker, &[&file]);
     assert_eq!(
         api.get("/connectors").1,
-        json!(["from-file", "gets-paused", "gets-stopped", "keeps-running"])
+        json!([
+            "from-file",
+            "gets-paused",
+            "gets-stopped",
+            "keeps-running",
+            "plugin-goes"
+        ])
     );
+    let gone = api.get("/connectors/plugin-goes/status").1;
+    assert_eq!(gone["connector"]["state"], "FAILED", "{gone}");
+    assert!(
+        gone["connector"]["trace"]
+            .as_str()
+            .unwrap()
+            .contains("`connector.class`: no plugin provides `testkit-source`"),
+        "{gone}"
+    );
+    assert_eq!(api.call("DELETE", "/connectors/plugin-goes", None).0, 204);
     assert_eq!(
         api.get("/connectors/keeps-running/config").1["batch.size"],
         "7"

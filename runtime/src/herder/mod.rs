@@ -433,13 +433,13 @@ impl Herder {
     }
 
     pub fn status(&self, name: &str) -> Result<ConnectorStatus> {
-        let (target, failed, n, kind) = {
+        let (target, failed, invalid, n, kind) = {
             let state = self.lock();
             let m = state.get(name).ok_or_else(|| not_found(name))?;
-            let failed = m.failed.clone().or_else(|| m.config.clone().err());
             (
                 m.target,
-                failed,
+                m.failed.clone(),
+                m.config.clone().err(),
                 m.tasks.len() as u32,
                 m.config.as_ref().ok().map(|c| c.description.kind),
             )
@@ -448,8 +448,11 @@ impl Herder {
             state: s.to_owned(),
             trace,
         };
-        let connector = match (&failed, target) {
-            (Some(reason), TargetState::Running) => state("FAILED", Some(reason.clone())),
+        // A config that no longer passes fails the connector whatever its
+        // target; a failed split only while it should run.
+        let connector = match (invalid, &failed, target) {
+            (Some(reason), _, _) => state("FAILED", Some(reason)),
+            (None, Some(reason), TargetState::Running) => state("FAILED", Some(reason.clone())),
             _ => state(target.name(), None),
         };
         let tasks = match target {
