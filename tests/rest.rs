@@ -143,6 +143,12 @@ fn every_endpoint_answers_with_kafka_connects_bodies_and_codes() {
     let (code, root) = api.get("/");
     assert_eq!(code, 200);
     assert_eq!(root["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        root["kafka_cluster_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{root}"
+    );
     assert_eq!(api.get("/health").0, 200);
     assert_eq!(api.get("/connectors"), (200, json!([])));
 

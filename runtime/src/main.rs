@@ -321,6 +321,11 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         Some(l) => l.local_addr()?.to_string(),
         None => "standalone".to_owned(),
     };
+    let cluster_id = if listener.is_some() {
+        cluster.cluster_id()
+    } else {
+        None
+    };
     let w = Arc::new(Worker::new(
         worker.clone(),
         Arc::new(cluster),
@@ -343,7 +348,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         let api = Arc::new(tributary::rest::Api {
             herder: herder.clone(),
             token: worker.rest_token.clone(),
-            kafka_cluster_id: None,
+            kafka_cluster_id: cluster_id.clone(),
         });
         let l = {
             let _in_runtime = runtime.enter();
