@@ -344,6 +344,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         files.push((c, raw_config(file)?));
     }
     herder.start_up(files).map_err(anyhow::Error::msg)?;
+    let mut server = None;
     if let Some(l) = listener {
         let api = Arc::new(tributary::rest::Api {
             herder: herder.clone(),
@@ -357,19 +358,19 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         match tls {
             None => {
                 tracing::info!("REST API listening on http://{worker_id}");
-                runtime.spawn(async move {
+                server = Some(runtime.spawn(async move {
                     if let Err(e) = tributary::rest::serve(l, api).await {
                         tracing::error!("REST API stopped: {e}");
                     }
-                });
+                }));
             }
             Some(config) => {
                 tracing::info!("REST API listening on https://{worker_id}");
-                runtime.spawn(async move {
+                server = Some(runtime.spawn(async move {
                     if let Err(e) = tributary::rest::tls::serve(l, api, config).await {
                         tracing::error!("REST API stopped: {e}");
                     }
-                });
+                }));
             }
         }
     }
@@ -398,6 +399,11 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         }
     })?;
     publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+    // No new requests: nothing starts while the tasks drain (a change in
+    // progress finishes first).
+    if let Some(server) = server {
+        server.abort();
+    }
     let late = herder.shutdown();
     let failed: Vec<String> = w
         .statuses()
