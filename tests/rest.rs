@@ -1100,3 +1100,59 @@ fn a_bad_tls_key_file_stops_the_worker_at_start_with_its_name() {
         "{log}"
     );
 }
+
+#[test]
+fn a_failed_task_shows_its_trace_and_restarts_alone() {
+    let site = Site::new(PLUGINS);
+    std::fs::create_dir_all(site.path("data")).unwrap();
+    let worker = rest_worker(&site, "");
+    let api = Api::start(&site, &worker, &[]);
+    let (code, body) = api.call(
+        "POST",
+        "/connectors",
+        Some(json!({"name": "late-file", "config": source(&site, "data/later.txt", "late")})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let failed = api.wait_status("late-file", "a FAILED task", |s| {
+        s["tasks"][0]["state"] == "FAILED"
+    });
+    let trace = failed["tasks"][0]["trace"].as_str().unwrap();
+    assert!(
+        trace.contains(&site.path("data/later.txt").display().to_string()),
+        "{trace}"
+    );
+    assert_eq!(
+        failed["connector"]["state"], "RUNNING",
+        "the connector itself runs"
+    );
+    let (_, t0) = api.get("/connectors/late-file/tasks/0/status");
+    assert_eq!(t0["state"], "FAILED");
+    assert!(t0["trace"].is_string());
+    let text = api.req("GET", "/metrics").send().unwrap().text().unwrap();
+    assert!(
+        text.contains(
+            "tributary_task_state{connector=\"late-file\",task=\"0\",state=\"FAILED\"} 1"
+        ),
+        "{text}"
+    );
+
+    site.write("data/later.txt", "now it is here\n");
+    let (code, s) = api.call(
+        "POST",
+        "/connectors/late-file/restart?includeTasks=true&onlyFailed=true",
+        None,
+    );
+    assert_eq!(code, 202, "{s}");
+    assert_eq!(s["tasks"][0]["state"], "RESTARTING", "{s}");
+    api.wait_status("late-file", "RUNNING after the restart", running);
+    // Nothing failed now: onlyFailed restarts nothing.
+    let (code, s) = api.call(
+        "POST",
+        "/connectors/late-file/restart?includeTasks=true&onlyFailed=true",
+        None,
+    );
+    assert_eq!(code, 202);
+    assert_eq!(s["tasks"][0]["state"], "RUNNING", "{s}");
+    let (code, log) = api.run.stop();
+    assert_eq!(code, 0, "{log}");
+}
