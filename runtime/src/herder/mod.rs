@@ -618,15 +618,16 @@ impl Herder {
     /// offsets stay, as in Kafka Connect).
     pub fn delete(&self, name: &str) -> Result<()> {
         let _one = self.change();
-        let n = {
-            let state = self.lock();
-            state.get(name).ok_or_else(|| not_found(name))?.tasks.len() as u32
-        };
-        self.stop_tasks(name, None);
+        // Out of the map first, so no status of it is published after its
+        // tombstones; back in if the store cannot forget it.
+        let managed = self.lock().remove(name).ok_or_else(|| not_found(name))?;
         let mut keys = vec![StatusKey::Connector(name.to_owned())];
-        keys.extend((0..n).map(|i| StatusKey::Task(name.to_owned(), i)));
-        self.store.remove(name, &keys).map_err(Error::Internal)?;
-        self.lock().remove(name);
+        keys.extend((0..managed.tasks.len() as u32).map(|i| StatusKey::Task(name.to_owned(), i)));
+        if let Err(e) = self.store.remove(name, &keys) {
+            self.lock().insert(name.to_owned(), managed);
+            return Err(Error::Internal(e));
+        }
+        self.stop_tasks(name, None);
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         written.retain(|k, _| !keys.contains(k));
         tracing::info!(connector = name, "connector deleted");
