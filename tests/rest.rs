@@ -904,6 +904,13 @@ fn configs_and_target_states_survive_a_restart_in_compacted_topics() {
         "the status topic holds task statuses"
     );
 
+    // A record no worker wrote is skipped, not fatal.
+    broker.produce(
+        "tributary-configs",
+        Some(b"connector-junk"),
+        Some(b"not json"),
+    );
+
     // The same worker again, with the same file, without the testkit plugin.
     std::fs::remove_file(site.path("plugins/tributary_testkit.wasm")).unwrap();
     let api = Api::start(&site, &worker, &[&file]);
@@ -927,6 +934,16 @@ fn configs_and_target_states_survive_a_restart_in_compacted_topics() {
         "{gone}"
     );
     assert_eq!(api.call("DELETE", "/connectors/plugin-goes", None).0, 204);
+    assert!(
+        api.run.log().contains("skipping a config record"),
+        "{}",
+        api.run.log()
+    );
+    assert_error(
+        &api.get("/connectors/junk"),
+        404,
+        "Connector junk not found",
+    );
     assert_eq!(
         api.get("/connectors/keeps-running/config").1["batch.size"],
         "7"
@@ -1155,4 +1172,23 @@ fn a_failed_task_shows_its_trace_and_restarts_alone() {
     assert_eq!(s["tasks"][0]["state"], "RUNNING", "{s}");
     let (code, log) = api.run.stop();
     assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn a_config_topic_that_is_not_compacted_is_refused() {
+    let broker = Broker::memory();
+    broker.create_topic("tributary-configs", 1, &[("cleanup.policy", "delete")]);
+    let site = Site::new(PLUGINS);
+    let worker = rest_worker(
+        &site,
+        &format!("bootstrap.servers: {}\n", broker.bootstrap()),
+    );
+    let (code, log) = site.run(&worker, &[]).wait_exit(Duration::from_secs(60));
+    assert_ne!(code, 0);
+    assert!(
+        log.contains(
+            "config topic `tributary-configs` has cleanup.policy=delete; it must be compact"
+        ),
+        "{log}"
+    );
 }
