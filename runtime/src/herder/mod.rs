@@ -780,3 +780,44 @@ impl Herder {
         self.worker.shutdown()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Problem;
+
+    #[test]
+    fn names_are_checked_and_problems_name_their_key() {
+        assert!(check_name("lines-in.v2_x").is_ok());
+        for bad in ["", "a/b", "a b", "über"] {
+            let Err(Error::BadRequest(m)) = check_name(bad) else {
+                panic!("{bad:?} was accepted");
+            };
+            assert!(m.starts_with("`name`"), "{m}");
+        }
+        let mut p = Problems::default();
+        p.push(Problem::new(
+            Path::new("config"),
+            None,
+            Some("file"),
+            "is required",
+        ));
+        p.push(Problem::new(
+            Path::new("config"),
+            None,
+            None,
+            "validate crashed",
+        ));
+        assert_eq!(
+            problem_lines(&p),
+            vec!["`file`: is required", "validate crashed"]
+        );
+        let Error::BadRequest(m) = invalid(&p) else {
+            panic!()
+        };
+        assert!(
+            m.starts_with("Connector configuration is invalid and contains the following 2 error(s):\n`file`: is required\n"),
+            "{m}"
+        );
+    }
+}
