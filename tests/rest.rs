@@ -1192,3 +1192,59 @@ fn a_config_topic_that_is_not_compacted_is_refused() {
         "{log}"
     );
 }
+
+#[test]
+fn a_sinks_offsets_move_on_a_real_broker() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    let text = numbered_lines(0, 50, 20);
+    site.write("data/in.txt", &text);
+    let worker = rest_worker(
+        &site,
+        &format!(
+            "bootstrap.servers: {}\nconsumer.session.timeout.ms: 6000\nconsumer.heartbeat.interval.ms: 1000\n",
+            broker.bootstrap()
+        ),
+    );
+    let mut api = Api::start(&site, &worker, &[]);
+    let out = site.path("data/out.txt");
+    let sink = json!({"connector.class": "file-sink", "file": out.display().to_string(), "topics": "moved"});
+    assert_eq!(
+        api.call(
+            "POST",
+            "/connectors",
+            Some(json!({"name": "src", "config": source(&site, "data/in.txt", "moved")}))
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "/connectors",
+            Some(json!({"name": "dst", "config": sink}))
+        )
+        .0,
+        201
+    );
+    api.run.wait_for("50 lines", Duration::from_secs(120), |_| {
+        line_count(&out) >= 50
+    });
+    assert_eq!(api.call("PUT", "/connectors/dst/stop", None).0, 204);
+    let at = |n: i64| json!({"offsets": [{"partition": {"kafka_topic": "moved", "kafka_partition": 0}, "offset": {"kafka_offset": n}}]});
+    assert_eq!(api.get("/connectors/dst/offsets"), (200, at(50)));
+    let (code, body) = api.call("DELETE", "/connectors/dst/offsets", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(api.get("/connectors/dst/offsets"), (200, at(0)));
+    assert_eq!(api.call("PUT", "/connectors/dst/resume", None).0, 202);
+    api.run
+        .wait_for("the 50 lines again", Duration::from_secs(120), |_| {
+            line_count(&out) >= 100
+        });
+    let (code, log) = api.run.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{text}{text}")
+    );
+}
