@@ -198,17 +198,6 @@ impl Worker {
             .map_err(|e| format!("connector `{}`: task-configs failed: {e}", connector.name))
     }
 
-    /// Splits `connector` into tasks and starts them. Fails only when the
-    /// connector cannot be split; a task that fails later fails alone.
-    pub fn start(&self, connector: &ConnectorConfig) -> Result<usize, String> {
-        let configs = self.task_configs(connector)?;
-        let n = configs.len();
-        for (i, task_config) in configs.into_iter().enumerate() {
-            self.start_task(connector, i as u32, task_config)?;
-        }
-        Ok(n)
-    }
-
     /// Starts task `task` of `connector` on its own thread.
     pub fn start_task(
         &self,
