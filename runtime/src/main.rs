@@ -286,20 +286,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             Arc::new(MemoryOffsetStore::default())
         }
     };
-    let store: Arc<dyn ConfigStore> = if cluster.is_embedded() {
-        Arc::new(MemoryConfigStore::default())
-    } else {
-        let settings = ConfigTopicSettings {
-            config_topic: worker.config_topic.clone(),
-            config_replication_factor: worker.config_topic_replication_factor,
-            status_topic: worker.status_topic.clone(),
-            status_replication_factor: worker.status_topic_replication_factor,
-        };
-        Arc::new(
-            ConfigTopicStore::open(&cluster, &settings, &worker.producer, &worker.consumer)
-                .map_err(anyhow::Error::msg)?,
-        )
-    };
+    let store = config_store(&cluster, &worker)?;
     // The certificate is read and the listener bound before any task
     // starts: a bad key file or a port in use is a start-up error.
     let tls = match &worker.rest_tls {
@@ -344,36 +331,17 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         files.push((c, raw_config(file)?));
     }
     herder.start_up(files).map_err(anyhow::Error::msg)?;
-    let mut server = None;
-    if let Some(l) = listener {
-        let api = Arc::new(tributary::rest::Api {
-            herder: herder.clone(),
-            token: worker.rest_token.clone(),
-            kafka_cluster_id: cluster_id.clone(),
-        });
-        let l = {
-            let _in_runtime = runtime.enter();
-            tokio::net::TcpListener::from_std(l)?
-        };
-        match tls {
-            None => {
-                tracing::info!("REST API listening on http://{worker_id}");
-                server = Some(runtime.spawn(async move {
-                    if let Err(e) = tributary::rest::serve(l, api).await {
-                        tracing::error!("REST API stopped: {e}");
-                    }
-                }));
-            }
-            Some(config) => {
-                tracing::info!("REST API listening on https://{worker_id}");
-                server = Some(runtime.spawn(async move {
-                    if let Err(e) = tributary::rest::tls::serve(l, api, config).await {
-                        tracing::error!("REST API stopped: {e}");
-                    }
-                }));
-            }
+    let server = match listener {
+        Some(l) => {
+            let api = Arc::new(tributary::rest::Api {
+                herder: herder.clone(),
+                token: worker.rest_token.clone(),
+                kafka_cluster_id: cluster_id.clone(),
+            });
+            Some(start_rest(&runtime, l, tls, api)?)
         }
-    }
+        None => None,
+    };
     // Statuses go to the status topic as they change.
     let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     {
@@ -441,4 +409,50 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         bail!("every task ended; failed: {}", failed.join("; "));
     }
     Ok(())
+}
+
+/// Where connector configs, target states and statuses are kept: compacted
+/// topics with a configured Kafka, memory with the embedded one.
+fn config_store(
+    cluster: &KafkaCluster,
+    worker: &WorkerConfig,
+) -> anyhow::Result<Arc<dyn ConfigStore>> {
+    if cluster.is_embedded() {
+        return Ok(Arc::new(MemoryConfigStore::default()));
+    }
+    let settings = ConfigTopicSettings {
+        config_topic: worker.config_topic.clone(),
+        config_replication_factor: worker.config_topic_replication_factor,
+        status_topic: worker.status_topic.clone(),
+        status_replication_factor: worker.status_topic_replication_factor,
+    };
+    Ok(Arc::new(
+        ConfigTopicStore::open(cluster, &settings, &worker.producer, &worker.consumer)
+            .map_err(anyhow::Error::msg)?,
+    ))
+}
+
+/// Serves the REST API on `listener` (over TLS with `tls`) on `runtime`.
+fn start_rest(
+    runtime: &tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<tributary::rest::tls::ServerConfig>>,
+    api: Arc<tributary::rest::Api>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr = listener.local_addr()?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("REST API listening on {scheme}://{addr}");
+    Ok(runtime.spawn(async move {
+        let served = match tls {
+            None => tributary::rest::serve(listener, api).await,
+            Some(config) => tributary::rest::tls::serve(listener, api, config).await,
+        };
+        if let Err(e) = served {
+            tracing::error!("REST API stopped: {e}");
+        }
+    }))
 }
