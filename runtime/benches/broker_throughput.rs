@@ -75,7 +75,7 @@ fn main() {
     let worker = site.write(
         "worker.yaml",
         &format!(
-            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\n",
+            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\nlisteners: ''\n",
             broker.bootstrap(),
             site.path("plugins").display(),
             site.path("cache").display()

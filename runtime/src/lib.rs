@@ -16,12 +16,17 @@
 //! - [`offsets`]: where source offsets are kept, in Kafka Connect's format.
 //! - [`worker`]: runs connectors' tasks, moving batches between `plugin` and
 //!   `kafka` with at-least-once delivery.
+//! - [`herder`]: the connectors of a running worker: configs and target
+//!   states (kept in a store), lifecycle, statuses, offsets.
+//! - [`rest`]: the HTTP API (Kafka Connect's), on top of `herder`.
 
 pub mod config;
 pub mod contract;
+pub mod herder;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
 pub mod plugin;
+pub mod rest;
 pub mod sql;
 pub mod worker;

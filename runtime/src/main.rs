@@ -8,10 +8,27 @@ use std::time::Duration;
 use tributary::config::{
     ConnectorConfig, Problem, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
-use tributary::kafka::{check_property, KafkaCluster, OffsetTopicSettings, OffsetTopicStore};
+use tributary::herder::{ConfigStore, Herder, MemoryConfigStore};
+use tributary::kafka::{
+    check_property, ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings,
+    OffsetTopicStore,
+};
 use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use tributary::plugin::{PluginEngine, PluginRegistry};
 use tributary::worker::{TaskState, Worker};
+
+/// A connector file's config as written: `config.*` keys with their values
+/// as strings, placeholders unresolved (what the config store keeps).
+fn raw_config(file: &Path) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let entries = tributary::config::yaml::load_flat(file).map_err(|p| anyhow::anyhow!("{p}"))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| {
+            let key = e.key.strip_prefix("config.")?.to_owned();
+            Some((key, e.value.to_config_string()?))
+        })
+        .collect())
+}
 
 #[derive(Parser)]
 #[command(
@@ -20,8 +37,17 @@ use tributary::worker::{TaskState, Worker};
     about = "A connector runtime for Kafka: WebAssembly connectors, at-least-once delivery"
 )]
 struct Cli {
+    /// Log format: `text` (default) or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -31,8 +57,8 @@ enum Command {
         /// Worker config (YAML). Without it: defaults and the embedded Kafka.
         #[arg(short, long)]
         worker: Option<PathBuf>,
-        /// Connector configs (YAML or Kafka Connect JSON).
-        #[arg(required = true)]
+        /// Connector configs (YAML or Kafka Connect JSON). More can be
+        /// created through the REST API.
         connectors: Vec<PathBuf>,
     },
     /// Check configs; exits non-zero listing every problem.
@@ -53,11 +79,14 @@ fn main() -> std::process::ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime=warn")
         });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match cli.command {
         Command::Run { worker, connectors } => run(worker.as_deref(), &connectors),
         Command::Validate { worker, connectors } => validate(worker.as_deref(), &connectors),
@@ -214,7 +243,8 @@ fn plugins(worker: Option<&Path>) -> anyhow::Result<()> {
 fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Result<()> {
     // Signals are caught from the start: a SIGTERM while plugins load or
     // the offsets topic is read still ends in a graceful stop.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let (mut term, mut int) = {
@@ -256,15 +286,74 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             Arc::new(MemoryOffsetStore::default())
         }
     };
-    let mut w = Worker::new(
+    let store = config_store(&cluster, &worker)?;
+    // The certificate is read and the listener bound before any task
+    // starts: a bad key file or a port in use is a start-up error.
+    let tls = match &worker.rest_tls {
+        Some((cert, key)) => {
+            Some(tributary::rest::tls::server_config(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let listener = match &worker.listener {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (listeners)"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let worker_id = match &listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "standalone".to_owned(),
+    };
+    let cluster_id = if listener.is_some() {
+        cluster.cluster_id()
+    } else {
+        None
+    };
+    let w = Arc::new(Worker::new(
         worker.clone(),
         Arc::new(cluster),
         offsets,
         loaded.registry.clone(),
-    );
-    for c in &loaded.connectors {
-        w.start(c).map_err(anyhow::Error::msg)?;
+    ));
+    let herder = Arc::new(Herder::new(
+        w.clone(),
+        loaded.registry.clone(),
+        Providers::default(),
+        store,
+        worker_id.clone(),
+    ));
+    let mut files = Vec::new();
+    for (c, file) in loaded.connectors.into_iter().zip(connector_files) {
+        files.push((c, raw_config(file)?));
     }
+    herder.start_up(files).map_err(anyhow::Error::msg)?;
+    let server = match listener {
+        Some(l) => {
+            let api = Arc::new(tributary::rest::Api {
+                herder: herder.clone(),
+                token: worker.rest_token.clone(),
+                kafka_cluster_id: cluster_id.clone(),
+            });
+            Some(start_rest(&runtime, l, tls, api)?)
+        }
+        None => None,
+    };
+    // Statuses go to the status topic as they change.
+    let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (herder, publishing) = (herder.clone(), publishing.clone());
+        std::thread::spawn(move || {
+            while publishing.load(std::sync::atomic::Ordering::Relaxed) {
+                herder.publish_statuses();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+    }
+    let rest = worker.listener.is_some();
 
     let reason = runtime.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -272,31 +361,18 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             tokio::select! {
                 _ = term.recv() => break Ok::<_, anyhow::Error>("SIGTERM"),
                 _ = int.recv() => break Ok("SIGINT"),
-                _ = tick.tick() => if w.all_done() { break Ok("every task ended") },
+                // Without a REST API nothing can start new tasks.
+                _ = tick.tick() => if !rest && w.all_done() { break Ok("every task ended") },
             }
         }
     })?;
-    tracing::info!("stopping ({reason}): draining, flushing and committing");
-    // A second signal exits at once.
-    std::thread::spawn(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("signal runtime");
-        rt.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            eprintln!("second signal: exiting now");
-            std::process::exit(130);
-        });
-    });
-    let late = w.shutdown();
+    publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+    // No new requests: nothing starts while the tasks drain (a change in
+    // progress finishes first).
+    if let Some(server) = server {
+        server.abort();
+    }
+    let late = herder.shutdown();
     let failed: Vec<String> = w
         .statuses()
         .into_iter()
@@ -333,4 +409,50 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         bail!("every task ended; failed: {}", failed.join("; "));
     }
     Ok(())
+}
+
+/// Where connector configs, target states and statuses are kept: compacted
+/// topics with a configured Kafka, memory with the embedded one.
+fn config_store(
+    cluster: &KafkaCluster,
+    worker: &WorkerConfig,
+) -> anyhow::Result<Arc<dyn ConfigStore>> {
+    if cluster.is_embedded() {
+        return Ok(Arc::new(MemoryConfigStore::default()));
+    }
+    let settings = ConfigTopicSettings {
+        config_topic: worker.config_topic.clone(),
+        config_replication_factor: worker.config_topic_replication_factor,
+        status_topic: worker.status_topic.clone(),
+        status_replication_factor: worker.status_topic_replication_factor,
+    };
+    Ok(Arc::new(
+        ConfigTopicStore::open(cluster, &settings, &worker.producer, &worker.consumer)
+            .map_err(anyhow::Error::msg)?,
+    ))
+}
+
+/// Serves the REST API on `listener` (over TLS with `tls`) on `runtime`.
+fn start_rest(
+    runtime: &tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<tributary::rest::tls::ServerConfig>>,
+    api: Arc<tributary::rest::Api>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr = listener.local_addr()?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("REST API listening on {scheme}://{addr}");
+    Ok(runtime.spawn(async move {
+        let served = match tls {
+            None => tributary::rest::serve(listener, api).await,
+            Some(config) => tributary::rest::tls::serve(listener, api, config).await,
+        };
+        if let Err(e) = served {
+            tracing::error!("REST API stopped: {e}");
+        }
+    }))
 }

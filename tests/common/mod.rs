@@ -82,8 +82,14 @@ impl Site {
     }
 
     /// A worker config: embedded Kafka, this site's plugins, a shared
-    /// compile cache, fast flushes, plus `extra` lines.
+    /// compile cache, fast flushes, no REST API, plus `extra` lines.
     pub fn worker(&self, extra: &str) -> PathBuf {
+        self.worker_with_rest(&format!("listeners: ''\n{extra}"))
+    }
+
+    /// Like [`Site::worker`], but `extra` decides `listeners` (the REST
+    /// API listens on port 8083 when it does not).
+    pub fn worker_with_rest(&self, extra: &str) -> PathBuf {
         let cache = root().join("target").join("test-plugin-cache");
         self.write(
             "worker.yaml",

@@ -16,7 +16,7 @@
 use super::connection::Connections;
 use super::keys::check_value;
 use super::worker::suggest;
-use super::yaml::{load_flat, Entry};
+use super::yaml::{load_flat, Entry, Value};
 use super::{Problem, Problems, Providers};
 use crate::contract::{ConfigIssue, ConnectorKind, Description, KeySpec, KeyType};
 use std::collections::BTreeMap;
@@ -186,6 +186,29 @@ impl ConnectorConfig {
     ) -> Result<ConnectorConfig, Problems> {
         let entries = load_flat(file)?;
         ConnectorConfig::from_entries(file, entries, providers, catalog)
+    }
+
+    /// Checks a connector given in Kafka Connect's REST form: a name and a
+    /// flat map of string values as submitted (placeholders unresolved).
+    /// `origin` stands for the file in problems; they carry no line.
+    pub fn from_map(
+        origin: &Path,
+        name: &str,
+        config: &BTreeMap<String, String>,
+        providers: &Providers,
+        catalog: &dyn Catalog,
+    ) -> Result<ConnectorConfig, Problems> {
+        let mut entries = vec![Entry {
+            key: "name".into(),
+            value: Value::Str(name.to_owned()),
+            line: 0,
+        }];
+        entries.extend(config.iter().map(|(k, v)| Entry {
+            key: format!("config.{k}"),
+            value: Value::Str(v.clone()),
+            line: 0,
+        }));
+        ConnectorConfig::from_entries(origin, entries, providers, catalog)
     }
 
     pub fn from_entries(

@@ -22,7 +22,8 @@ impl Problem {
     ) -> Self {
         Problem {
             file: file.to_path_buf(),
-            line,
+            // Line 0: no line (configs that did not come from a file).
+            line: line.filter(|l| *l > 0),
             key: key.map(str::to_owned),
             message: message.into(),
         }

@@ -36,6 +36,21 @@ pub struct WorkerConfig {
     pub sink_batch_max_records: usize,
     pub metrics_log_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// Where the REST API listens (`host:port`; empty host: every
+    /// interface); `None`: no REST API.
+    pub listener: Option<String>,
+    /// With `https://` listeners: the PEM certificate chain and private
+    /// key the REST API serves TLS with.
+    pub rest_tls: Option<(PathBuf, PathBuf)>,
+    /// Bearer token every REST endpoint but `GET /health` requires.
+    /// Resolved; never logged or shown.
+    pub rest_token: Option<String>,
+    /// Compacted topics for connector configs and statuses (with a
+    /// configured Kafka).
+    pub config_topic: String,
+    pub status_topic: String,
+    pub config_topic_replication_factor: i32,
+    pub status_topic_replication_factor: i32,
     /// librdkafka properties for every producer (`producer.*`).
     pub producer: BTreeMap<String, String>,
     /// librdkafka properties for every consumer (`consumer.*`).
@@ -79,6 +94,14 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("sink.batch.max.records", Integer, Some("2000"), "Most records handed to a sink task in one put."),
         key("metrics.log.interval.ms", Integer, Some("5000"), "How often each task logs its record counts; 0 turns it off."),
         key("task.shutdown.graceful.timeout.ms", Integer, Some("10000"), "How long shutdown waits for tasks to flush and commit."),
+        key("listeners", String, Some("http://:8083"), "Where the REST API listens: http://host:port or https://host:port (empty host: every interface; port 0: any free port, which the log names). Empty: no REST API, and the worker exits when every task has ended."),
+        key("rest.tls.certificate.file", String, Some(""), "With an https:// listener: PEM file holding the server's certificate chain."),
+        key("rest.tls.key.file", String, Some(""), "With an https:// listener: PEM file holding the server's private key."),
+        KeySpec { secret: true, ..key("rest.auth.token", String, Some(""), "Bearer token required on every REST endpoint but GET /health (a ${provider:…} placeholder keeps it out of the file). Empty: no authentication.") },
+        key("config.storage.topic", String, Some("tributary-configs"), "Compacted topic that keeps connector configs and target states (Kafka Connect's format) when bootstrap.servers is set."),
+        key("config.storage.replication.factor", Integer, Some("-1"), "Replication factor of the config topic when the worker creates it; -1: the broker's default."),
+        key("status.storage.topic", String, Some("tributary-status"), "Compacted topic that keeps connector and task statuses when bootstrap.servers is set."),
+        key("status.storage.replication.factor", Integer, Some("-1"), "Replication factor of the status topic when the worker creates it; -1: the broker's default."),
     ]
 }
 
@@ -118,6 +141,7 @@ impl WorkerConfig {
         let specs = worker_keys();
         let mut problems = Problems::default();
         let mut values: BTreeMap<String, String> = BTreeMap::new();
+        let mut lines: BTreeMap<String, usize> = BTreeMap::new();
         let mut producer = BTreeMap::new();
         let mut property_lines = BTreeMap::new();
         let mut consumer = BTreeMap::new();
@@ -143,6 +167,7 @@ impl WorkerConfig {
             } else if let Some(spec) = specs.iter().find(|s| s.name == entry.key) {
                 match check_value(spec, &raw) {
                     Ok(v) => {
+                        lines.insert(entry.key.clone(), entry.line);
                         values.insert(entry.key, v);
                     }
                     Err(e) => {
@@ -182,6 +207,22 @@ impl WorkerConfig {
                 problems.push(Problem::new(file, None, Some(name), "must be at least 1"));
             }
         }
+        let listeners = get("listeners");
+        if !listeners.trim().is_empty() && listener(&listeners).is_none() {
+            let line = lines.get("listeners").copied();
+            problems.push(Problem::new(file, line, Some("listeners"), format!("expects http://host:port or https://host:port (one listener), got {listeners:?}")));
+        }
+        let https = listeners.trim().starts_with("https://");
+        let (cert, tls_key) = (get("rest.tls.certificate.file"), get("rest.tls.key.file"));
+        if https && (cert.is_empty() || tls_key.is_empty()) {
+            let line = lines.get("listeners").copied();
+            problems.push(Problem::new(
+                file,
+                line,
+                Some("listeners"),
+                "an https:// listener needs rest.tls.certificate.file and rest.tls.key.file",
+            ));
+        }
         let cache = get("plugin.cache.dir");
         let config = WorkerConfig {
             bootstrap_servers: Some(get("bootstrap.servers")).filter(|s| !s.trim().is_empty()),
@@ -217,12 +258,34 @@ impl WorkerConfig {
             sink_batch_max_records: int("sink.batch.max.records").clamp(1, 1 << 20) as usize,
             metrics_log_interval: ms("metrics.log.interval.ms"),
             shutdown_timeout: ms("task.shutdown.graceful.timeout.ms"),
+            listener: listener(&get("listeners")),
+            rest_tls: https.then(|| (PathBuf::from(cert), PathBuf::from(tls_key))),
+            rest_token: Some(get("rest.auth.token")).filter(|t| !t.is_empty()),
+            config_topic: get("config.storage.topic"),
+            status_topic: get("status.storage.topic"),
+            config_topic_replication_factor: int("config.storage.replication.factor") as i32,
+            status_topic_replication_factor: int("status.storage.replication.factor") as i32,
             producer,
             consumer,
             property_lines,
         };
         (config, problems)
     }
+}
+
+/// `http://host:port` → `host:port` (an empty host: every interface).
+fn listener(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))?;
+    let (host, port) = rest.trim_end_matches('/').rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Some(format!("{host}:{port}"))
 }
 
 fn default_cache_dir() -> PathBuf {
@@ -278,6 +341,41 @@ mod tests {
         assert_eq!(c.bootstrap_servers, None);
         assert_eq!(c.plugin_path, vec![PathBuf::from("plugins")]);
         assert_eq!(c.sink_group_id_prefix, "connect-");
+        assert_eq!(c.listener.as_deref(), Some("0.0.0.0:8083"));
+        assert_eq!(c.rest_token, None);
+    }
+
+    #[test]
+    fn listeners_are_checked() {
+        assert_eq!(
+            load("listeners: http://127.0.0.1:0\n")
+                .unwrap()
+                .listener
+                .as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert_eq!(load("listeners: ''\n").unwrap().listener, None);
+        let err = load("listeners: ftp://x:1\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("worker.yaml:1: `listeners`: expects http://host:port"),
+            "{err}"
+        );
+        let err = load("listeners: https://x:1\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`listeners`: an https:// listener needs rest.tls.certificate.file"),
+            "{err}"
+        );
+        let c = load(
+            "listeners: https://:8443\nrest.tls.certificate.file: c.pem\nrest.tls.key.file: k.pem\n",
+        )
+        .unwrap();
+        assert_eq!(c.listener.as_deref(), Some("0.0.0.0:8443"));
+        assert_eq!(
+            c.rest_tls,
+            Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
     }
 
     #[test]

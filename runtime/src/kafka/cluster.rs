@@ -84,6 +84,17 @@ impl KafkaCluster {
         })
     }
 
+    /// The cluster's id, as the brokers report it (`None` when they do not
+    /// answer within a few seconds).
+    pub fn cluster_id(&self) -> Option<String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer =
+            super::client_config(&[&super::props(&[("bootstrap.servers", &self.bootstrap)])])
+                .create()
+                .ok()?;
+        consumer.client().fetch_cluster_id(Duration::from_secs(10))
+    }
+
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
     }

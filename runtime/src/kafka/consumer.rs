@@ -35,11 +35,21 @@ impl RecordConsumer {
             cluster.ensure_topic(topic)?;
             cluster.register_consumer(topic, group_id);
         }
-        let defaults = props(&[
+        let mut defaults = props(&[
             ("bootstrap.servers", cluster.bootstrap_servers()),
             ("auto.offset.reset", "earliest"),
             ("topic.metadata.refresh.interval.ms", "5000"),
         ]);
+        if cluster.is_embedded() {
+            // The embedded Kafka holds a group rebalancing for about the
+            // session timeout after a member leaves: with Kafka's 45 s a
+            // sink stopped and started again (or its offsets changed)
+            // would wait that long. In process, nothing needs 45 s.
+            defaults.extend(props(&[
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1000"),
+            ]));
+        }
         // Not overridable: they are what makes delivery at-least-once.
         let fixed = props(&[
             ("group.id", group_id),
@@ -119,6 +129,41 @@ impl RecordConsumer {
         batch
     }
 
+    /// Records not consumed yet in these partitions, given the next offset
+    /// to read of each: from the high watermarks librdkafka learnt with its
+    /// last fetches (a local lookup, no request). Partitions whose
+    /// watermark is not known yet count 0.
+    pub fn lag(&self, next: &BTreeMap<TopicPartition, i64>) -> u64 {
+        next.iter()
+            .filter_map(|((topic, partition), next)| {
+                let high = self.cached_high_watermark(topic, *partition)?;
+                Some((high - next).max(0) as u64)
+            })
+            .sum()
+    }
+
+    /// librdkafka's cached high watermark (`rd_kafka_get_watermark_offsets`,
+    /// which rdkafka does not wrap); `None` when it is not known yet.
+    fn cached_high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let topic = std::ffi::CString::new(topic).ok()?;
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the client pointer lives as long as `self.consumer`; the
+        // topic is a NUL-terminated string that outlives the call; `low`
+        // and `high` are valid for writes. The call only reads librdkafka's
+        // own cached state.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+            .then_some(high)
+    }
+
     /// Commits, for each partition, the offset of the next record to read.
     pub fn commit(&self, next: &BTreeMap<TopicPartition, i64>) -> Result<(), String> {
         if next.is_empty() {
@@ -133,4 +178,116 @@ impl RecordConsumer {
             .commit(&list, CommitMode::Sync)
             .map_err(|e| format!("committing consumer offsets: {e}"))
     }
+}
+
+/// A consumer in `group` that never joins it: for reading and changing
+/// the group's committed offsets while no member is active.
+fn group_client(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    group: &str,
+) -> Result<BaseConsumer, String> {
+    let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+    // A short session: a join waits at most about this long for members
+    // that are gone but not yet timed out.
+    let fixed = props(&[
+        ("group.id", group),
+        ("enable.auto.commit", "false"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "1000"),
+    ]);
+    let mut all = vec![&bootstrap];
+    all.extend_from_slice(layers);
+    all.push(&fixed);
+    client_config(&all)
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))
+}
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The committed offsets of consumer group `group` on every partition of
+/// `topics` (partitions without a committed offset are left out).
+pub fn group_offsets(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    group: &str,
+    topics: &[String],
+) -> Result<Vec<(TopicPartition, i64)>, String> {
+    let consumer = group_client(cluster, layers, group)?;
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+            .map_err(|e| format!("reading the partitions of `{topic}`: {e}"))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                list.add_partition(topic, p.id());
+            }
+        }
+    }
+    if list.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = consumer
+        .committed_offsets(list, ADMIN_TIMEOUT)
+        .map_err(|e| format!("reading the committed offsets of group `{group}`: {e}"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(n) => Some(((e.topic().to_owned(), e.partition()), n)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Commits offsets for consumer group `group`, which must have no active
+/// member (it joins the group alone to commit). `None`: the partition's earliest offset (a reset: the sink
+/// reads it from the beginning).
+pub fn set_group_offsets(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    group: &str,
+    offsets: &[(TopicPartition, Option<i64>)],
+) -> Result<(), String> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let consumer = group_client(cluster, layers, group)?;
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        let offset = match offset {
+            Some(n) => *n,
+            None => {
+                consumer
+                    .fetch_watermarks(topic, *partition, ADMIN_TIMEOUT)
+                    .map_err(|e| format!("reading the start of {topic}[{partition}]: {e}"))?
+                    .0
+            }
+        };
+        list.add_partition_offset(topic, *partition, Offset::Offset(offset))
+            .map_err(|e| format!("offset of {topic}[{partition}]: {e}"))?;
+    }
+    // Some brokers accept commits only from a member: join the (empty)
+    // group alone, then commit.
+    let mut topics: Vec<&str> = offsets.iter().map(|((t, _), _)| t.as_str()).collect();
+    topics.sort();
+    topics.dedup();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("joining group `{group}`: {e}"))?;
+    let start = Instant::now();
+    while consumer.assignment().map_or(0, |a| a.count()) == 0 {
+        if start.elapsed() > ADMIN_TIMEOUT {
+            return Err(format!(
+                "could not join group `{group}` within {} s: is a member still active?",
+                ADMIN_TIMEOUT.as_secs()
+            ));
+        }
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .map_err(|e| format!("committing offsets of group `{group}`: {e}"))
 }

@@ -6,10 +6,13 @@
 //! - [`RecordProducer`]: produces source records and reports every delivery
 //!   (acknowledged or failed) by sequence number, so the worker commits
 //!   source offsets only for acknowledged records.
+//! - [`OffsetTopicStore`], [`ConfigTopicStore`]: source offsets, and
+//!   connector configs, target states and statuses, in compacted topics.
 //! - [`RecordConsumer`]: consumes a sink connector's topics in its consumer
 //!   group and commits exactly the offsets the worker says were flushed.
 
 mod cluster;
+mod config_topic;
 mod consumer;
 mod embedded;
 mod offset_topic;
@@ -17,7 +20,8 @@ mod producer;
 mod sync_producer;
 
 pub use cluster::KafkaCluster;
-pub use consumer::{RecordConsumer, TopicPartition};
+pub use config_topic::{ConfigTopicSettings, ConfigTopicStore};
+pub use consumer::{group_offsets, set_group_offsets, RecordConsumer, TopicPartition};
 pub use embedded::EmbeddedKafka;
 pub use offset_topic::{OffsetTopicSettings, OffsetTopicStore};
 pub use producer::{Ack, FailedDelivery, RecordProducer};

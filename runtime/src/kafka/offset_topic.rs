@@ -9,7 +9,7 @@
 
 use super::sync_producer::{OutRecord, SyncProducer};
 use super::{admin_options, client_config, create_topic, props, KafkaCluster};
-use crate::contract::PartitionOffset;
+use crate::contract::{JsonMap, PartitionOffset};
 use crate::offsets::{decode, offset_key, offset_value, parse_offset_key, OffsetStore};
 use rdkafka::admin::{AdminClient, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -46,8 +46,48 @@ impl OffsetTopicStore {
         consumer_props: &BTreeMap<String, String>,
     ) -> Result<OffsetTopicStore, String> {
         let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
-        ensure_compacted(cluster.bootstrap_servers(), &bootstrap, settings)?;
-        let entries = read_to_end(&bootstrap, consumer_props, &settings.topic)?;
+        ensure_compacted(
+            cluster.bootstrap_servers(),
+            &bootstrap,
+            settings,
+            "offsets topic",
+        )?;
+        let topic = settings.topic.as_str();
+        let mut entries = BTreeMap::new();
+        read_to_end(
+            &bootstrap,
+            consumer_props,
+            topic,
+            |partition, offset, key, value| {
+                let Some(key) = key.filter(|k| parse_offset_key(k).is_some()) else {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        offset,
+                        "skipping an offsets record whose key is not [\"connector\",{{…}}]"
+                    );
+                    return;
+                };
+                match value {
+                    None => {
+                        entries.remove(key);
+                    }
+                    Some(v) => match std::str::from_utf8(v).ok().filter(|s| {
+                        serde_json::from_str::<serde_json::Value>(s).is_ok_and(|j| j.is_object())
+                    }) {
+                        Some(s) => {
+                            entries.insert(key.to_owned(), s.to_owned());
+                        }
+                        None => tracing::warn!(
+                            topic,
+                            partition,
+                            offset,
+                            "skipping an offsets record whose value is not a JSON object"
+                        ),
+                    },
+                }
+            },
+        )?;
         let producer = SyncProducer::new(cluster, &[producer_props])?;
         tracing::info!(topic = %settings.topic, entries = entries.len(), "read the offsets topic to its end");
         Ok(OffsetTopicStore {
@@ -57,13 +97,14 @@ impl OffsetTopicStore {
         })
     }
 
-    fn produce(&self, records: &[(String, String)]) -> Result<(), String> {
+    /// Writes records; a `None` value is a tombstone.
+    fn produce(&self, records: &[(String, Option<String>)]) -> Result<(), String> {
         let out: Vec<OutRecord<'_>> = records
             .iter()
             .map(|(k, v)| OutRecord {
                 topic: &self.topic,
                 key: Some(k.as_bytes()),
-                value: Some(v.as_bytes()),
+                value: v.as_deref().map(str::as_bytes),
                 headers: Vec::new(),
             })
             .collect();
@@ -82,28 +123,43 @@ impl OffsetStore for OffsetTopicStore {
     }
 
     fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
-        let records: Vec<(String, String)> = offsets
+        let records: Vec<(String, Option<String>)> = offsets
             .iter()
             .map(|po| {
                 (
                     offset_key(connector, &po.partition),
-                    offset_value(&po.offset),
+                    Some(offset_value(&po.offset)),
                 )
             })
             .collect();
         // One writer at a time: a failure must not be blamed on another write.
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         self.produce(&records)?;
-        entries.extend(records);
+        entries.extend(records.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        Ok(())
+    }
+
+    fn delete(&self, connector: &str, partitions: &[JsonMap]) -> Result<(), String> {
+        let records: Vec<(String, Option<String>)> = partitions
+            .iter()
+            .map(|p| (offset_key(connector, p), None))
+            .collect();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.produce(&records)?;
+        for (k, _) in records {
+            entries.remove(&k);
+        }
         Ok(())
     }
 }
 
 /// Creates the topic compacted, or checks the policy of the one there.
-fn ensure_compacted(
+/// `what` names the topic in messages ("offsets topic").
+pub(super) fn ensure_compacted(
     bootstrap_servers: &str,
     bootstrap: &BTreeMap<String, String>,
     settings: &OffsetTopicSettings,
+    what: &str,
 ) -> Result<(), String> {
     let topic = settings.topic.as_str();
     let compact = [("cleanup.policy", "compact")];
@@ -114,9 +170,9 @@ fn ensure_compacted(
         settings.replication_factor,
         &compact,
     )
-    .map_err(|e| format!("offsets topic: {e}"))?;
+    .map_err(|e| format!("{what}: {e}"))?;
     if new {
-        tracing::info!(topic, "created the offsets topic (cleanup.policy=compact)");
+        tracing::info!(topic, "created the {what} (cleanup.policy=compact)");
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = client_config(&[bootstrap])
@@ -136,21 +192,23 @@ fn ensure_compacted(
     match policy {
         Some(p) if p.split(',').any(|x| x.trim() == "compact") => Ok(()),
         Some(p) => Err(format!(
-            "offsets topic `{topic}` has cleanup.policy={p}; it must be compact, or old offsets are deleted and connectors restart from the beginning. Change it (kafka-configs --alter --add-config cleanup.policy=compact) or set offset.storage.topic to another topic"
+            "{what} `{topic}` has cleanup.policy={p}; it must be compact, or old records are deleted and what they kept is lost. Change it (kafka-configs --alter --add-config cleanup.policy=compact) or configure another topic"
         )),
         None => {
-            tracing::warn!(topic, "the broker did not report the offsets topic's cleanup.policy; make sure it is compact");
+            tracing::warn!(topic, "the broker did not report the {what}'s cleanup.policy; make sure it is compact");
             Ok(())
         }
     }
 }
 
-/// Reads every partition of `topic` from the beginning to its end.
-fn read_to_end(
+/// Reads every partition of `topic` from the beginning to its end, handing
+/// each record (partition, offset, key as UTF-8, value) to `record`.
+pub(super) fn read_to_end(
     bootstrap: &BTreeMap<String, String>,
     consumer_props: &BTreeMap<String, String>,
     topic: &str,
-) -> Result<BTreeMap<String, String>, String> {
+    mut record: impl FnMut(i32, i64, Option<&str>, Option<&[u8]>),
+) -> Result<(), String> {
     let fixed = props(&[
         ("group.id", "tributary-offsets-reader"),
         ("enable.auto.commit", "false"),
@@ -162,7 +220,7 @@ fn read_to_end(
     let timeout = Duration::from_secs(30);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
+        .map_err(|e| format!("reading topic `{topic}`: {e}"))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -171,9 +229,9 @@ fn read_to_end(
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for p in partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(|e| {
-            format!("reading the end of offsets topic `{topic}` partition {p}: {e}")
-        })?;
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(|e| format!("reading the end of topic `{topic}` partition {p}: {e}"))?;
         if high > 0 {
             ends.insert(p, high);
             assignment
@@ -181,13 +239,12 @@ fn read_to_end(
                 .map_err(|e| e.to_string())?;
         }
     }
-    let mut entries = BTreeMap::new();
     if ends.is_empty() {
-        return Ok(entries);
+        return Ok(());
     }
     consumer
         .assign(&assignment)
-        .map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
+        .map_err(|e| format!("reading topic `{topic}`: {e}"))?;
     let start = Instant::now();
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
     let reached = |positions: &BTreeMap<i32, i64>| {
@@ -197,7 +254,7 @@ fn read_to_end(
     loop {
         if start.elapsed() > Duration::from_secs(120) {
             return Err(format!(
-                "reading the offsets topic `{topic}` did not reach its end within 120 s"
+                "reading topic `{topic}` did not reach its end within 120 s"
             ));
         }
         // Past the reported end, read until nothing more comes: some
@@ -208,36 +265,10 @@ fn read_to_end(
             }
             continue;
         };
-        let m = result.map_err(|e| format!("reading the offsets topic `{topic}`: {e}"))?;
+        let m = result.map_err(|e| format!("reading topic `{topic}`: {e}"))?;
         positions.insert(m.partition(), m.offset());
-        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-        let Some(key) = key.filter(|k| parse_offset_key(k).is_some()) else {
-            tracing::warn!(
-                topic,
-                partition = m.partition(),
-                offset = m.offset(),
-                "skipping an offsets record whose key is not [\"connector\",{{…}}]"
-            );
-            continue;
-        };
-        match m.payload() {
-            None => {
-                entries.remove(&key);
-            }
-            Some(v) => match std::str::from_utf8(v).ok().filter(|s| {
-                serde_json::from_str::<serde_json::Value>(s).is_ok_and(|j| j.is_object())
-            }) {
-                Some(s) => {
-                    entries.insert(key, s.to_owned());
-                }
-                None => tracing::warn!(
-                    topic,
-                    partition = m.partition(),
-                    offset = m.offset(),
-                    "skipping an offsets record whose value is not a JSON object"
-                ),
-            },
-        }
+        let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
+        record(m.partition(), m.offset(), key, m.payload());
     }
-    Ok(entries)
+    Ok(())
 }

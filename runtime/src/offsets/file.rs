@@ -4,7 +4,7 @@
 //! place on every write, after an fsync.
 
 use super::{decode, offset_key, offset_value, OffsetStore};
-use crate::contract::PartitionOffset;
+use crate::contract::{JsonMap, PartitionOffset};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,12 +95,24 @@ impl OffsetStore for FileOffsetStore {
         *entries = next;
         Ok(())
     }
+
+    fn delete(&self, connector: &str, partitions: &[JsonMap]) -> Result<(), String> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = entries.clone();
+        for p in partitions {
+            next.remove(&offset_key(connector, p));
+        }
+        self.persist(&next)
+            .map_err(|e| format!("cannot write offset file {}: {e}", self.path.display()))?;
+        *entries = next;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{JsonMap, Scalar};
+    use crate::contract::Scalar;
 
     #[test]
     fn offsets_survive_a_reopen_and_bad_lines_are_skipped() {

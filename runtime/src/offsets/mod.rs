@@ -20,6 +20,9 @@ pub trait OffsetStore: Send + Sync {
     fn load(&self, connector: &str) -> Vec<PartitionOffset>;
     /// Makes `offsets` durable; returns only when they are.
     fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String>;
+    /// Forgets the offsets of these partitions of `connector` (Kafka
+    /// Connect's null value); returns only when that is durable.
+    fn delete(&self, connector: &str, partitions: &[JsonMap]) -> Result<(), String>;
 }
 
 /// The key bytes of a connector's partition: `["name",{"k":"v"}]`.
@@ -68,6 +71,14 @@ impl OffsetStore for MemoryOffsetStore {
                 offset_key(connector, &po.partition),
                 offset_value(&po.offset),
             );
+        }
+        Ok(())
+    }
+
+    fn delete(&self, connector: &str, partitions: &[JsonMap]) -> Result<(), String> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for p in partitions {
+            entries.remove(&offset_key(connector, p));
         }
         Ok(())
     }
@@ -141,5 +152,12 @@ mod tests {
         store.write("c", &[at(7)]).unwrap();
         store.write("other", &[at(3)]).unwrap();
         assert_eq!(store.load("c"), vec![at(7)]);
+        store.delete("c", std::slice::from_ref(&p)).unwrap();
+        assert_eq!(store.load("c"), vec![]);
+        assert_eq!(
+            store.load("other"),
+            vec![at(3)],
+            "other connectors keep theirs"
+        );
     }
 }

@@ -4,6 +4,10 @@
 //! This is the only module that uses both `plugin` and `kafka`, and it
 //! sees neither wasmtime nor rdkafka: only their narrow APIs.
 //!
+//! Connectors are started, stopped and restarted one at a time while the
+//! worker runs (the REST API does that through `herder`); each task has its
+//! own stop flag.
+//!
 //! A task that fails (a fatal plugin error, a trap, an exceeded limit)
 //! stops alone; its reason is kept in its [`TaskStatus`]. The worker and
 //! every other task keep running.
@@ -17,16 +21,22 @@ pub use status::{TaskState, TaskStatus};
 
 use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::contract::ConnectorKind;
-use crate::kafka::KafkaCluster;
+use crate::contract::{PartitionOffset, Scalar};
+use crate::kafka::{
+    check_property, group_offsets, set_group_offsets, KafkaCluster, TopicPartition,
+};
 use crate::metrics::TaskMetrics;
 use crate::offsets::OffsetStore;
 use crate::plugin::{PluginRegistry, TaskSandbox};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What every task of a worker shares.
+/// What every task of a worker shares. Each task gets its own copy with
+/// its own `stop` flag, so one connector (or one task) can be stopped while
+/// the others go on.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub worker: Arc<WorkerConfig>,
@@ -35,17 +45,35 @@ pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
 }
 
+/// A task's config, as the connector's `task-configs` gave it.
+pub type TaskConfig = Vec<(String, String)>;
+
 /// One running task.
 struct TaskHandle {
     status: Arc<Mutex<TaskStatus>>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// A running worker: its connectors and their tasks.
+impl TaskHandle {
+    fn id(&self) -> u32 {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).task
+    }
+}
+
+/// A running worker: the tasks of its connectors, by connector name.
+///
+/// Connectors come and go while the worker runs: [`Worker::start_task`]
+/// starts one task, [`Worker::stop_tasks`] stops some or all tasks of one
+/// connector (gracefully: sources deliver what is in flight and commit,
+/// sinks flush and commit) and waits for them.
 pub struct Worker {
     shared: Shared,
     registry: Arc<PluginRegistry>,
-    tasks: Vec<TaskHandle>,
+    tasks: Mutex<BTreeMap<String, Vec<TaskHandle>>>,
+    /// Each running connector's database pools, shared by its tasks; made
+    /// at its first task's start, dropped when its last task stops.
+    pools: Mutex<BTreeMap<String, Arc<crate::sql::Databases>>>,
 }
 
 impl Worker {
@@ -63,121 +91,299 @@ impl Worker {
                 stop: Arc::new(AtomicBool::new(false)),
             },
             registry,
-            tasks: Vec::new(),
+            tasks: Mutex::default(),
+            pools: Mutex::default(),
         }
     }
 
-    /// Splits `connector` into tasks and starts them. Fails only when the
-    /// connector cannot be split; a task that fails later fails alone.
-    pub fn start(&mut self, connector: &ConnectorConfig) -> Result<usize, String> {
+    /// The database pools of `connector` (`connection.*` keys).
+    fn databases(&self, connector: &ConnectorConfig) -> Result<Arc<crate::sql::Databases>, String> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = pools.get(&connector.name) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(
+            crate::sql::Databases::open(&connector.runtime.connections)
+                .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
+        );
+        pools.insert(connector.name.clone(), d.clone());
+        Ok(d)
+    }
+
+    /// The worker's settings.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.shared.worker
+    }
+
+    /// The offset store the source tasks use.
+    pub fn offsets(&self) -> &Arc<dyn OffsetStore> {
+        &self.shared.offsets
+    }
+
+    /// librdkafka's objections to a connector's `producer.override.*` and
+    /// `consumer.override.*` properties, as (key, message).
+    pub fn check_overrides(connector: &ConnectorConfig) -> Vec<(String, String)> {
+        let r = &connector.runtime;
+        let producer = r
+            .producer_overrides
+            .iter()
+            .map(|(k, v)| ("producer.override.", k, v));
+        let consumer = r
+            .consumer_overrides
+            .iter()
+            .map(|(k, v)| ("consumer.override.", k, v));
+        producer
+            .chain(consumer)
+            .filter_map(|(prefix, k, v)| {
+                check_property(k, v)
+                    .err()
+                    .map(|e| (format!("{prefix}{k}"), e))
+            })
+            .collect()
+    }
+
+    /// A sink connector's consumer group.
+    pub fn sink_group(&self, connector: &ConnectorConfig) -> String {
+        format!(
+            "{}{}",
+            self.shared.worker.sink_group_id_prefix, connector.name
+        )
+    }
+
+    /// A sink connector's offsets (its consumer group's committed offsets
+    /// on its `topics`), in Kafka Connect's shape: partition
+    /// `{"kafka_topic": …, "kafka_partition": …}`, offset `{"kafka_offset": …}`.
+    pub fn sink_offsets(
+        &self,
+        connector: &ConnectorConfig,
+    ) -> Result<Vec<PartitionOffset>, String> {
+        let layers = [
+            &self.shared.worker.consumer,
+            &connector.runtime.consumer_overrides,
+        ];
+        let committed = group_offsets(
+            &self.shared.cluster,
+            &layers,
+            &self.sink_group(connector),
+            &connector.runtime.topics,
+        )?;
+        Ok(committed
+            .into_iter()
+            .map(|((topic, partition), offset)| PartitionOffset {
+                partition: [
+                    ("kafka_topic".to_owned(), Scalar::Text(topic)),
+                    ("kafka_partition".to_owned(), Scalar::Int(partition as i64)),
+                ]
+                .into_iter()
+                .collect(),
+                offset: [("kafka_offset".to_owned(), Scalar::Int(offset))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Sets a stopped sink connector's committed offsets; `None`: the
+    /// partition's earliest offset.
+    pub fn set_sink_offsets(
+        &self,
+        connector: &ConnectorConfig,
+        offsets: &[(TopicPartition, Option<i64>)],
+    ) -> Result<(), String> {
+        let layers = [
+            &self.shared.worker.consumer,
+            &connector.runtime.consumer_overrides,
+        ];
+        set_group_offsets(
+            &self.shared.cluster,
+            &layers,
+            &self.sink_group(connector),
+            offsets,
+        )
+    }
+
+    /// Splits `connector` into task configs (the plugin's `task-configs`).
+    pub fn task_configs(&self, connector: &ConnectorConfig) -> Result<Vec<TaskConfig>, String> {
         let d = &connector.description;
         let (plugin, _) = self.registry.find(&d.name, Some(&d.version))?;
-        let configs = plugin
+        plugin
             .task_configs(
                 d.kind,
                 &connector.name,
                 &connector.plugin_config,
                 connector.runtime.tasks_max,
             )
-            .map_err(|e| format!("connector `{}`: task-configs failed: {e}", connector.name))?;
-        let databases = Arc::new(
-            crate::sql::Databases::open(&connector.runtime.connections)
-                .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
-        );
-        tracing::info!(connector = %connector.name, plugin = %d.name, version = %d.version, tasks = configs.len(), "starting connector");
-        for (i, task_config) in configs.into_iter().enumerate() {
-            let metrics = Arc::new(TaskMetrics::default());
-            let sandbox = TaskSandbox {
-                connector: connector.name.clone(),
-                task: i as u32,
-                grants: connector.grants.clone(),
-                memory_max_bytes: connector
-                    .runtime
-                    .task_memory_max_bytes
-                    .unwrap_or(self.shared.worker.task_memory_max_bytes),
-                call_timeout: connector
-                    .runtime
-                    .task_call_timeout
-                    .unwrap_or(self.shared.worker.task_call_timeout),
-                metrics: metrics.clone(),
-                databases: databases.clone(),
-            };
-            let status = Arc::new(Mutex::new(TaskStatus::new(
-                &connector.name,
-                i as u32,
-                d.kind,
-                metrics,
-            )));
-            let (shared, plugin, connector, status2) = (
-                self.shared.clone(),
-                plugin.clone(),
-                connector.clone(),
-                status.clone(),
-            );
-            let thread = std::thread::Builder::new()
-                .name(format!("{}-{i}", connector.name))
-                .spawn(move || {
-                    let outcome = match connector.description.kind {
-                        ConnectorKind::Source => source::run(&shared, &plugin, &connector, sandbox, &task_config),
-                        ConnectorKind::Sink => sink::run(&shared, &plugin, &connector, sandbox, &task_config),
-                    };
-                    let mut s = status2.lock().unwrap_or_else(|p| p.into_inner());
-                    match outcome {
-                        Ok(()) => s.state = TaskState::Stopped,
-                        Err(reason) => {
-                            tracing::error!(connector = %s.connector, task = s.task, "task failed: {reason}");
-                            s.state = TaskState::Failed(reason);
-                        }
+            .map_err(|e| format!("connector `{}`: task-configs failed: {e}", connector.name))
+    }
+
+    /// Starts task `task` of `connector` on its own thread.
+    pub fn start_task(
+        &self,
+        connector: &ConnectorConfig,
+        task: u32,
+        task_config: TaskConfig,
+    ) -> Result<(), String> {
+        let d = &connector.description;
+        let (plugin, _) = self.registry.find(&d.name, Some(&d.version))?;
+        tracing::info!(connector = %connector.name, task, plugin = %d.name, version = %d.version, "starting task");
+        let metrics = Arc::new(TaskMetrics::default());
+        let sandbox = TaskSandbox {
+            connector: connector.name.clone(),
+            task,
+            grants: connector.grants.clone(),
+            memory_max_bytes: connector
+                .runtime
+                .task_memory_max_bytes
+                .unwrap_or(self.shared.worker.task_memory_max_bytes),
+            call_timeout: connector
+                .runtime
+                .task_call_timeout
+                .unwrap_or(self.shared.worker.task_call_timeout),
+            metrics: metrics.clone(),
+            databases: self.databases(connector)?,
+        };
+        let status = Arc::new(Mutex::new(TaskStatus::new(
+            &connector.name,
+            task,
+            d.kind,
+            metrics,
+        )));
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Shared {
+            stop: stop.clone(),
+            ..self.shared.clone()
+        };
+        let connector_name = connector.name.clone();
+        let (connector, status2) = (connector.clone(), status.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("{}-{task}", connector.name))
+            .spawn(move || {
+                let outcome = match connector.description.kind {
+                    ConnectorKind::Source => source::run(&shared, &plugin, &connector, sandbox, &task_config),
+                    ConnectorKind::Sink => sink::run(&shared, &plugin, &connector, sandbox, &task_config),
+                };
+                let mut s = status2.lock().unwrap_or_else(|p| p.into_inner());
+                match outcome {
+                    Ok(()) => s.state = TaskState::Stopped,
+                    Err(reason) => {
+                        tracing::error!(connector = %s.connector, task = s.task, "task failed: {reason}");
+                        s.state = TaskState::Failed(reason);
                     }
-                })
-                .map_err(|e| format!("cannot start a thread: {e}"))?;
-            self.tasks.push(TaskHandle {
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        self.lock()
+            .entry(connector_name)
+            .or_default()
+            .push(TaskHandle {
                 status,
+                stop,
                 thread: Some(thread),
             });
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<TaskHandle>>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the tasks of `connector` (only task `only`, when given) and
+    /// waits for them, up to `task.shutdown.graceful.timeout.ms`. They are
+    /// forgotten; returns those that did not finish in time.
+    pub fn stop_tasks(&self, connector: &str, only: Option<u32>) -> Vec<String> {
+        let mut taken = Vec::new();
+        {
+            let mut all = self.lock();
+            if let Some(tasks) = all.get_mut(connector) {
+                let (stop, keep): (Vec<_>, Vec<_>) = std::mem::take(tasks)
+                    .into_iter()
+                    .partition(|t| only.is_none_or(|id| t.id() == id));
+                *tasks = keep;
+                taken = stop;
+                if tasks.is_empty() {
+                    all.remove(connector);
+                    self.pools
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(connector);
+                }
+            }
         }
-        Ok(self.tasks.len())
+        stop_and_wait(
+            taken.iter_mut().collect(),
+            self.shared.worker.shutdown_timeout,
+        )
+    }
+
+    /// A snapshot of the status of every task of `connector`, by task id.
+    pub fn task_statuses(&self, connector: &str) -> Vec<TaskStatus> {
+        let mut out: Vec<TaskStatus> = self
+            .lock()
+            .get(connector)
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| t.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by_key(|s| s.task);
+        out
     }
 
     /// A snapshot of every task's status.
     pub fn statuses(&self) -> Vec<TaskStatus> {
-        self.tasks
-            .iter()
+        self.lock()
+            .values()
+            .flatten()
             .map(|t| t.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
             .collect()
     }
 
     /// True when no task is running any more.
     pub fn all_done(&self) -> bool {
-        self.tasks
-            .iter()
+        self.lock()
+            .values()
+            .flatten()
             .all(|t| t.thread.as_ref().is_none_or(|h| h.is_finished()))
     }
 
     /// Asks every task to stop: sources stop polling, deliver what is in
     /// flight and commit; sinks flush and commit. Waits up to the worker's
     /// `task.shutdown.graceful.timeout.ms`; returns the tasks that did not
-    /// finish in time.
-    pub fn shutdown(&mut self) -> Vec<String> {
+    /// finish in time. Their statuses stay readable.
+    pub fn shutdown(&self) -> Vec<String> {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + self.shared.worker.shutdown_timeout;
-        let mut late = Vec::new();
-        for task in &mut self.tasks {
-            let Some(handle) = task.thread.take() else {
-                continue;
-            };
-            while !handle.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if handle.is_finished() {
-                let _ = handle.join();
-            } else {
-                let s = task.status.lock().unwrap_or_else(|p| p.into_inner());
-                late.push(format!("{}-{}", s.connector, s.task));
-            }
-        }
-        late
+        let mut all = self.lock();
+        stop_and_wait(
+            all.values_mut().flatten().collect(),
+            self.shared.worker.shutdown_timeout,
+        )
     }
+}
+
+/// Signals every task in `tasks` to stop, then waits for them up to
+/// `timeout`; returns those that did not finish in time.
+fn stop_and_wait(mut tasks: Vec<&mut TaskHandle>, timeout: Duration) -> Vec<String> {
+    for t in &tasks {
+        t.stop.store(true, Ordering::SeqCst);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut late = Vec::new();
+    for task in tasks.iter_mut() {
+        let Some(handle) = task.thread.take() else {
+            continue;
+        };
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        } else {
+            let s = task.status.lock().unwrap_or_else(|p| p.into_inner());
+            late.push(format!("{}-{}", s.connector, s.task));
+        }
+    }
+    late
 }
 
 /// Opens a task, retrying retriable failures within `errors.retry.timeout`.

@@ -61,6 +61,7 @@ pub(super) fn run(
         policy,
         consumer,
         unflushed: BTreeMap::new(),
+        positions: BTreeMap::new(),
         waiting: Vec::new(),
         waiting_reason: String::new(),
     };
@@ -84,6 +85,8 @@ struct Driver<'a> {
     /// Next offset to commit per partition, for records done (written or
     /// tolerated) but not flushed.
     unflushed: BTreeMap<TopicPartition, i64>,
+    /// Next offset to consume per partition, for the lag.
+    positions: BTreeMap<TopicPartition, i64>,
     /// Records the task asked to be offered again, in order.
     waiting: Vec<SinkRecord>,
     waiting_reason: String,
@@ -132,6 +135,14 @@ impl Driver<'_> {
                     .consumer
                     .poll_batch(worker.sink_batch_max_records, Duration::from_millis(100));
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
+                if !batch.is_empty() {
+                    for r in &batch {
+                        self.positions
+                            .insert((r.topic.clone(), r.partition), r.offset + 1);
+                    }
+                    let lag = self.consumer.lag(&self.positions);
+                    self.metrics.consumer_lag.store(lag, Ordering::Relaxed);
+                }
                 batch
             } else {
                 match record_retry.next_delay(self.policy.settings()) {
@@ -158,7 +169,16 @@ impl Driver<'_> {
                 continue;
             }
             TaskMetrics::add(&self.metrics.batches, 1);
+            let batch_len = batch.len();
+            let started = Instant::now();
             let (records, outcome) = instance.put(batch);
+            self.metrics.call_seconds.observe(
+                crate::metrics::CALL_SECONDS_BUCKETS,
+                started.elapsed().as_secs_f64(),
+            );
+            self.metrics
+                .batch_records
+                .observe(crate::metrics::BATCH_RECORDS_BUCKETS, batch_len as f64);
             let results = match outcome {
                 Ok(r) => {
                     batch_retry.reset();

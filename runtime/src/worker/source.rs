@@ -174,7 +174,13 @@ impl Driver<'_> {
                 self.take_acks(Duration::from_millis(20))?;
                 continue;
             }
-            let batch = match instance.poll(worker.source_poll_max_records) {
+            let started = Instant::now();
+            let polled = instance.poll(worker.source_poll_max_records);
+            self.metrics.call_seconds.observe(
+                crate::metrics::CALL_SECONDS_BUCKETS,
+                started.elapsed().as_secs_f64(),
+            );
+            let batch = match polled {
                 Ok(b) => {
                     retry.reset();
                     b
@@ -204,6 +210,10 @@ impl Driver<'_> {
             idle = Duration::from_millis(1);
             TaskMetrics::add(&self.metrics.batches, 1);
             TaskMetrics::add(&self.metrics.records_in, batch.records.len() as u64);
+            self.metrics.batch_records.observe(
+                crate::metrics::BATCH_RECORDS_BUCKETS,
+                batch.records.len() as f64,
+            );
             self.producer.prepare(&batch.topics)?;
             let partitions: Vec<Arc<JsonMap>> =
                 batch.partitions.into_iter().map(Arc::new).collect();

@@ -117,6 +117,15 @@ impl Source for Testkit {
                     Some("true"),
                     "Put the offset on every record (true) or only on the last of a batch (false).",
                 ),
+                ConfigKey {
+                    secret: true,
+                    ..key(
+                        "token",
+                        ConfigType::String,
+                        Some(""),
+                        "A secret nothing uses: tests check it is never shown.",
+                    )
+                },
             ],
         }
     }

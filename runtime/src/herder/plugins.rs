@@ -1,0 +1,119 @@
+//! The plugins a worker offers, and validating a config against one
+//! without creating anything (`PUT /connector-plugins/{plugin}/config/validate`).
+
+use super::{Error, Herder, KeyValidation, Result, Validation, HIDDEN};
+use crate::config::{ConnectorConfig, Problems};
+use crate::contract::Description;
+use crate::worker::Worker;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+impl Herder {
+    /// Every connector plugin (name, version, kind), sorted.
+    pub fn plugins(&self) -> Vec<Description> {
+        self.registry
+            .connectors()
+            .into_iter()
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
+    /// A plugin's newest description; `NotFound` when none has that name.
+    pub fn plugin(&self, name: &str) -> Result<Description> {
+        self.registry
+            .find(name, None)
+            .map(|(_, d)| d)
+            .map_err(|_| Error::NotFound(format!("Unknown plugin {name}.")))
+    }
+
+    /// Validates `raw` for `plugin` without creating anything.
+    pub fn validate(&self, plugin: &str, mut raw: BTreeMap<String, String>) -> Result<Validation> {
+        if let Some(class) = raw.get("connector.class") {
+            if class != plugin {
+                return Err(Error::BadRequest(format!(
+                    "`connector.class`: included connector type {class} does not match request type {plugin}"
+                )));
+            }
+        }
+        let description = self
+            .registry
+            .find(
+                plugin,
+                raw.get("connector.plugin.version").map(String::as_str),
+            )
+            .map_err(|e| Error::BadRequest(format!("`connector.class`: {e}")))?;
+        raw.insert("connector.class".into(), plugin.to_owned());
+        let name = raw.remove("name").unwrap_or_else(|| "validate".into());
+        let problems = match ConnectorConfig::from_map(
+            Path::new("config"),
+            &name,
+            &raw,
+            &self.providers,
+            self.registry.as_ref(),
+        ) {
+            Ok(c) => {
+                let mut p = Problems::default();
+                for (k, m) in Worker::check_overrides(&c) {
+                    p.push(crate::config::Problem::new(
+                        Path::new("config"),
+                        None,
+                        Some(&k),
+                        m,
+                    ));
+                }
+                p
+            }
+            Err(p) => p,
+        };
+        let description = description.1;
+        let mut keys: Vec<KeyValidation> = Vec::new();
+        let secret = |k: &str| description.keys.iter().any(|s| s.name == k && s.secret);
+        let shown = |k: &str, v: &String| {
+            if secret(k) && !v.contains("${") {
+                HIDDEN.to_owned()
+            } else {
+                v.clone()
+            }
+        };
+        for spec in &description.keys {
+            keys.push(KeyValidation {
+                spec: Some(spec.clone()),
+                name: spec.name.clone(),
+                value: raw
+                    .get(&spec.name)
+                    .map(|v| shown(&spec.name, v))
+                    .or_else(|| spec.default.clone().filter(|_| !spec.secret)),
+                errors: Vec::new(),
+            });
+        }
+        for (k, v) in &raw {
+            if !keys.iter().any(|kv| &kv.name == k) {
+                keys.push(KeyValidation {
+                    spec: None,
+                    name: k.clone(),
+                    value: Some(shown(k, v)),
+                    errors: Vec::new(),
+                });
+            }
+        }
+        let mut error_count = 0;
+        for p in &problems.0 {
+            let key = p.key.clone().unwrap_or_else(|| "connector.class".into());
+            error_count += 1;
+            match keys.iter_mut().find(|kv| kv.name == key) {
+                Some(kv) => kv.errors.push(p.message.clone()),
+                None => keys.push(KeyValidation {
+                    spec: None,
+                    name: key,
+                    value: None,
+                    errors: vec![p.message.clone()],
+                }),
+            }
+        }
+        Ok(Validation {
+            plugin: plugin.to_owned(),
+            error_count,
+            keys,
+        })
+    }
+}
