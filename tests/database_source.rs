@@ -273,7 +273,11 @@ fn tables_by_pattern_spread_over_tasks_each_with_its_own_topic_and_offset() {
         exec(PG_URL, &format!("DROP TABLE {prefix}_t{i}"));
     }
     // Two tasks shared the three tables.
-    assert!(log.contains("tasks=2"), "{log}");
+    let started = log
+        .lines()
+        .filter(|l| l.contains("starting task connector=many"))
+        .count();
+    assert_eq!(started, 2, "{log}");
 }
 
 #[test]
@@ -348,10 +352,17 @@ fn bad_credentials_statements_and_columns_fail_the_task_with_the_database_messag
 fn assert_at_least_once_in_order(got: &[i64], n: i64) -> usize {
     let mut max = 0;
     for (i, &id) in got.iter().enumerate() {
-        assert!(id <= max + 1, "record {i}: id {id} skips ahead of {} (a row was lost)", max + 1);
+        assert!(
+            id <= max + 1,
+            "record {i}: id {id} skips ahead of {} (a row was lost)",
+            max + 1
+        );
         if i > 0 {
             let prev = got[i - 1];
-            assert!(id == prev + 1 || id <= prev, "record {i}: id {id} after {prev} is out of order");
+            assert!(
+                id == prev + 1 || id <= prev,
+                "record {i}: id {id} after {prev} is out of order"
+            );
         }
         max = max.max(id);
     }
@@ -370,14 +381,27 @@ fn kill_9_mid_stream_then_restart_loses_no_row() {
         "bootstrap.servers: {}\nconsumer.session.timeout.ms: 6000\nconsumer.heartbeat.interval.ms: 1000\n",
         broker.bootstrap()
     ));
-    let (src, sink) = pipeline(&site, &t, PG_URL, "  mode: incrementing\n  incrementing.column.name: id\n");
+    let (src, sink) = pipeline(
+        &site,
+        &t,
+        PG_URL,
+        "  mode: incrementing\n  incrementing.column.name: id\n",
+    );
     let out = site.path("data/out.txt");
     let mut first = site.run(&worker, &[&src, &sink]);
-    first.wait_for("a third of the rows and committed offsets", Duration::from_secs(180), |_| {
-        line_count(&out) >= n / 3 && !broker.consume_all("tributary-offsets").is_empty()
-    });
+    first.wait_for(
+        "a third of the rows and committed offsets",
+        Duration::from_secs(180),
+        |_| line_count(&out) >= n / 3 && !broker.consume_all("tributary-offsets").is_empty(),
+    );
     let at_kill = line_count(&out);
     first.kill9();
+    // tansu 0.6.0's group coordinator can make the killed sink's member
+    // (still within its 6 s session) the leader of the restarted sink's
+    // first generation; that dead leader never assigns partitions and tansu
+    // does not rebalance when it expires, so the new sink waits forever.
+    // Kafka rebalances; here we let the dead member expire first.
+    std::thread::sleep(Duration::from_secs(8));
     let mut second = site.run(&worker, &[&src, &sink]);
     second.wait_for("the last row", Duration::from_secs(300), |_| {
         ids(&out).last() == Some(&(n as i64))
@@ -385,7 +409,10 @@ fn kill_9_mid_stream_then_restart_loses_no_row() {
     std::thread::sleep(Duration::from_millis(500));
     let (code, log) = second.stop();
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains("resuming after"), "the source resumed from its offset: {log}");
+    assert!(
+        log.contains("resuming after"),
+        "the source resumed from its offset: {log}"
+    );
     let repeats = assert_at_least_once_in_order(&ids(&out), n as i64);
     println!("kill -9 after {at_kill} of {n} rows in the sink: {repeats} rows delivered twice");
     exec(PG_URL, &format!("DROP TABLE {t}"));

@@ -85,7 +85,7 @@ fn main() {
     let worker = site.write(
         "worker.yaml",
         &format!(
-            "plugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\n",
+            "plugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\nlisteners: ''\n",
             site.path("plugins").display(),
             site.path("cache").display()
         ),

@@ -120,10 +120,13 @@ impl Site {
             .arg("-w")
             .arg(worker)
             .args(connectors);
-        cmd.env("TRIBUTARY_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env(
+            "TRIBUTARY_LOG",
+            std::env::var("TRIBUTARY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();

@@ -141,8 +141,15 @@ pub fn kind_of(dialect: Dialect, type_name: &str) -> Kind {
             _ => Kind::Other,
         },
         // SQLite's type affinity rules, roughly.
+        // Dates and times are kept as ISO text, which bind as text.
         Dialect::Sqlite => {
-            if t.contains("int") {
+            if t.contains("datetime") || t.contains("timestamp") {
+                Kind::Timestamp
+            } else if t.contains("date") {
+                Kind::Date
+            } else if t.contains("time") {
+                Kind::Time
+            } else if t.contains("int") {
                 Kind::Int
             } else if t.contains("bool") {
                 Kind::Bool

@@ -237,3 +237,46 @@ mod tests {
         assert_eq!(p[0].0, "connection.url");
     }
 }
+
+/// How a `connection.*` value may be shown (REST output, listings): a
+/// password not at all, a URL without the password it may hold; `None`
+/// for every other key (shown as it is).
+pub fn redacted_connection_value(key: &str, value: &str) -> Option<String> {
+    let rest = key.strip_prefix("connection.")?;
+    let field = match rest.split_once('.') {
+        Some((_, f)) if CONNECTION_FIELDS.iter().any(|(n, _)| *n == f) => f,
+        _ => rest,
+    };
+    match field {
+        "password" => Some("[hidden]".into()),
+        "url" => {
+            // scheme://user:password@host… → scheme://user:[hidden]@host…
+            let (scheme, after) = value.split_once("://")?;
+            let (userinfo, host) = after.split_once('@')?;
+            let (user, _) = userinfo.split_once(':')?;
+            Some(format!("{scheme}://{user}:[hidden]@{host}"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted_connection_value as r;
+
+    #[test]
+    fn passwords_and_url_passwords_are_hidden() {
+        assert_eq!(r("connection.password", "pw").as_deref(), Some("[hidden]"));
+        assert_eq!(
+            r("connection.audit.password", "pw").as_deref(),
+            Some("[hidden]")
+        );
+        assert_eq!(
+            r("connection.url", "postgres://app:s3cret@db:5432/x").as_deref(),
+            Some("postgres://app:[hidden]@db:5432/x")
+        );
+        assert_eq!(r("connection.url", "postgres://db:5432/x"), None);
+        assert_eq!(r("connection.user", "app"), None);
+        assert_eq!(r("topic", "pw"), None);
+    }
+}

@@ -13,7 +13,10 @@ mod problem;
 mod worker;
 pub mod yaml;
 
-pub use connection::{dialect_of_scheme, ConnectionSettings, Connections, CONNECTION_FIELDS};
+pub use connection::{
+    dialect_of_scheme, redacted_connection_value, ConnectionSettings, Connections,
+    CONNECTION_FIELDS,
+};
 pub use connector::{
     Catalog, ConnectorConfig, ErrorSettings, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS,
 };

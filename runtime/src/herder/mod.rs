@@ -378,10 +378,13 @@ impl Herder {
             .raw
             .iter()
             .map(|(k, v)| {
-                let shown = if secret.contains(&k.as_str()) && !v.contains("${") {
+                let shown = if v.contains("${") {
+                    v.clone()
+                } else if secret.contains(&k.as_str()) {
                     HIDDEN.to_owned()
                 } else {
-                    v.clone()
+                    // Worker-owned secrets: database passwords and URLs.
+                    crate::config::redacted_connection_value(k, v).unwrap_or_else(|| v.clone())
                 };
                 (k.clone(), shown)
             })
