@@ -84,6 +84,30 @@ pub enum SqlError {
     UnknownConnection(String),
 }
 
+/// Applies `host`, `port`, `database`, `user` and `password` to
+/// PostgreSQL's or MySQL's connect options (same setters, different types).
+macro_rules! with_address {
+    ($o:expr, $s:expr) => {{
+        let mut o = $o;
+        if let Some(h) = &$s.host {
+            o = o.host(h);
+        }
+        if let Some(p) = $s.port {
+            o = o.port(p);
+        }
+        if let Some(d) = &$s.database {
+            o = o.database(d);
+        }
+        if let Some(u) = &$s.user {
+            o = o.username(u);
+        }
+        if let Some(p) = &$s.password {
+            o = o.password(p.expose_secret());
+        }
+        o
+    }};
+}
+
 /// The tokio runtime every pool runs on: two threads are plenty, the work
 /// is waiting on sockets.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -143,21 +167,7 @@ impl Database {
                     }
                     None => PgConnectOptions::new_without_pgpass(),
                 };
-                if let Some(h) = &settings.host {
-                    o = o.host(h);
-                }
-                if let Some(p) = settings.port {
-                    o = o.port(p);
-                }
-                if let Some(d) = &settings.database {
-                    o = o.database(d);
-                }
-                if let Some(u) = &settings.user {
-                    o = o.username(u);
-                }
-                if let Some(p) = &settings.password {
-                    o = o.password(p.expose_secret());
-                }
+                o = with_address!(o, settings);
                 if let Some(m) = &settings.ssl_mode {
                     o = o.ssl_mode(match m.as_str() {
                         "disable" => PgSslMode::Disable,
@@ -193,21 +203,7 @@ impl Database {
                     }
                     None => MySqlConnectOptions::new(),
                 };
-                if let Some(h) = &settings.host {
-                    o = o.host(h);
-                }
-                if let Some(p) = settings.port {
-                    o = o.port(p);
-                }
-                if let Some(d) = &settings.database {
-                    o = o.database(d);
-                }
-                if let Some(u) = &settings.user {
-                    o = o.username(u);
-                }
-                if let Some(p) = &settings.password {
-                    o = o.password(p.expose_secret());
-                }
+                o = with_address!(o, settings);
                 if let Some(m) = &settings.ssl_mode {
                     o = o.ssl_mode(match m.as_str() {
                         "disable" => MySqlSslMode::Disabled,

@@ -81,47 +81,37 @@ fn json(i: usize, s: &str) -> Result<JsonValue, SqlError> {
         .map_err(|e| SqlError::Data(format!("parameter {}: not JSON: {e}", i + 1)))
 }
 
-pub fn bind_pg(mut q: PgQuery<'_>, params: Vec<SqlValue>) -> Result<PgQuery<'_>, SqlError> {
-    for (i, p) in params.into_iter().enumerate() {
-        q = match p {
-            SqlValue::Null => q.bind(UntypedNull),
-            SqlValue::Boolean(b) => q.bind(b),
-            SqlValue::Integer(n) => q.bind(n),
-            SqlValue::Float(f) => q.bind(f),
-            SqlValue::Text(s) => q.bind(s),
-            SqlValue::Bytes(b) => q.bind(b),
-            SqlValue::Decimal(s) => q.bind(decimal(i, &s)?),
-            SqlValue::Date(s) => q.bind(date(i, &s)?),
-            SqlValue::Time(s) => q.bind(time(i, &s)?),
-            SqlValue::Timestamp(s) => q.bind(timestamp(i, &s)?),
-            SqlValue::Timestamptz(s) => q.bind(timestamptz(i, &s)?),
-            SqlValue::Json(s) => q.bind(Json(json(i, &s)?)),
-        };
-    }
-    Ok(q)
+/// Binds every parameter with the type its variant names; `$null` is how
+/// the database takes a NULL of any type. PostgreSQL and MySQL share it.
+macro_rules! bind_typed {
+    ($q:expr, $params:expr, $null:expr) => {{
+        let mut q = $q;
+        for (i, p) in $params.into_iter().enumerate() {
+            q = match p {
+                SqlValue::Null => q.bind($null),
+                SqlValue::Boolean(b) => q.bind(b),
+                SqlValue::Integer(n) => q.bind(n),
+                SqlValue::Float(f) => q.bind(f),
+                SqlValue::Text(s) => q.bind(s),
+                SqlValue::Bytes(b) => q.bind(b),
+                SqlValue::Decimal(s) => q.bind(decimal(i, &s)?),
+                SqlValue::Date(s) => q.bind(date(i, &s)?),
+                SqlValue::Time(s) => q.bind(time(i, &s)?),
+                SqlValue::Timestamp(s) => q.bind(timestamp(i, &s)?),
+                SqlValue::Timestamptz(s) => q.bind(timestamptz(i, &s)?),
+                SqlValue::Json(s) => q.bind(Json(json(i, &s)?)),
+            };
+        }
+        Ok(q)
+    }};
 }
 
-pub fn bind_mysql(
-    mut q: MySqlQuery<'_>,
-    params: Vec<SqlValue>,
-) -> Result<MySqlQuery<'_>, SqlError> {
-    for (i, p) in params.into_iter().enumerate() {
-        q = match p {
-            SqlValue::Null => q.bind(None::<String>),
-            SqlValue::Boolean(b) => q.bind(b),
-            SqlValue::Integer(n) => q.bind(n),
-            SqlValue::Float(f) => q.bind(f),
-            SqlValue::Text(s) => q.bind(s),
-            SqlValue::Bytes(b) => q.bind(b),
-            SqlValue::Decimal(s) => q.bind(decimal(i, &s)?),
-            SqlValue::Date(s) => q.bind(date(i, &s)?),
-            SqlValue::Time(s) => q.bind(time(i, &s)?),
-            SqlValue::Timestamp(s) => q.bind(timestamp(i, &s)?),
-            SqlValue::Timestamptz(s) => q.bind(timestamptz(i, &s)?),
-            SqlValue::Json(s) => q.bind(Json(json(i, &s)?)),
-        };
-    }
-    Ok(q)
+pub fn bind_pg(q: PgQuery<'_>, params: Vec<SqlValue>) -> Result<PgQuery<'_>, SqlError> {
+    bind_typed!(q, params, UntypedNull)
+}
+
+pub fn bind_mysql(q: MySqlQuery<'_>, params: Vec<SqlValue>) -> Result<MySqlQuery<'_>, SqlError> {
+    bind_typed!(q, params, None::<String>)
 }
 
 /// SQLite has no date, time or decimal types: those stay text.
