@@ -10,10 +10,10 @@
 //! places. Objects are written at `flush` (rotated ones, then every open
 //! one), named after their first record's offset:
 //! `<topics.dir>/<topic>/partition=<p>/[<time path>/]<topic>+<p>+<offset, 10 digits>.<ext>[.gz]`.
-//! The worker commits Kafka offsets only after `flush` returned, and a
-//! replay starts at a committed offset, that is at the first record of an
-//! object: it rewrites the same names with the same records, so each record
-//! is in S3 once.
+//! The worker commits Kafka offsets only after `flush` returned
+//! (at-least-once). A crash between a flush and its commit can leave
+//! records in S3 twice: the replay ends its first object where its first
+//! flush falls (docs/connectors/s3.md, "Delivery").
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -44,7 +44,7 @@ impl Sink for S3Sink {
             name: "s3-sink".into(),
             version: crate::VERSION.into(),
             kind: ConnectorKind::Sink,
-            summary: "Writes records into S3 objects per topic partition (Confluent's layout): JSON lines, raw bytes or CSV, optionally gzipped; exactly once in S3.".into(),
+            summary: "Writes records into S3 objects per topic partition (Confluent's layout): JSON lines, raw bytes or CSV, optionally gzipped.".into(),
             config: vec![
                 key("format", ConfigType::String, Some("json"),
                     "`json` (a JSON envelope per line with topic, partition, offset, timestamp, key, value and headers; `s3-source` restores records from it), `bytes` (raw values, each followed by `format.bytearray.separator`) or `csv` (values that are flat JSON objects, under a header row)."),
