@@ -291,9 +291,7 @@ impl SinkTask for S3SinkTask {
         let store = Store::open(STORE).map_err(|e| TaskError::Fatal(e.text()))?;
         // Fail at start, not at the first flush, when the bucket is missing
         // or the credentials do not work.
-        store
-            .list("", None, None, 1)
-            .map_err(|e| TaskError::from(e))?;
+        store.list("", None, None, 1).map_err(TaskError::from)?;
         Ok(S3SinkTask {
             settings,
             store,
