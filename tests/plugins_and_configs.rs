@@ -159,7 +159,7 @@ fn a_valid_set_validates_and_the_compile_cache_is_used() {
 
 #[test]
 fn every_example_connector_config_validates() {
-    let site = Site::new(&["tributary_connector_file", "tributary_connector_database"]);
+    let site = Site::new(&["tributary_connector_file", "tributary_connector_database", "tributary_connector_s3"]);
     let worker = site.worker("");
     let examples = common::root().join("configs");
     let mut files = Vec::new();
@@ -180,6 +180,8 @@ fn every_example_connector_config_validates() {
     cmd.current_dir(site.dir.path())
         .env("PG_PASSWORD", "example")
         .env("MARIADB_PASSWORD", "example")
+        .env("S3_ACCESS_KEY_ID", "example")
+        .env("S3_SECRET_ACCESS_KEY", "example")
         .arg("validate")
         .arg("-w")
         .arg(&worker)

@@ -21,6 +21,7 @@
 //! - [`rest`]: the HTTP API (Kafka Connect's), on top of `herder`.
 
 pub mod config;
+pub mod blob;
 pub mod contract;
 pub mod herder;
 pub mod kafka;

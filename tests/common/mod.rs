@@ -32,7 +32,7 @@ pub fn guest_dir() -> &'static Path {
             .current_dir(root())
             .env("CARGO_TARGET_DIR", &target)
             .args(["build", "--quiet", "--profile", "guest", "--target", "wasm32-wasip2"])
-            .args(["-p", "tributary-connector-file", "-p", "tributary-connector-database", "-p", "tributary-testkit", "-p", "tributary-future-contract"])
+            .args(["-p", "tributary-connector-file", "-p", "tributary-connector-database", "-p", "tributary-connector-s3", "-p", "tributary-testkit", "-p", "tributary-future-contract"])
             .status()
             .expect("run cargo to build the guest plugins");
         assert!(status.success(), "building the guest plugins failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)");

@@ -2,7 +2,7 @@
 //!
 //! Connector authors do not use these directly: the traits in this crate and
 //! the `export_*!` macros wrap them. One module per world (a component providing both exports both); the shared
-//! `types`, `host` and `sql` interfaces are generated once (in `source`) and reused.
+//! `types`, `host`, `sql` and `blob` interfaces are generated once (in `source`) and reused.
 
 #[doc(hidden)]
 pub mod source {
@@ -27,6 +27,7 @@ pub mod sink {
             "tributary:connector/types@0.2.0": crate::bindings::source::tributary::connector::types,
             "tributary:connector/host@0.2.0": crate::bindings::source::tributary::connector::host,
             "tributary:connector/sql@0.2.0": crate::bindings::source::tributary::connector::sql,
+            "tributary:connector/blob@0.2.0": crate::bindings::source::tributary::connector::blob,
         },
     });
 }

@@ -13,12 +13,13 @@
 //! `.wasm` file in the worker's `plugin.path`.
 //!
 //! The guest never opens a socket and never holds a credential: the worker
-//! owns Kafka, offsets and database connections ([`sql`]); object store
-//! access comes next. Files are visible only in the directories the connector's
+//! owns Kafka, offsets, database connections ([`sql`]) and object store
+//! clients ([`blob`]). Files are visible only in the directories the connector's
 //! config grants (keys of type `file-read`, `file-write`, `dir-read`,
 //! `dir-write`). See `docs/plugins.md` for a complete example.
 
 pub mod bindings;
+pub mod blob;
 mod config;
 pub mod log;
 pub mod sql;

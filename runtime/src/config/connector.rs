@@ -15,6 +15,7 @@
 
 use super::connection::Connections;
 use super::keys::check_value;
+use super::store::Stores;
 use super::worker::suggest;
 use super::yaml::{load_flat, Entry, Value};
 use super::{Problem, Problems, Providers};
@@ -91,6 +92,18 @@ pub const CONNECTOR_RUNTIME_KEYS: &[(&str, &str)] = &[
         "connection.password",
         "Password of the `default` connection (secret; never passed to the plugin).",
     ),
+    (
+        "store.bucket",
+        "A bucket the connector may use (the store `default`); `store.<name>.bucket` names others. See docs/connectors/s3.md for every `store.*` key.",
+    ),
+    ("store.region", "Region of the `default` store."),
+    ("store.endpoint", "S3-compatible endpoint of the `default` store."),
+    ("store.path.style", "Path-style addressing for the `default` store."),
+    ("store.access.key.id", "Access key id of the `default` store."),
+    (
+        "store.secret.access.key",
+        "Secret access key of the `default` store (secret; never passed to the plugin).",
+    ),
 ];
 
 /// Where a connector looks up plugins; the plugin registry implements it.
@@ -131,6 +144,8 @@ pub struct RuntimeKeys {
     pub errors: ErrorSettings,
     /// Database connections (`connection.*`), opened by the worker.
     pub connections: Connections,
+    /// Object stores (`store.*`), opened by the worker.
+    pub stores: Stores,
 }
 
 /// Kafka Connect's `errors.*` settings of one connector.
@@ -318,6 +333,12 @@ impl ConnectorConfig {
                 }
                 continue;
             }
+            if let Some(rest) = key.strip_prefix("store.") {
+                if let Err(e) = runtime.stores.set(rest, value) {
+                    problems.push(at(e));
+                }
+                continue;
+            }
             if let Some(prop) = key.strip_prefix("producer.override.") {
                 runtime
                     .producer_overrides
@@ -402,6 +423,11 @@ impl ConnectorConfig {
         }
 
         for (key, message) in runtime.connections.check() {
+            let line = raw.get(&key).map(|(_, l)| *l).or(config_line);
+            problems.push(Problem::new(file, line, Some(&key), message));
+        }
+
+        for (key, message) in runtime.stores.check() {
             let line = raw.get(&key).map(|(_, l)| *l).or(config_line);
             problems.push(Problem::new(file, line, Some(&key), message));
         }

@@ -10,6 +10,7 @@ mod connector;
 mod keys;
 mod placeholders;
 mod problem;
+mod store;
 mod worker;
 pub mod yaml;
 
@@ -23,4 +24,5 @@ pub use connector::{
 pub use keys::absolute;
 pub use placeholders::{ConfigProvider, EnvProvider, Providers};
 pub use problem::{Problem, Problems};
+pub use store::{StoreSettings, Stores, STORE_FIELDS};
 pub use worker::{worker_keys, WorkerConfig};

@@ -7,5 +7,6 @@ wasmtime::component::bindgen!({
     path: "../plugins/wit",
     with: {
         "tributary:connector/sql.connection": super::sql_host::SqlConnection,
+        "tributary:connector/blob.store": super::blob_host::BlobStore,
     },
 });

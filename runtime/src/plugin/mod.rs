@@ -16,6 +16,7 @@
 //! are untouched.
 
 mod bindings;
+mod blob_host;
 mod engine;
 mod registry;
 mod sql_host;

@@ -89,7 +89,7 @@ impl TaskState {
 
     /// Runs `f`, and gives the guest back the time it spent waiting on the
     /// database: host time does not count against the call deadline.
-    fn waiting<R>(&mut self, f: impl FnOnce() -> R) -> R {
+    pub(super) fn waiting<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let start = Instant::now();
         let r = f();
         self.host_wait_ticks += PluginEngine::ticks(start.elapsed());

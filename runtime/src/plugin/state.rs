@@ -60,7 +60,9 @@ pub struct TaskState {
     pub stderr: MemoryOutputPipe,
     /// The connector's database connections (the `sql` interface).
     pub databases: Arc<crate::sql::Databases>,
-    /// Epoch ticks spent in host calls (waiting on a database) since the
+    /// The connector's object stores (the `blob` interface).
+    pub stores: Arc<crate::blob::Stores>,
+    /// Epoch ticks spent in host calls (waiting on a database or a store) since the
     /// deadline last fired: the deadline is pushed back by that much.
     pub host_wait_ticks: u64,
 }

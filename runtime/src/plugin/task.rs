@@ -42,6 +42,8 @@ pub struct TaskSandbox {
     pub metrics: Arc<TaskMetrics>,
     /// The connector's database connections.
     pub databases: Arc<crate::sql::Databases>,
+    /// The connector's object stores.
+    pub stores: Arc<crate::blob::Stores>,
 }
 
 impl TaskSandbox {
@@ -56,6 +58,7 @@ impl TaskSandbox {
             call_timeout: Duration::from_secs(10),
             metrics: Arc::default(),
             databases: Arc::default(),
+            stores: Arc::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl Sandbox {
             metrics: spec.metrics.clone(),
             stderr,
             databases: spec.databases.clone(),
+            stores: spec.stores.clone(),
             host_wait_ticks: 0,
         };
         let mut store = Store::new(engine.engine(), state);

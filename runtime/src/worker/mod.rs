@@ -74,6 +74,8 @@ pub struct Worker {
     /// Each running connector's database pools, shared by its tasks; made
     /// at its first task's start, dropped when its last task stops.
     pools: Mutex<BTreeMap<String, Arc<crate::sql::Databases>>>,
+    /// Each running connector's object stores, likewise.
+    stores: Mutex<BTreeMap<String, Arc<crate::blob::Stores>>>,
 }
 
 impl Worker {
@@ -93,6 +95,7 @@ impl Worker {
             registry,
             tasks: Mutex::default(),
             pools: Mutex::default(),
+            stores: Mutex::default(),
         }
     }
 
@@ -108,6 +111,20 @@ impl Worker {
         );
         pools.insert(connector.name.clone(), d.clone());
         Ok(d)
+    }
+
+    /// The object stores of `connector` (`store.*` keys).
+    fn stores(&self, connector: &ConnectorConfig) -> Result<Arc<crate::blob::Stores>, String> {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stores.get(&connector.name) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(
+            crate::blob::Stores::open(&connector.runtime.stores)
+                .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
+        );
+        stores.insert(connector.name.clone(), s.clone());
+        Ok(s)
     }
 
     /// The worker's settings.
@@ -241,6 +258,7 @@ impl Worker {
                 .unwrap_or(self.shared.worker.task_call_timeout),
             metrics: metrics.clone(),
             databases: self.databases(connector)?,
+            stores: self.stores(connector)?,
         };
         let status = Arc::new(Mutex::new(TaskStatus::new(
             &connector.name,
@@ -303,6 +321,10 @@ impl Worker {
                 if tasks.is_empty() {
                     all.remove(connector);
                     self.pools
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(connector);
+                    self.stores
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(connector);

@@ -1,0 +1,65 @@
+//! Object storage (S3 and S3-compatible) through the worker.
+//!
+//! The connector config names stores (`store.bucket`, `store.region`,
+//! `store.endpoint`, … for the one called `default`; `store.<name>.bucket`,
+//! … for others). The worker builds the client and keeps its credentials;
+//! a task opens a store by name and reads and writes objects by key:
+//!
+//! ```ignore
+//! use tributary_sdk::blob::Store;
+//! let store = Store::open("default")?;
+//! store.put("topics/t/partition=0/t+0+0000000000.json", b"...")?;
+//! let page = store.list("topics/t/", None, None, 1000)?;
+//! ```
+
+pub use crate::bindings::source::tributary::connector::blob::{
+    BlobError, ByteRange, Listing, ObjectInfo, Store,
+};
+
+impl BlobError {
+    /// The service's message, whatever the kind.
+    pub fn message(&self) -> &str {
+        match self {
+            BlobError::AccessDenied(m)
+            | BlobError::InvalidCredentials(m)
+            | BlobError::NotFound(m)
+            | BlobError::NoSuchBucket(m)
+            | BlobError::Unavailable(m)
+            | BlobError::Other(m) => m,
+        }
+    }
+
+    /// Whether the same call may work later: the store could not be
+    /// reached or answered with a server error.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BlobError::Unavailable(_))
+    }
+
+    /// Kind and message, for a task error: `no such bucket: get …`.
+    pub fn text(&self) -> String {
+        format!("{}: {}", self.kind(), self.message())
+    }
+
+    /// The kind, in words, for messages (`access denied`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BlobError::AccessDenied(_) => "access denied",
+            BlobError::InvalidCredentials(_) => "invalid credentials",
+            BlobError::NotFound(_) => "not found",
+            BlobError::NoSuchBucket(_) => "no such bucket",
+            BlobError::Unavailable(_) => "store unavailable",
+            BlobError::Other(_) => "store error",
+        }
+    }
+}
+
+impl From<BlobError> for crate::TaskError {
+    /// Transient errors are retriable, the rest fatal.
+    fn from(e: BlobError) -> crate::TaskError {
+        if e.is_transient() {
+            crate::TaskError::Retriable(e.text())
+        } else {
+            crate::TaskError::Fatal(e.text())
+        }
+    }
+}
