@@ -679,7 +679,8 @@ fn plain_json_creates_a_sqlite_table_without_a_key() {
         &["name", "type", "pk"],
         "cid",
     );
-    assert_eq!(types, ["half|REAL|0", "label|TEXT|0", "n|INTEGER|0"]);
+    // Columns in the order of the record's fields.
+    assert_eq!(types, ["n|INTEGER|0", "half|REAL|0", "label|TEXT|0"]);
     assert_eq!(db.count(&table), 300);
     assert_eq!(
         db.table(&table, &["n", "half", "label"], "n")[299],

@@ -159,7 +159,11 @@ fn a_valid_set_validates_and_the_compile_cache_is_used() {
 
 #[test]
 fn every_example_connector_config_validates() {
-    let site = Site::new(&["tributary_connector_file", "tributary_connector_database", "tributary_connector_s3"]);
+    let site = Site::new(&[
+        "tributary_connector_file",
+        "tributary_connector_database",
+        "tributary_connector_s3",
+    ]);
     let worker = site.worker("");
     let examples = common::root().join("configs");
     let mut files = Vec::new();

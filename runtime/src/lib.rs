@@ -20,8 +20,8 @@
 //!   states (kept in a store), lifecycle, statuses, offsets.
 //! - [`rest`]: the HTTP API (Kafka Connect's), on top of `herder`.
 
-pub mod config;
 pub mod blob;
+pub mod config;
 pub mod contract;
 pub mod herder;
 pub mod kafka;

@@ -77,30 +77,7 @@ pub struct Connections(pub BTreeMap<String, ConnectionSettings>);
 impl Connections {
     /// Takes one key (without `connection.`); an error says what is wrong.
     pub fn set(&mut self, rest: &str, value: &str) -> Result<(), String> {
-        let (name, field) = match CONNECTION_FIELDS.iter().find(|(f, _)| *f == rest) {
-            Some((f, _)) => ("default", *f),
-            None => match rest.split_once('.') {
-                Some((name, field)) if CONNECTION_FIELDS.iter().any(|(f, _)| *f == field) => {
-                    (name, field)
-                }
-                _ => {
-                    let fields: Vec<&str> = CONNECTION_FIELDS.iter().map(|(f, _)| *f).collect();
-                    return Err(format!(
-                        "unknown connection setting: expected `connection.<field>` or `connection.<name>.<field>` with a field of {}",
-                        fields.join(", ")
-                    ));
-                }
-            },
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(format!(
-                "connection name {name:?} must be letters, digits, `_` and `-`"
-            ));
-        }
+        let (name, field) = named_field("connection", rest, CONNECTION_FIELDS)?;
         let c = self
             .0
             .entry(name.to_owned())
@@ -186,6 +163,41 @@ impl Connections {
         }
         problems
     }
+}
+
+/// Splits the rest of a `<prefix>.<field>` or `<prefix>.<name>.<field>` key
+/// into the name (`default` when there is none) and the field, checking
+/// both; `fields` lists the fields with their docs. Shared by the worker's
+/// named settings (`connection.*`, `store.*`).
+pub(super) fn named_field<'a>(
+    prefix: &str,
+    rest: &'a str,
+    fields: &[(&'static str, &str)],
+) -> Result<(&'a str, &'static str), String> {
+    let known = |f: &str| fields.iter().find(|(n, _)| *n == f).map(|(n, _)| *n);
+    let (name, field) = match known(rest) {
+        Some(f) => ("default", f),
+        None => match rest.split_once('.').and_then(|(n, f)| Some((n, known(f)?))) {
+            Some(pair) => pair,
+            None => {
+                let names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+                return Err(format!(
+                    "unknown {prefix} setting: expected `{prefix}.<field>` or `{prefix}.<name>.<field>` with a field of {}",
+                    names.join(", ")
+                ));
+            }
+        },
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "{prefix} name {name:?} must be letters, digits, `_` and `-`"
+        ));
+    }
+    Ok((name, field))
 }
 
 /// The dialect a URL scheme (or `dialect` value) names.

@@ -64,30 +64,7 @@ pub struct Stores(pub BTreeMap<String, StoreSettings>);
 impl Stores {
     /// Takes one key (without `store.`); an error says what is wrong.
     pub fn set(&mut self, rest: &str, value: &str) -> Result<(), String> {
-        let (name, field) = match STORE_FIELDS.iter().find(|(f, _)| *f == rest) {
-            Some((f, _)) => ("default", *f),
-            None => match rest.split_once('.') {
-                Some((name, field)) if STORE_FIELDS.iter().any(|(f, _)| *f == field) => {
-                    (name, field)
-                }
-                _ => {
-                    let fields: Vec<&str> = STORE_FIELDS.iter().map(|(f, _)| *f).collect();
-                    return Err(format!(
-                        "unknown store setting: expected `store.<field>` or `store.<name>.<field>` with a field of {}",
-                        fields.join(", ")
-                    ));
-                }
-            },
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(format!(
-                "store name {name:?} must be letters, digits, `_` and `-`"
-            ));
-        }
+        let (name, field) = super::connection::named_field("store", rest, STORE_FIELDS)?;
         let s = self
             .0
             .entry(name.to_owned())
