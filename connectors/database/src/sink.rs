@@ -28,8 +28,8 @@ use serde_json::{Map, Value as Json};
 use tributary_sdk::log::counter_add;
 use tributary_sdk::sql::{Connection, Dialect, SqlError, Value};
 use tributary_sdk::{
-    debug, info, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, PutResult,
-    Sink, SinkBatch, SinkRecord, SinkTask, TaskError,
+    config_key as key, debug, info, Config, ConfigIssue, ConfigType, ConnectorKind, Description,
+    PutResult, Sink, SinkBatch, SinkRecord, SinkTask, TaskError,
 };
 
 use crate::dialect::{self, ColumnInfo, Kind};
@@ -85,17 +85,6 @@ impl Sink for DatabaseSink {
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
         Settings::parse(config).err().unwrap_or_default()
-    }
-}
-
-/// A config key that is not secret.
-fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
-    ConfigKey {
-        name: name.into(),
-        type_,
-        default: default.map(Into::into),
-        doc: doc.into(),
-        secret: false,
     }
 }
 

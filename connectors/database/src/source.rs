@@ -29,8 +29,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 use tributary_sdk::sql::{Connection, Dialect, SqlError, Value};
 use tributary_sdk::{
-    info, json_get, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description,
-    JsonMap, PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
+    config_issue as issue, config_key as key, info, json_get, Config, ConfigIssue, ConfigType,
+    ConnectorKind, Description, JsonMap, PartitionOffset, Scalar, Source, SourceBatch,
+    SourceRecord, SourceTask, TaskError,
 };
 
 const TABLE: &str = "table";
@@ -73,23 +74,6 @@ impl Mode {
 
 /// The `database-source` connector.
 pub struct DatabaseSource;
-
-fn key(name: &str, ty: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
-    ConfigKey {
-        name: name.into(),
-        type_: ty,
-        default: default.map(Into::into),
-        doc: doc.into(),
-        secret: false,
-    }
-}
-
-fn issue(key: &str, message: impl Into<String>) -> ConfigIssue {
-    ConfigIssue {
-        key: key.into(),
-        message: message.into(),
-    }
-}
 
 impl Source for DatabaseSource {
     type Task = DatabaseSourceTask;

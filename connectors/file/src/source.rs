@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    info, json_get, warn, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description,
-    JsonMap, PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
+    config_issue as issue, config_key as key, info, json_get, warn, Config, ConfigIssue,
+    ConfigType, ConnectorKind, Description, JsonMap, PartitionOffset, Scalar, Source, SourceBatch,
+    SourceRecord, SourceTask, TaskError,
 };
 
 /// Source partition key: the file's path.
@@ -83,24 +84,6 @@ impl Source for FileSource {
     /// Exactly one task: one file is read by one reader.
     fn task_configs(config: &Config, _max_tasks: u32) -> Result<Vec<Config>, String> {
         Ok(vec![config.clone()])
-    }
-}
-
-/// A config key that is not secret.
-fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
-    ConfigKey {
-        name: name.into(),
-        type_,
-        default: default.map(Into::into),
-        doc: doc.into(),
-        secret: false,
-    }
-}
-
-fn issue(key: &str, message: &str) -> ConfigIssue {
-    ConfigIssue {
-        key: key.into(),
-        message: message.into(),
     }
 }
 

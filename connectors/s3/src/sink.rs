@@ -23,8 +23,8 @@ use flate2::Compression;
 use tributary_sdk::blob::Store;
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    debug, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink,
-    SinkBatch, SinkTask, TaskError,
+    config_key as key, debug, Config, ConfigIssue, ConfigType, ConnectorKind, Description,
+    PutResult, Sink, SinkBatch, SinkTask, TaskError,
 };
 
 use crate::format::{self, Envelope, Format};
@@ -68,17 +68,6 @@ impl Sink for S3Sink {
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
         Settings::parse(config).err().unwrap_or_default()
-    }
-}
-
-/// A config key that is not secret.
-pub(crate) fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
-    ConfigKey {
-        name: name.into(),
-        type_,
-        default: default.map(Into::into),
-        doc: doc.into(),
-        secret: false,
     }
 }
 

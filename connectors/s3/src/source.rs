@@ -28,7 +28,7 @@ use tributary_sdk::{
 };
 
 use crate::format;
-use crate::sink::key;
+use tributary_sdk::config_key as key;
 
 /// The store the source reads from.
 const STORE: &str = "default";

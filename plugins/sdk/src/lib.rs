@@ -35,6 +35,25 @@ pub use bindings::source::tributary::connector::types::{
 pub use wit_sink::{PutResult, SinkBatch, SinkRecord};
 pub use wit_source::{PartitionOffset, SourceBatch, SourceRecord};
 
+/// A config key for a connector's [`Description`]: not secret.
+pub fn config_key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
+    ConfigKey {
+        name: name.into(),
+        type_,
+        default: default.map(Into::into),
+        doc: doc.into(),
+        secret: false,
+    }
+}
+
+/// A problem with config key `key`, for `validate`.
+pub fn config_issue(key: &str, message: impl Into<String>) -> ConfigIssue {
+    ConfigIssue {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
 /// A JSON object with primitive values: a source partition or offset.
 pub type JsonMap = Vec<(String, Scalar)>;
 

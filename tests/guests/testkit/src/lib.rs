@@ -19,8 +19,9 @@
 use std::hint::black_box;
 
 use tributary_sdk::{
-    json_get, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, JsonMap,
-    PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
+    config_key as key, json_get, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind,
+    Description, JsonMap, PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask,
+    TaskError,
 };
 
 mod sink;
@@ -148,17 +149,6 @@ impl Source for Testkit {
             }
         }
         issues
-    }
-}
-
-/// A config key that is not secret.
-pub(crate) fn key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
-    ConfigKey {
-        name: name.into(),
-        type_,
-        default: default.map(Into::into),
-        doc: doc.into(),
-        secret: false,
     }
 }
 
