@@ -85,7 +85,7 @@ fn kill_9_mid_run_then_restart_loses_nothing() {
         Duration::from_secs(180),
         |_| line_count(&out) >= n / 3 && !broker.consume_all("tributary-offsets").is_empty(),
     );
-    let log = first.kill9();
+    let log = first.kill9_and_let_its_sessions_expire();
     assert!(log.contains("read the offsets topic to its end"), "{log}");
     let at_kill = line_count(&out);
 

@@ -395,13 +395,7 @@ fn kill_9_mid_stream_then_restart_loses_no_row() {
         |_| line_count(&out) >= n / 3 && !broker.consume_all("tributary-offsets").is_empty(),
     );
     let at_kill = line_count(&out);
-    first.kill9();
-    // tansu 0.6.0's group coordinator can make the killed sink's member
-    // (still within its 6 s session) the leader of the restarted sink's
-    // first generation; that dead leader never assigns partitions and tansu
-    // does not rebalance when it expires, so the new sink waits forever.
-    // Kafka rebalances; here we let the dead member expire first.
-    std::thread::sleep(Duration::from_secs(8));
+    first.kill9_and_let_its_sessions_expire();
     let mut second = site.run(&worker, &[&src, &sink]);
     second.wait_for("the last row", Duration::from_secs(300), |_| {
         ids(&out).last() == Some(&(n as i64))

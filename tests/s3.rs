@@ -381,13 +381,7 @@ fn kill_9_during_the_sink_then_restart_loses_no_record_in_s3() {
         Duration::from_secs(180),
         |_| moto.list("crash", "topics/").len() >= n / 1000 / 10,
     );
-    first.kill9();
-    // Let the dead sink member's 6 s session expire (with room to spare)
-    // before the restart:
-    // tansu 0.6.0 can make it the leader of the new generation and then
-    // never rebalance, leaving the restarted sink without partitions (the
-    // same wait as in tests/database_source.rs).
-    std::thread::sleep(std::time::Duration::from_secs(15));
+    first.kill9_and_let_its_sessions_expire();
     let at_kill = moto.list("crash", "topics/").len();
     let mut second = site.run(&worker, &[&sink]);
     second.wait_for("every offset in S3", Duration::from_secs(300), |_| {

@@ -199,6 +199,21 @@ impl Running {
         self.log()
     }
 
+    /// `kill9`, then waits until the killed sinks' consumer-group members
+    /// have expired (the tests' workers use a 6 s session), so a restarted
+    /// worker joins a group without them.
+    ///
+    /// tansu 0.6.0's group coordinator can make a dead member (still within
+    /// its session) the leader of the restarted sink's first generation;
+    /// that leader never assigns partitions and tansu does not rebalance
+    /// when it expires, so the new sink would wait forever. Kafka
+    /// rebalances; against tansu the tests wait the session out.
+    pub fn kill9_and_let_its_sessions_expire(self) -> String {
+        let log = self.kill9();
+        std::thread::sleep(Duration::from_secs(12));
+        log
+    }
+
     /// Sends SIGTERM and waits for the exit; returns its code.
     pub fn stop(mut self) -> (i32, String) {
         let _ = Command::new("kill")
