@@ -410,7 +410,7 @@ fn objects_over_the_part_size_go_up_in_parts_and_read_back_by_range() {
         stores.set(k.strip_prefix("store.").unwrap(), v).unwrap();
     }
     stores.set("part.size.mb", "5").unwrap();
-    let stores = tributary::blob::Stores::open(&stores).unwrap();
+    let stores = tributary::blob::Stores::open(&stores, |_| None).unwrap();
     let store = stores.get("default").unwrap();
     let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
     store.put("big/object.bin", data.clone()).unwrap();

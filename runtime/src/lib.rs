@@ -13,6 +13,10 @@
 //! - [`sql`]: database pools (sqlx) the worker owns for connectors; guests
 //!   reach them through the contract's `sql` interface and never see a
 //!   credential.
+//! - [`blob`]: S3 clients (aws-sdk-s3) the worker owns for connectors;
+//!   guests reach them through the contract's `blob` interface.
+//! - [`secrets`]: config providers that read secrets (files, AWS Secrets
+//!   Manager) and notice when a secret rotates.
 //! - [`offsets`]: where source offsets are kept, in Kafka Connect's format.
 //! - [`worker`]: runs connectors' tasks, moving batches between `plugin` and
 //!   `kafka` with at-least-once delivery.
@@ -29,5 +33,6 @@ pub mod metrics;
 pub mod offsets;
 pub mod plugin;
 pub mod rest;
+pub mod secrets;
 pub mod sql;
 pub mod worker;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tributary::config::{
     ConnectorConfig, Problem, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
-use tributary::herder::{ConfigStore, Herder, MemoryConfigStore};
+use tributary::herder::{ConfigStore, FileConnector, Herder, MemoryConfigStore};
 use tributary::kafka::{
     check_property, ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings,
     OffsetTopicStore,
@@ -105,27 +105,53 @@ fn main() -> std::process::ExitCode {
 struct Loaded {
     worker: Arc<WorkerConfig>,
     registry: Arc<PluginRegistry>,
+    providers: Providers,
+    secrets_manager: Arc<tributary::secrets::SecretsManager>,
     connectors: Vec<ConnectorConfig>,
+    /// Connectors whose config is right but a secret it names cannot be
+    /// had now (missing, access denied): they fail alone, the others start.
+    unavailable: Vec<(String, PathBuf, Problems)>,
+}
+
+/// The `name` of a connector file, as written.
+fn file_name(file: &Path) -> Option<String> {
+    tributary::config::yaml::load_flat(file)
+        .ok()?
+        .into_iter()
+        .find(|e| e.key == "name")?
+        .value
+        .to_config_string()
 }
 
 fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Result<Loaded> {
-    let providers = Providers::default();
     let mut problems = Problems::default();
+    // The provider settings come first (with `env` placeholders only):
+    // the other keys may need the providers they set up.
+    let bootstrap = match worker_file {
+        Some(f) => WorkerConfig::load_lenient(f, &Providers::default()).0,
+        None => WorkerConfig::defaults(),
+    };
+    let (providers, secrets_manager) =
+        tributary::secrets::providers(&bootstrap).map_err(anyhow::Error::msg)?;
     let worker = match worker_file {
         Some(f) => {
             let (worker, p) = WorkerConfig::load_lenient(f, &providers);
             problems.extend(p);
             worker
         }
-        None => WorkerConfig::defaults(),
+        None => bootstrap,
     };
     let engine =
         PluginEngine::new(&worker.plugin_cache_dir).context("starting the WebAssembly engine")?;
     let registry = PluginRegistry::load(&engine, &worker.plugin_path);
     let mut connectors = Vec::new();
+    let mut unavailable = Vec::new();
     for file in connector_files {
         match ConnectorConfig::load(file, &providers, &registry) {
             Ok(c) => connectors.push(c),
+            Err(p) if p.all_unavailable() && file_name(file).is_some() => {
+                unavailable.push((file_name(file).unwrap_or_default(), file.clone(), p))
+            }
             Err(p) => problems.extend(p),
         }
     }
@@ -159,7 +185,11 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
             &c.runtime.consumer_overrides,
         );
     }
-    let mut names: Vec<&str> = connectors.iter().map(|c| c.name.as_str()).collect();
+    let mut names: Vec<&str> = connectors
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(unavailable.iter().map(|(n, _, _)| n.as_str()))
+        .collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         bail!(
@@ -173,12 +203,22 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
     Ok(Loaded {
         worker: Arc::new(worker),
         registry: Arc::new(registry),
+        providers,
+        secrets_manager,
         connectors,
+        unavailable,
     })
 }
 
 fn validate(worker: Option<&Path>, connectors: &[PathBuf]) -> anyhow::Result<()> {
     let loaded = load(worker, connectors)?;
+    if !loaded.unavailable.is_empty() {
+        let mut problems = Problems::default();
+        for (_, _, p) in loaded.unavailable {
+            problems.extend(p);
+        }
+        bail!("{problems}");
+    }
     for c in &loaded.connectors {
         println!(
             "{}: ok ({} {} {}, tasks.max {})",
@@ -318,19 +358,51 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         Arc::new(cluster),
         offsets,
         loaded.registry.clone(),
+        loaded.providers.clone(),
     ));
     let herder = Arc::new(Herder::new(
         w.clone(),
         loaded.registry.clone(),
-        Providers::default(),
+        loaded.providers.clone(),
         store,
         worker_id.clone(),
     ));
     let mut files = Vec::new();
-    for (c, file) in loaded.connectors.into_iter().zip(connector_files) {
-        files.push((c, raw_config(file)?));
+    for c in loaded.connectors {
+        files.push(FileConnector {
+            name: c.name.clone(),
+            raw: raw_config(&c.file)?,
+            file: c.file.clone(),
+            config: Ok(c),
+        });
+    }
+    for (name, file, problems) in loaded.unavailable {
+        files.push(FileConnector {
+            name,
+            raw: raw_config(&file)?,
+            file,
+            config: Err(problems
+                .0
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")),
+        });
     }
     herder.start_up(files).map_err(anyhow::Error::msg)?;
+    // A rotated secret reaches the connectors that read it.
+    let (changed, rotations) = std::sync::mpsc::channel();
+    loaded.secrets_manager.subscribe(changed);
+    {
+        let herder = herder.clone();
+        std::thread::Builder::new()
+            .name("secret-rotations".into())
+            .spawn(move || {
+                for secret in rotations {
+                    herder.secret_changed(tributary::secrets::AWS_SECRETS_MANAGER, &secret);
+                }
+            })?;
+    }
     let server = match listener {
         Some(l) => {
             let api = Arc::new(tributary::rest::Api {

@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod db;
+pub mod moto;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -114,8 +115,19 @@ impl Site {
 
     /// Starts `tributary run` with a worker config and connector files.
     pub fn run(&self, worker: &Path, connectors: &[&Path]) -> Running {
+        self.run_with_env(worker, connectors, &[])
+    }
+
+    /// [`Site::run`] with more environment variables.
+    pub fn run_with_env(
+        &self,
+        worker: &Path,
+        connectors: &[&Path],
+        env: &[(String, String)],
+    ) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
         cmd.current_dir(self.dir.path())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("run")
             .arg("-w")
             .arg(worker)

@@ -16,6 +16,7 @@
 mod errors;
 
 use crate::config::StoreSettings;
+use crate::secrets::Renew;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -23,7 +24,7 @@ use aws_sdk_s3::Client;
 use errors::classify;
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a call failed (the contract's `blob-error`). Messages name the
 /// store, bucket and key and carry the service's code and text.
@@ -72,35 +73,112 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// One named store of a connector: a bucket and a client made on first use.
+///
+/// When its credentials come from secrets, the client is rebuilt with the
+/// new values after a rotation ([`Store::renew`]), and a call refused for
+/// its credentials renews them and runs again.
 pub struct Store {
-    settings: StoreSettings,
+    name: String,
     pub bucket: String,
-    client: tokio::sync::OnceCell<Client>,
+    settings: Mutex<StoreSettings>,
+    client: Mutex<Option<Client>>,
+    renew: Option<Renew<StoreSettings>>,
+}
+
+/// Whether two settings of one store sign requests the same way.
+fn same_credentials(a: &StoreSettings, b: &StoreSettings) -> bool {
+    let secret =
+        |s: &Option<secrecy::SecretString>| s.as_ref().map(|v| v.expose_secret().to_owned());
+    a.access_key_id == b.access_key_id
+        && secret(&a.secret_access_key) == secret(&b.secret_access_key)
+        && secret(&a.session_token) == secret(&b.session_token)
+        && a.region == b.region
+        && a.endpoint == b.endpoint
 }
 
 impl Store {
     /// A store for `settings`; the client is built at the first call.
-    pub fn new(settings: &StoreSettings) -> Result<Store, String> {
+    /// `renew`, when the settings hold placeholders, re-resolves them.
+    pub fn new(
+        settings: &StoreSettings,
+        renew: Option<Renew<StoreSettings>>,
+    ) -> Result<Store, String> {
         let bucket = settings
             .bucket
             .clone()
             .ok_or_else(|| format!("store `{}` has no bucket", settings.name))?;
         Ok(Store {
-            settings: settings.clone(),
+            name: settings.name.clone(),
             bucket,
-            client: tokio::sync::OnceCell::new(),
+            settings: Mutex::new(settings.clone()),
+            client: Mutex::new(None),
+            renew,
         })
     }
 
     /// `s3://bucket/key` of store `name`, for messages.
     fn at(&self, key: &str) -> String {
-        format!("store `{}`, s3://{}/{key}", self.settings.name, self.bucket)
+        format!("store `{}`, s3://{}/{key}", self.name, self.bucket)
     }
 
-    async fn client(&self) -> &Client {
-        self.client
-            .get_or_init(|| async {
-                let s = &self.settings;
+    fn settings(&self) -> StoreSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Resolves the settings again (`force`: past the secrets' cache) and
+    /// makes a new client when the credentials changed; true when they did.
+    pub fn renew(&self, force: bool) -> Result<bool, String> {
+        let Some(renew) = &self.renew else {
+            return Ok(false);
+        };
+        let fresh = renew(force)?;
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if same_credentials(&settings, &fresh) {
+            return Ok(false);
+        }
+        *settings = fresh;
+        // The next call builds a client with them.
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!(store = %self.name, bucket = %self.bucket, "client rebuilt with renewed credentials");
+        Ok(true)
+    }
+
+    /// Runs `op`; a call refused for its credentials renews them and runs
+    /// again (see `secrets::retry_on_auth_failure`).
+    fn renewing<T>(&self, op: impl FnMut() -> Result<T, BlobError>) -> Result<T, BlobError> {
+        let mut op = op;
+        if self.renew.is_none() {
+            return op();
+        }
+        crate::secrets::retry_on_auth_failure(
+            &format!("store `{}` (s3://{})", self.name, self.bucket),
+            op,
+            |e| {
+                matches!(
+                    e,
+                    BlobError::InvalidCredentials(_) | BlobError::AccessDenied(_)
+                )
+                .then(|| e.to_string())
+            },
+            || self.renew(true),
+        )
+    }
+
+    async fn client(&self) -> Client {
+        if let Some(c) = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return c;
+        }
+        let s = self.settings();
+        let client = {
+            {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest());
                 if let Some(region) = &s.region {
                     loader = loader.region(Region::new(region.clone()));
@@ -126,8 +204,10 @@ impl Store {
                     config = config.endpoint_url(endpoint.clone());
                 }
                 Client::from_conf(config.build())
-            })
-            .await
+            }
+        };
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
+        client
     }
 
     /// One page of keys under `prefix`, in key order.
@@ -139,34 +219,36 @@ impl Store {
         max_keys: u32,
     ) -> Result<Listing, BlobError> {
         let at = self.at(&format!("{prefix}*"));
-        runtime().block_on(async {
-            let out = self
-                .client()
-                .await
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_start_after(start_after.filter(|s| !s.is_empty()))
-                .set_continuation_token(continuation)
-                .max_keys(max_keys.clamp(1, 1000) as i32)
-                .send()
-                .await
-                .map_err(|e| classify(e, "list", &at))?;
-            Ok(Listing {
-                objects: out
-                    .contents()
-                    .iter()
-                    .filter_map(|o| {
-                        Some(ObjectInfo {
-                            key: o.key()?.to_owned(),
-                            size: o.size().unwrap_or(0).max(0) as u64,
+        self.renewing(|| {
+            runtime().block_on(async {
+                let out = self
+                    .client()
+                    .await
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_start_after(start_after.clone().filter(|s| !s.is_empty()))
+                    .set_continuation_token(continuation.clone())
+                    .max_keys(max_keys.clamp(1, 1000) as i32)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, "list", &at))?;
+                Ok(Listing {
+                    objects: out
+                        .contents()
+                        .iter()
+                        .filter_map(|o| {
+                            Some(ObjectInfo {
+                                key: o.key()?.to_owned(),
+                                size: o.size().unwrap_or(0).max(0) as u64,
+                            })
                         })
-                    })
-                    .collect(),
-                next_token: out
-                    .next_continuation_token()
-                    .filter(|_| out.is_truncated().unwrap_or(false))
-                    .map(str::to_owned),
+                        .collect(),
+                    next_token: out
+                        .next_continuation_token()
+                        .filter(|_| out.is_truncated().unwrap_or(false))
+                        .map(str::to_owned),
+                })
             })
         })
     }
@@ -181,25 +263,27 @@ impl Store {
             Some((start, None)) => Some(format!("bytes={start}-")),
             Some((start, Some(len))) => Some(format!("bytes={start}-{}", start + len - 1)),
         };
-        runtime().block_on(async {
-            let out = match self
-                .client()
-                .await
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .set_range(header)
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                Err(e) if errors::status(&e) == Some(416) => return Ok(Vec::new()),
-                Err(e) => return Err(classify(e, "get", &at)),
-            };
-            let body = out.body.collect().await.map_err(|e| {
-                BlobError::Unavailable(format!("get {at}: reading the body failed: {e}"))
-            })?;
-            Ok(body.into_bytes().to_vec())
+        self.renewing(|| {
+            runtime().block_on(async {
+                let out = match self
+                    .client()
+                    .await
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_range(header.clone())
+                    .send()
+                    .await
+                {
+                    Ok(out) => out,
+                    Err(e) if errors::status(&e) == Some(416) => return Ok(Vec::new()),
+                    Err(e) => return Err(classify(e, "get", &at)),
+                };
+                let body = out.body.collect().await.map_err(|e| {
+                    BlobError::Unavailable(format!("get {at}: reading the body failed: {e}"))
+                })?;
+                Ok(body.into_bytes().to_vec())
+            })
         })
     }
 
@@ -207,15 +291,17 @@ impl Store {
     /// is aborted when a part fails.
     pub fn put(&self, key: &str, data: Vec<u8>) -> Result<(), BlobError> {
         let at = self.at(key);
-        runtime().block_on(async {
+        let part_size = self.settings().part_size;
+        // Shared, not copied, by a retry.
+        let data = bytes::Bytes::from(data);
+        self.renewing(|| runtime().block_on(async {
             let client = self.client().await;
-            let part_size = self.settings.part_size;
             if data.len() <= part_size {
                 client
                     .put_object()
                     .bucket(&self.bucket)
                     .key(key)
-                    .body(ByteStream::from(data))
+                    .body(ByteStream::from(data.clone()))
                     .send()
                     .await
                     .map_err(|e| classify(e, "put", &at))?;
@@ -242,7 +328,7 @@ impl Store {
                         .key(key)
                         .upload_id(&id)
                         .part_number(n)
-                        .body(ByteStream::from(chunk.to_vec()))
+                        .body(ByteStream::from(data.slice_ref(chunk)))
                         .send()
                         .await
                         .map_err(|e| classify(e, &format!("upload part {n} of"), &at))?;
@@ -282,22 +368,24 @@ impl Store {
                 }
             }
             outcome
-        })
+        }))
     }
 
     /// Deletes an object; a missing one is not an error.
     pub fn delete(&self, key: &str) -> Result<(), BlobError> {
         let at = self.at(key);
-        runtime().block_on(async {
-            self.client()
-                .await
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| classify(e, "delete", &at))?;
-            Ok(())
+        self.renewing(|| {
+            runtime().block_on(async {
+                self.client()
+                    .await
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, "delete", &at))?;
+                Ok(())
+            })
         })
     }
 }
@@ -314,20 +402,38 @@ impl std::fmt::Debug for Stores {
             .entries(
                 self.by_name
                     .values()
-                    .map(|s| format!("{}: s3://{}", s.settings.name, s.bucket)),
+                    .map(|s| format!("{}: s3://{}", s.name, s.bucket)),
             )
             .finish()
     }
 }
 
 impl Stores {
-    /// A store for every one the connector names.
-    pub fn open(settings: &crate::config::Stores) -> Result<Stores, String> {
+    /// A store for every one the connector names; `renew` gives a store's
+    /// settings again by name (see [`Store::new`]).
+    pub fn open(
+        settings: &crate::config::Stores,
+        renew: impl Fn(&str) -> Option<Renew<StoreSettings>>,
+    ) -> Result<Stores, String> {
         let mut by_name = BTreeMap::new();
         for (name, s) in &settings.0 {
-            by_name.insert(name.clone(), Arc::new(Store::new(s)?));
+            by_name.insert(name.clone(), Arc::new(Store::new(s, renew(name))?));
         }
         Ok(Stores { by_name })
+    }
+
+    /// Renews every store from its secrets' cached values (after a
+    /// rotation was noticed); the names of those rebuilt.
+    pub fn renew_all(&self) -> Vec<String> {
+        let mut renewed = Vec::new();
+        for (name, store) in &self.by_name {
+            match store.renew(false) {
+                Ok(true) => renewed.push(name.clone()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(store = %name, "renewing the credentials failed: {e}"),
+            }
+        }
+        renewed
     }
 
     /// The store called `name`.

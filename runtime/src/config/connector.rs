@@ -20,6 +20,7 @@ use super::worker::suggest;
 use super::yaml::{load_flat, Entry, Value};
 use super::{Problem, Problems, Providers};
 use crate::contract::{ConfigIssue, ConnectorKind, Description, KeySpec, KeyType};
+use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -187,7 +188,10 @@ pub struct ConnectorConfig {
     /// secrets left out.
     pub plugin_config: Vec<(String, String)>,
     /// Secret keys, for host capabilities only. Never logged or shown.
-    pub secret_config: BTreeMap<String, String>,
+    pub secret_config: BTreeMap<String, SecretString>,
+    /// Keys whose value held a placeholder, as written: what a rotated
+    /// secret is resolved from again.
+    pub placeholders: BTreeMap<String, String>,
     /// Directories granted to the guest (from its file and dir keys).
     pub grants: Vec<Grant>,
 }
@@ -237,6 +241,7 @@ impl ConnectorConfig {
         let mut config_line = None;
         // key -> (resolved value, line)
         let mut raw: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let mut placeholder_keys = BTreeMap::new();
         for entry in entries {
             if entry.key == "name" {
                 match entry.value.to_config_string() {
@@ -253,11 +258,14 @@ impl ConnectorConfig {
                 let Some(value) = entry.value.to_config_string() else {
                     continue;
                 };
+                if !super::placeholders(&value).unwrap_or_default().is_empty() {
+                    placeholder_keys.insert(key.to_owned(), value.clone());
+                }
                 match providers.resolve(&value) {
                     Ok(v) => {
                         raw.insert(key.to_owned(), (v, entry.line));
                     }
-                    Err(e) => problems.push(Problem::new(file, Some(entry.line), Some(key), e)),
+                    Err(e) => problems.push(Problem::placeholder(file, Some(entry.line), key, e)),
                 }
             } else if entry.key == "config" {
                 config_line.get_or_insert(entry.line);
@@ -315,7 +323,7 @@ impl ConnectorConfig {
                             grants.push(grant);
                         }
                         if spec.secret {
-                            secret_config.insert(key.clone(), v);
+                            secret_config.insert(key.clone(), SecretString::from(v));
                         } else {
                             plugin_config.push((key.clone(), v));
                         }
@@ -525,9 +533,118 @@ impl ConnectorConfig {
             runtime,
             plugin_config,
             secret_config,
+            placeholders: placeholder_keys,
             grants,
         };
         problems.into_result(config)
+    }
+}
+
+/// Fields of a connection or store that a host capability swaps under
+/// running tasks when their secret rotates (a new pool or client); any
+/// other key that changes restarts the connector's tasks.
+const RENEWABLE_FIELDS: &[(&str, &[&str])] = &[
+    ("connection", &["url", "user", "password"]),
+    (
+        "store",
+        &["access.key.id", "secret.access.key", "session.token"],
+    ),
+];
+
+impl ConnectorConfig {
+    /// The connection or store (`kind`: `connection` or `store`) a key such
+    /// as `connection.password` or `store.backup.bucket` belongs to, and
+    /// the field.
+    fn owner<'a>(key: &'a str, kind: &str) -> Option<(&'a str, &'static str)> {
+        let rest = key.strip_prefix(kind)?.strip_prefix('.')?;
+        let fields = if kind == "connection" {
+            super::connection::CONNECTION_FIELDS
+        } else {
+            super::store::STORE_FIELDS
+        };
+        super::connection::named_field(kind, rest, fields).ok()
+    }
+
+    /// Whether a key a host capability can swap without a task restart
+    /// (credentials of a connection or a store).
+    pub fn is_renewable(key: &str) -> bool {
+        RENEWABLE_FIELDS.iter().any(|(kind, fields)| {
+            ConnectorConfig::owner(key, kind).is_some_and(|(_, f)| fields.contains(&f))
+        })
+    }
+
+    /// Whether any key of connection or store `name` (`kind`: `connection`
+    /// or `store`) holds a placeholder.
+    pub fn has_placeholders(&self, kind: &str, name: &str) -> bool {
+        self.placeholders
+            .keys()
+            .any(|k| ConnectorConfig::owner(k, kind).is_some_and(|(n, _)| n == name))
+    }
+
+    /// Resolves the placeholders of connection or store `name` again
+    /// (`force`: past the providers' caches) and applies them to its
+    /// settings through `set` (which takes the key without its prefix).
+    fn renewed(
+        &self,
+        kind: &str,
+        name: &str,
+        providers: &Providers,
+        force: bool,
+        mut set: impl FnMut(&str, &str) -> Result<(), String>,
+    ) -> Result<(), String> {
+        for (key, raw) in &self.placeholders {
+            if !ConnectorConfig::owner(key, kind).is_some_and(|(n, _)| n == name) {
+                continue;
+            }
+            if force {
+                providers
+                    .refresh(raw)
+                    .map_err(|e| format!("`{key}`: {e}"))?;
+            }
+            let value = providers
+                .resolve(raw)
+                .map_err(|e| format!("`{key}`: {e}"))?;
+            set(&key[kind.len() + 1..], &value).map_err(|e| format!("`{key}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Connection `name`'s settings with its placeholders resolved again.
+    pub fn renewed_connection(
+        &self,
+        name: &str,
+        providers: &Providers,
+        force: bool,
+    ) -> Result<super::ConnectionSettings, String> {
+        let mut connections = super::Connections::default();
+        if let Some(s) = self.runtime.connections.0.get(name) {
+            connections.0.insert(name.to_owned(), s.clone());
+        }
+        self.renewed("connection", name, providers, force, |k, v| {
+            connections.set(k, v)
+        })?;
+        connections
+            .0
+            .remove(name)
+            .ok_or_else(|| format!("no connection `{name}`"))
+    }
+
+    /// Store `name`'s settings with its placeholders resolved again.
+    pub fn renewed_store(
+        &self,
+        name: &str,
+        providers: &Providers,
+        force: bool,
+    ) -> Result<super::StoreSettings, String> {
+        let mut stores = super::Stores::default();
+        if let Some(s) = self.runtime.stores.0.get(name) {
+            stores.0.insert(name.to_owned(), s.clone());
+        }
+        self.renewed("store", name, providers, force, |k, v| stores.set(k, v))?;
+        stores
+            .0
+            .remove(name)
+            .ok_or_else(|| format!("no store `{name}`"))
     }
 }
 
@@ -665,7 +782,10 @@ mod tests {
             !c.plugin_config.iter().any(|(k, _)| k == "token"),
             "secrets never reach the guest"
         );
-        assert_eq!(c.secret_config.get("token").unwrap(), "s3cret");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(c.secret_config.get("token").unwrap()),
+            "s3cret"
+        );
         assert_eq!(
             c.grants,
             vec![Grant {
@@ -723,5 +843,89 @@ mod tests {
     fn secrets_do_not_leak_into_problems() {
         let err = load("name: x\nconfig:\n  connector.class: file-source\n  token: ${env:TRIBUTARY_NOT_SET_EITHER}\n").unwrap_err();
         assert!(err.to_string().contains("TRIBUTARY_NOT_SET_EITHER"));
+    }
+
+    /// A provider whose values the test changes, like a rotated secret.
+    struct Rotating(std::sync::Mutex<BTreeMap<String, String>>);
+    impl crate::config::ConfigProvider for Rotating {
+        fn resolve(&self, reference: &str) -> Result<String, crate::config::ProviderError> {
+            self.0
+                .lock()
+                .unwrap()
+                .get(reference)
+                .cloned()
+                .ok_or_else(|| {
+                    crate::config::ProviderError::Unavailable(format!("no `{reference}`"))
+                })
+        }
+    }
+
+    #[test]
+    fn connection_credentials_are_resolved_again_and_only_they_are_renewable() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let values = std::sync::Arc::new(Rotating(std::sync::Mutex::new(BTreeMap::from([
+            ("user".to_owned(), "alice".to_owned()),
+            ("pw".to_owned(), "one".to_owned()),
+        ]))));
+        let mut providers = Providers::default();
+        providers.register("test", values.clone());
+        let file = Path::new("c.yaml");
+        let text = format!(
+            "name: x\nconfig:\n  connector.class: file-source\n  file: {}/f\n  topic: t\n  connection.url: postgres://db:5432/app\n  connection.user: ${{test:user}}\n  connection.password: ${{test:pw}}\n  connection.other.url: postgres://db:5432/other\n",
+            dir.path().display()
+        );
+        let c = ConnectorConfig::from_entries(
+            file,
+            parse_flat(file, &text).unwrap(),
+            &providers,
+            &OneSource,
+        )
+        .unwrap();
+        assert_eq!(
+            c.placeholders.keys().collect::<Vec<_>>(),
+            ["connection.password", "connection.user"]
+        );
+        assert!(c.has_placeholders("connection", "default"));
+        assert!(!c.has_placeholders("connection", "other"));
+        *values.0.lock().unwrap() = BTreeMap::from([
+            ("user".to_owned(), "bob".to_owned()),
+            ("pw".to_owned(), "two".to_owned()),
+        ]);
+        let renewed = c.renewed_connection("default", &providers, false).unwrap();
+        assert_eq!(renewed.user.as_deref(), Some("bob"));
+        assert_eq!(renewed.password.unwrap().expose_secret(), "two");
+        assert_eq!(
+            renewed.url.unwrap().expose_secret(),
+            "postgres://db:5432/app",
+            "keys without placeholders stay"
+        );
+        values.0.lock().unwrap().clear();
+        let e = c
+            .renewed_connection("default", &providers, false)
+            .unwrap_err();
+        assert!(
+            e.contains("`connection.password`") && e.contains("no `pw`"),
+            "{e}"
+        );
+
+        for key in [
+            "connection.password",
+            "connection.url",
+            "connection.replica.user",
+            "store.secret.access.key",
+            "store.backup.access.key.id",
+        ] {
+            assert!(ConnectorConfig::is_renewable(key), "{key}");
+        }
+        for key in [
+            "connection.host",
+            "store.bucket",
+            "table.name.format",
+            "topics",
+            "password",
+        ] {
+            assert!(!ConnectorConfig::is_renewable(key), "{key}");
+        }
     }
 }

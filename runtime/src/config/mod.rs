@@ -22,7 +22,9 @@ pub use connector::{
     Catalog, ConnectorConfig, ErrorSettings, Grant, RuntimeKeys, CONNECTOR_RUNTIME_KEYS,
 };
 pub use keys::absolute;
-pub use placeholders::{ConfigProvider, EnvProvider, Providers};
+pub use placeholders::{
+    placeholders, ConfigProvider, EnvProvider, Placeholder, ProviderError, Providers,
+};
 pub use problem::{Problem, Problems};
 pub use store::{StoreSettings, Stores, STORE_FIELDS};
-pub use worker::{worker_keys, WorkerConfig};
+pub use worker::{worker_keys, SecretsManagerSettings, WorkerConfig, PROVIDER_KEYS};

@@ -11,6 +11,10 @@ pub struct Problem {
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
+    /// Something the config points at cannot be had now (a missing secret,
+    /// denied access), as opposed to a mistake in the config itself: it
+    /// fails the one connector, not the worker's start.
+    pub unavailable: bool,
 }
 
 impl Problem {
@@ -26,6 +30,33 @@ impl Problem {
             line: line.filter(|l| *l > 0),
             key: key.map(str::to_owned),
             message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// A problem with what a placeholder points at, not with the config.
+    pub fn unavailable(
+        file: &Path,
+        line: Option<usize>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Problem {
+            unavailable: true,
+            ..Problem::new(file, line, key, message)
+        }
+    }
+
+    /// The problem a placeholder that did not resolve makes.
+    pub fn placeholder(
+        file: &Path,
+        line: Option<usize>,
+        key: &str,
+        error: super::ProviderError,
+    ) -> Self {
+        match error {
+            super::ProviderError::Invalid(m) => Problem::new(file, line, Some(key), m),
+            super::ProviderError::Unavailable(m) => Problem::unavailable(file, line, Some(key), m),
         }
     }
 }
@@ -58,6 +89,11 @@ impl Problems {
 
     pub fn extend(&mut self, other: Problems) {
         self.0.extend(other.0);
+    }
+
+    /// True when every problem is one of availability ([`Problem::unavailable`]).
+    pub fn all_unavailable(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|p| p.unavailable)
     }
 
     /// `Ok(value)` when nothing was found, else every problem.

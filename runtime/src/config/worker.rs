@@ -4,6 +4,7 @@ use super::keys::check_value;
 use super::yaml::{load_flat, Entry};
 use super::{Problem, Problems, Providers};
 use crate::contract::{KeySpec, KeyType};
+use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,7 +45,11 @@ pub struct WorkerConfig {
     pub rest_tls: Option<(PathBuf, PathBuf)>,
     /// Bearer token every REST endpoint but `GET /health` requires.
     /// Resolved; never logged or shown.
-    pub rest_token: Option<String>,
+    pub rest_token: Option<SecretString>,
+    /// Directories the `file` config provider may read under.
+    pub file_provider_paths: Vec<PathBuf>,
+    /// The `aws-secretsmanager` config provider's settings.
+    pub secrets_manager: SecretsManagerSettings,
     /// Compacted topics for connector configs and statuses (with a
     /// configured Kafka).
     pub config_topic: String,
@@ -59,6 +64,26 @@ pub struct WorkerConfig {
     /// when librdkafka checks them.
     pub property_lines: BTreeMap<String, usize>,
 }
+
+/// Where AWS Secrets Manager is and how often to look for new versions of
+/// the secrets in use.
+#[derive(Clone, Debug)]
+pub struct SecretsManagerSettings {
+    /// `None`: the default AWS chain's region, else us-east-1.
+    pub region: Option<String>,
+    /// An emulator's endpoint, e.g. `http://127.0.0.1:5000`.
+    pub endpoint: Option<String>,
+    pub refresh_interval: Duration,
+}
+
+/// Worker keys that set up config providers. Their values may use `env`
+/// placeholders only: the providers do not exist yet when they are read.
+pub const PROVIDER_KEYS: &[&str] = &[
+    "config.providers.file.allowed.paths",
+    "config.providers.aws-secretsmanager.region",
+    "config.providers.aws-secretsmanager.endpoint",
+    "config.providers.aws-secretsmanager.refresh.interval.ms",
+];
 
 fn key(name: &str, ty: KeyType, default: Option<&str>, doc: &str) -> KeySpec {
     KeySpec {
@@ -102,6 +127,10 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("config.storage.replication.factor", Integer, Some("-1"), "Replication factor of the config topic when the worker creates it; -1: the broker's default."),
         key("status.storage.topic", String, Some("tributary-status"), "Compacted topic that keeps connector and task statuses when bootstrap.servers is set."),
         key("status.storage.replication.factor", Integer, Some("-1"), "Replication factor of the status topic when the worker creates it; -1: the broker's default."),
+        key("config.providers.file.allowed.paths", List, Some(""), "Directories `${file:PATH:KEY}` placeholders may read under (comma-separated). Empty: the file provider reads nothing."),
+        key("config.providers.aws-secretsmanager.region", String, Some(""), "Region of AWS Secrets Manager for `${aws-secretsmanager:SECRET[:KEY]}` placeholders. Empty: the default AWS chain's (AWS_REGION, profile), else us-east-1."),
+        key("config.providers.aws-secretsmanager.endpoint", String, Some(""), "Endpoint of a Secrets Manager emulator (e.g. http://127.0.0.1:5000). Empty: AWS."),
+        key("config.providers.aws-secretsmanager.refresh.interval.ms", Integer, Some("300000"), "How often each secret in use is checked for a new AWSCURRENT version (DescribeSecret; GetSecretValue only when it changed)."),
     ]
 }
 
@@ -154,7 +183,7 @@ impl WorkerConfig {
                 None => continue,
                 Some(Ok(v)) => v,
                 Some(Err(e)) => {
-                    problems.push(Problem::new(file, Some(entry.line), Some(&entry.key), e));
+                    problems.push(Problem::placeholder(file, Some(entry.line), &entry.key, e));
                     continue;
                 }
             };
@@ -202,6 +231,7 @@ impl WorkerConfig {
             "source.poll.max.records",
             "sink.batch.max.records",
             "offset.flush.interval.ms",
+            "config.providers.aws-secretsmanager.refresh.interval.ms",
         ] {
             if int(name) < 1 {
                 problems.push(Problem::new(file, None, Some(name), "must be at least 1"));
@@ -260,7 +290,22 @@ impl WorkerConfig {
             shutdown_timeout: ms("task.shutdown.graceful.timeout.ms"),
             listener: listener(&get("listeners")),
             rest_tls: https.then(|| (PathBuf::from(cert), PathBuf::from(tls_key))),
-            rest_token: Some(get("rest.auth.token")).filter(|t| !t.is_empty()),
+            rest_token: Some(get("rest.auth.token"))
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
+            file_provider_paths: get("config.providers.file.allowed.paths")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            secrets_manager: SecretsManagerSettings {
+                region: Some(get("config.providers.aws-secretsmanager.region"))
+                    .filter(|s| !s.trim().is_empty()),
+                endpoint: Some(get("config.providers.aws-secretsmanager.endpoint"))
+                    .filter(|s| !s.trim().is_empty()),
+                refresh_interval: ms("config.providers.aws-secretsmanager.refresh.interval.ms"),
+            },
             config_topic: get("config.storage.topic"),
             status_topic: get("status.storage.topic"),
             config_topic_replication_factor: int("config.storage.replication.factor") as i32,
@@ -342,7 +387,7 @@ mod tests {
         assert_eq!(c.plugin_path, vec![PathBuf::from("plugins")]);
         assert_eq!(c.sink_group_id_prefix, "connect-");
         assert_eq!(c.listener.as_deref(), Some("0.0.0.0:8083"));
-        assert_eq!(c.rest_token, None);
+        assert!(c.rest_token.is_none());
     }
 
     #[test]

@@ -161,6 +161,16 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// A connector file given at start: its config as written and as checked
+/// (or why it cannot run now: a secret it needs is missing, say).
+pub struct FileConnector {
+    pub name: String,
+    pub file: std::path::PathBuf,
+    /// As written, without `name`; placeholders unresolved.
+    pub raw: BTreeMap<String, String>,
+    pub config: std::result::Result<ConnectorConfig, String>,
+}
+
 /// The worker's connectors, their configs and target states.
 pub struct Herder {
     worker: Arc<Worker>,
@@ -239,7 +249,7 @@ impl Herder {
     /// Brings up the connectors at start: those stored by an earlier run,
     /// and those of the files given (each file's config replaces the stored
     /// one of the same name; a stored target state is kept).
-    pub fn start_up(&self, files: Vec<(ConnectorConfig, BTreeMap<String, String>)>) -> Result<()> {
+    pub fn start_up(&self, files: Vec<FileConnector>) -> Result<()> {
         let _one = self.change();
         let stored = self.store.connectors();
         let mut plan: BTreeMap<String, Managed> = BTreeMap::new();
@@ -260,29 +270,33 @@ impl Herder {
                 },
             );
         }
-        for (config, raw) in files {
-            let target = stored
-                .get(&config.name)
-                .map_or(TargetState::Running, |s| s.target);
+        for FileConnector {
+            name,
+            file,
+            raw,
+            config,
+        } in files
+        {
+            let target = stored.get(&name).map_or(TargetState::Running, |s| s.target);
             let entry = StoredConnector {
                 config: raw.clone(),
                 target,
             };
-            if stored.get(&config.name) != Some(&entry) {
-                self.store
-                    .put(&config.name, &entry)
-                    .map_err(Error::Internal)?;
+            if stored.get(&name) != Some(&entry) {
+                self.store.put(&name, &entry).map_err(Error::Internal)?;
             }
-            let origin = Origin::File(config.file.display().to_string());
+            if let Err(e) = &config {
+                tracing::error!(connector = %name, "connector failed: {e}");
+            }
             plan.insert(
-                config.name.clone(),
+                name,
                 Managed {
                     raw,
-                    config: Ok(config),
+                    config,
                     target,
                     tasks: Vec::new(),
                     failed: None,
-                    origin,
+                    origin: Origin::File(file.display().to_string()),
                 },
             );
         }
@@ -672,11 +686,25 @@ impl Herder {
     /// ids of the restarted tasks.
     pub fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<Vec<u32>> {
         let _one = self.change();
-        let (target, failed) = {
+        let (target, mut failed, raw, invalid) = {
             let state = self.lock();
             let m = state.get(name).ok_or_else(|| not_found(name))?;
-            (m.target, m.failed.is_some())
+            (
+                m.target,
+                m.failed.is_some(),
+                m.raw.clone(),
+                m.config.is_err(),
+            )
         };
+        if invalid {
+            // It failed its checks (a secret missing at start, say): check
+            // it again; the restart starts it if it passes now.
+            let config = self.check(name, &raw).map_err(|e| e.to_string());
+            failed = true;
+            if let Some(m) = self.lock().get_mut(name) {
+                m.config = config;
+            }
+        }
         if target != TargetState::Running {
             return Ok(Vec::new());
         }
@@ -740,6 +768,62 @@ impl Herder {
             return Ok(());
         }
         self.restart_one(name, task)
+    }
+
+    /// A secret of `provider` called `id` has a new value. Each connector
+    /// whose config reads it is resolved again: when only credentials of
+    /// its connections and stores read it, the pools and clients are
+    /// rebuilt under the running tasks; otherwise (a table name, say) its
+    /// tasks restart with the new config. A connector that failed because
+    /// the secret was missing or unreadable starts.
+    pub fn secret_changed(&self, provider: &str, id: &str) {
+        let _one = self.change();
+        let affected: Vec<(String, BTreeMap<String, String>, Vec<String>, bool)> = self
+            .lock()
+            .iter()
+            .filter_map(|(name, m)| {
+                let keys: Vec<String> = m
+                    .raw
+                    .iter()
+                    .filter(|(_, v)| self.providers.reads(v, provider, id))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                (!keys.is_empty()).then(|| (name.clone(), m.raw.clone(), keys, m.config.is_ok()))
+            })
+            .collect();
+        for (name, raw, keys, was_valid) in affected {
+            let config = match self.check(&name, &raw) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(connector = %name, secret = %id, "after the secret changed the connector's config no longer passes; its tasks keep their values: {e}");
+                    continue;
+                }
+            };
+            if let Some(m) = self.lock().get_mut(&name) {
+                m.config = Ok(config);
+            }
+            if was_valid && keys.iter().all(|k| ConnectorConfig::is_renewable(k)) {
+                let renewed = self.worker.renew_credentials(&name);
+                tracing::info!(
+                    connector = %name,
+                    secret = %id,
+                    renewed = %renewed.join(", "),
+                    "secret rotated: credentials renewed under the running tasks"
+                );
+                continue;
+            }
+            tracing::info!(
+                connector = %name,
+                secret = %id,
+                keys = %keys.join(", "),
+                "secret changed keys that are not credentials; restarting the connector's tasks"
+            );
+            self.stop_tasks(&name, None);
+            if let Some(m) = self.lock().get_mut(&name) {
+                m.failed = None;
+            }
+            self.apply(&name);
+        }
     }
 
     /// Writes the statuses that changed since the last call to the store

@@ -103,7 +103,7 @@ pub struct Api {
     pub herder: Arc<Herder>,
     /// Required as `Authorization: Bearer <token>` on every endpoint but
     /// `GET /health`. Already resolved; never logged or shown.
-    pub token: Option<String>,
+    pub token: Option<secrecy::SecretString>,
     /// The Kafka cluster id shown at `GET /`, when known.
     pub kafka_cluster_id: Option<String>,
 }
@@ -211,7 +211,14 @@ async fn authenticate(State(api): State<Shared>, req: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(req).await,
+        Some(g)
+            if constant_time_eq(
+                g.as_bytes(),
+                secrecy::ExposeSecret::expose_secret(token).as_bytes(),
+            ) =>
+        {
+            next.run(req).await
+        }
         Some(_) => {
             ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid").into_response()
         }

@@ -20,13 +20,14 @@ mod values;
 pub use errors::classify;
 
 use crate::config::ConnectionSettings;
+use crate::secrets::Renew;
 use secrecy::ExposeSecret;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The SQL dialect of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +123,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+#[derive(Clone)]
 enum Pool {
     Postgres(PgPool),
     Mysql(MySqlPool),
@@ -129,18 +131,105 @@ enum Pool {
 }
 
 /// One named connection of a connector: a pool that connects lazily.
+///
+/// When its credentials come from secrets, the pool is rebuilt with the new
+/// values after a rotation ([`Database::renew`]) and a statement that fails
+/// authentication renews them and runs again: tasks never notice.
 pub struct Database {
     name: String,
     /// Where it points, without credentials, for messages:
     /// `postgres://127.0.0.1:5432/test`.
     pub location: String,
     pub dialect: Dialect,
-    pool: Pool,
+    pool: RwLock<Pool>,
+    settings: Mutex<ConnectionSettings>,
+    renew: Option<Renew<ConnectionSettings>>,
+}
+
+/// Whether two settings of one connection would log in the same way.
+fn same_login(a: &ConnectionSettings, b: &ConnectionSettings) -> bool {
+    let url = |s: &ConnectionSettings| s.url.as_ref().map(|u| u.expose_secret().to_owned());
+    let password =
+        |s: &ConnectionSettings| s.password.as_ref().map(|p| p.expose_secret().to_owned());
+    url(a) == url(b)
+        && password(a) == password(b)
+        && a.user == b.user
+        && a.host == b.host
+        && a.port == b.port
+        && a.database == b.database
 }
 
 impl Database {
     /// Builds the pool for `settings`; connects at the first statement.
-    pub fn open(settings: &ConnectionSettings) -> Result<Database, String> {
+    /// `renew`, when the settings hold placeholders, re-resolves them.
+    pub fn open(
+        settings: &ConnectionSettings,
+        renew: Option<Renew<ConnectionSettings>>,
+    ) -> Result<Database, String> {
+        let (pool, location) = Database::pool_for(settings)?;
+        Ok(Database {
+            name: settings.name.clone(),
+            location,
+            dialect: match &pool {
+                Pool::Postgres(_) => Dialect::Postgres,
+                Pool::Mysql(_) => Dialect::Mysql,
+                Pool::Sqlite(_) => Dialect::Sqlite,
+            },
+            pool: RwLock::new(pool),
+            settings: Mutex::new(settings.clone()),
+            renew,
+        })
+    }
+
+    /// Resolves the settings again (`force`: past the secrets' cache) and
+    /// rebuilds the pool when the login changed; true when it did.
+    /// Statements running on the old pool finish there.
+    pub fn renew(&self, force: bool) -> Result<bool, String> {
+        let Some(renew) = &self.renew else {
+            return Ok(false);
+        };
+        let fresh = renew(force)?;
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if same_login(&settings, &fresh) {
+            return Ok(false);
+        }
+        let (pool, _) = Database::pool_for(&fresh)?;
+        let old = std::mem::replace(
+            &mut *self.pool.write().unwrap_or_else(|p| p.into_inner()),
+            pool,
+        );
+        *settings = fresh;
+        runtime().spawn(async move {
+            match old {
+                Pool::Postgres(p) => p.close().await,
+                Pool::Mysql(p) => p.close().await,
+                Pool::Sqlite(p) => p.close().await,
+            }
+        });
+        tracing::info!(connection = %self.name, location = %self.location, "connection rebuilt with renewed credentials");
+        Ok(true)
+    }
+
+    fn pool(&self) -> Pool {
+        self.pool.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `op` on the pool; an authentication failure renews the
+    /// credentials and runs it again (see `secrets::retry_on_auth_failure`).
+    fn renewing<T, E>(
+        &self,
+        mut op: impl FnMut(Pool) -> Result<T, E>,
+        auth_failure: impl Fn(&E) -> Option<String>,
+    ) -> Result<T, E> {
+        crate::secrets::retry_on_auth_failure(
+            &format!("connection `{}` ({})", self.name, self.location),
+            || op(self.pool()),
+            auth_failure,
+            || self.renew(true),
+        )
+    }
+
+    fn pool_for(settings: &ConnectionSettings) -> Result<(Pool, String), String> {
         let dialect = match (&settings.url, &settings.dialect) {
             (Some(url), _) => {
                 let scheme = url.expose_secret().split("://").next().unwrap_or("");
@@ -254,16 +343,7 @@ impl Database {
                 (Pool::Sqlite(pool), location)
             }
         };
-        Ok(Database {
-            name: settings.name.clone(),
-            location,
-            dialect: match &pool {
-                Pool::Postgres(_) => Dialect::Postgres,
-                Pool::Mysql(_) => Dialect::Mysql,
-                Pool::Sqlite(_) => Dialect::Sqlite,
-            },
-            pool,
-        })
+        Ok((pool, location))
     }
 
     /// Prefixes an error with the connection it came from.
@@ -280,10 +360,22 @@ impl Database {
 
     /// Runs a query and returns every row.
     pub fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<SqlRows, SqlError> {
+        if self.renew.is_none() {
+            return self.query_once(&self.pool(), sql, params);
+        }
+        self.renewing(|pool| self.query_once(&pool, sql, params.clone()), is_auth)
+    }
+
+    fn query_once(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<SqlRows, SqlError> {
         let d = self.dialect;
         runtime()
             .block_on(async {
-                match &self.pool {
+                match pool {
                     Pool::Postgres(p) => {
                         let q = values::bind_pg(sqlx::query(sql), params)?;
                         let rows = q.fetch_all(p).await.map_err(|e| classify(e, d))?;
@@ -306,10 +398,20 @@ impl Database {
 
     /// Runs one statement; returns the rows it affected.
     pub fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
+        if self.renew.is_none() {
+            return self.execute_once(&self.pool(), sql, params);
+        }
+        self.renewing(
+            |pool| self.execute_once(&pool, sql, params.clone()),
+            is_auth,
+        )
+    }
+
+    fn execute_once(&self, pool: &Pool, sql: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
         let d = self.dialect;
         runtime()
             .block_on(async {
-                Ok(match &self.pool {
+                Ok(match pool {
                     Pool::Postgres(p) => values::bind_pg(sqlx::query(sql), params)?
                         .execute(p)
                         .await
@@ -337,6 +439,21 @@ impl Database {
         sql: &str,
         batch: Vec<Vec<SqlValue>>,
     ) -> Result<u64, (u32, SqlError)> {
+        if self.renew.is_none() {
+            return self.execute_batch_once(&self.pool(), sql, batch);
+        }
+        self.renewing(
+            |pool| self.execute_batch_once(&pool, sql, batch.clone()),
+            |(_, e)| is_auth(e),
+        )
+    }
+
+    fn execute_batch_once(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        batch: Vec<Vec<SqlValue>>,
+    ) -> Result<u64, (u32, SqlError)> {
         let d = self.dialect;
         let at_start = |e: sqlx::Error| (0u32, classify(e, d));
         runtime()
@@ -356,7 +473,7 @@ impl Database {
                         tx.commit().await.map_err(at_start)?;
                     }};
                 }
-                match &self.pool {
+                match pool {
                     Pool::Postgres(p) => run!(p, values::bind_pg),
                     Pool::Mysql(p) => run!(p, values::bind_mysql),
                     Pool::Sqlite(p) => run!(p, |q, params| Ok::<_, SqlError>(values::bind_sqlite(
@@ -367,6 +484,10 @@ impl Database {
             })
             .map_err(|(i, e)| (i, self.context(e)))
     }
+}
+
+fn is_auth(e: &SqlError) -> Option<String> {
+    matches!(e, SqlError::Authentication(_)).then(|| e.to_string())
 }
 
 /// The connections of one connector, by name; its tasks share them.
@@ -388,13 +509,33 @@ impl std::fmt::Debug for Databases {
 }
 
 impl Databases {
-    /// Builds a pool for every connection the connector names.
-    pub fn open(settings: &crate::config::Connections) -> Result<Databases, String> {
+    /// Builds a pool for every connection the connector names; `renew`
+    /// gives a connection's settings again by name (see [`Database::open`]).
+    pub fn open(
+        settings: &crate::config::Connections,
+        renew: impl Fn(&str) -> Option<Renew<ConnectionSettings>>,
+    ) -> Result<Databases, String> {
         let mut by_name = BTreeMap::new();
         for (name, s) in &settings.0 {
-            by_name.insert(name.clone(), Arc::new(Database::open(s)?));
+            by_name.insert(name.clone(), Arc::new(Database::open(s, renew(name))?));
         }
         Ok(Databases { by_name })
+    }
+
+    /// Renews every connection from its secrets' cached values (after a
+    /// rotation was noticed); the names of those rebuilt.
+    pub fn renew_all(&self) -> Vec<String> {
+        let mut renewed = Vec::new();
+        for (name, db) in &self.by_name {
+            match db.renew(false) {
+                Ok(true) => renewed.push(name.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(connection = %name, "renewing the credentials failed: {e}")
+                }
+            }
+        }
+        renewed
     }
 
     /// The connection called `name`.

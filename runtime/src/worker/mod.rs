@@ -19,7 +19,7 @@ mod status;
 
 pub use status::{TaskState, TaskStatus};
 
-use crate::config::{ConnectorConfig, WorkerConfig};
+use crate::config::{ConnectorConfig, Providers, WorkerConfig};
 use crate::contract::ConnectorKind;
 use crate::contract::{PartitionOffset, Scalar};
 use crate::kafka::{
@@ -76,6 +76,8 @@ pub struct Worker {
     pools: Mutex<BTreeMap<String, Arc<crate::sql::Databases>>>,
     /// Each running connector's object stores, likewise.
     stores: Mutex<BTreeMap<String, Arc<crate::blob::Stores>>>,
+    /// Resolve placeholders again when credentials rotate.
+    providers: Providers,
 }
 
 impl Worker {
@@ -84,6 +86,7 @@ impl Worker {
         cluster: Arc<KafkaCluster>,
         offsets: Arc<dyn OffsetStore>,
         registry: Arc<PluginRegistry>,
+        providers: Providers,
     ) -> Worker {
         Worker {
             shared: Shared {
@@ -96,7 +99,58 @@ impl Worker {
             tasks: Mutex::default(),
             pools: Mutex::default(),
             stores: Mutex::default(),
+            providers,
         }
+    }
+
+    /// A renewal hook for connection or store `name` of `connector`
+    /// (`kind`), when its settings hold placeholders.
+    fn renewal<S: 'static>(
+        &self,
+        connector: &Arc<ConnectorConfig>,
+        kind: &'static str,
+        name: &str,
+        renewed: fn(&ConnectorConfig, &str, &Providers, bool) -> Result<S, String>,
+    ) -> Option<crate::secrets::Renew<S>> {
+        if !connector.has_placeholders(kind, name) {
+            return None;
+        }
+        let (connector, providers, name) =
+            (connector.clone(), self.providers.clone(), name.to_owned());
+        Some(Arc::new(move |force| {
+            renewed(&connector, &name, &providers, force)
+        }))
+    }
+
+    /// Renews the credentials of `connector`'s connections and stores from
+    /// its secrets (after a rotation was noticed): pools and clients whose
+    /// login changed are rebuilt under the running tasks. Names those
+    /// rebuilt.
+    pub fn renew_credentials(&self, connector: &str) -> Vec<String> {
+        let mut renewed = Vec::new();
+        let pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(connector)
+            .cloned();
+        if let Some(d) = pools {
+            renewed.extend(
+                d.renew_all()
+                    .into_iter()
+                    .map(|n| format!("connection `{n}`")),
+            );
+        }
+        let stores = self
+            .stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(connector)
+            .cloned();
+        if let Some(s) = stores {
+            renewed.extend(s.renew_all().into_iter().map(|n| format!("store `{n}`")));
+        }
+        renewed
     }
 
     /// The database pools of `connector` (`connection.*` keys).
@@ -105,9 +159,17 @@ impl Worker {
         if let Some(d) = pools.get(&connector.name) {
             return Ok(d.clone());
         }
+        let config = Arc::new(connector.clone());
         let d = Arc::new(
-            crate::sql::Databases::open(&connector.runtime.connections)
-                .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
+            crate::sql::Databases::open(&connector.runtime.connections, |name| {
+                self.renewal(
+                    &config,
+                    "connection",
+                    name,
+                    ConnectorConfig::renewed_connection,
+                )
+            })
+            .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
         );
         pools.insert(connector.name.clone(), d.clone());
         Ok(d)
@@ -119,9 +181,12 @@ impl Worker {
         if let Some(s) = stores.get(&connector.name) {
             return Ok(s.clone());
         }
+        let config = Arc::new(connector.clone());
         let s = Arc::new(
-            crate::blob::Stores::open(&connector.runtime.stores)
-                .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
+            crate::blob::Stores::open(&connector.runtime.stores, |name| {
+                self.renewal(&config, "store", name, ConnectorConfig::renewed_store)
+            })
+            .map_err(|e| format!("connector `{}`: {e}", connector.name))?,
         );
         stores.insert(connector.name.clone(), s.clone());
         Ok(s)
