@@ -487,3 +487,42 @@ fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
     assert_eq!(task_starts(&log, "rows-in"), 1, "{log}");
     assert_eq!(lines("data/first.txt"), 1000, "{log}");
 }
+
+#[test]
+fn a_secrets_manager_outage_keeps_the_values_in_use() {
+    let moto = Moto::start();
+    let keys = Keys::any();
+    let secret = unique("tributary/out");
+    moto.create_secret(&keys, &secret, r#"{"out":"data/out.txt"}"#);
+    let site = Site::new(PLUGINS);
+    let input = site.write("data/in.txt", &json_rows(1..=500));
+    let worker = site.worker(&provider_keys(&moto, 500));
+    let src = site.write(
+        "source.yaml",
+        "name: rows-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: rows\n",
+    );
+    let sink = site.write(
+        "sink.yaml",
+        &format!("name: rows-out\nconfig:\n  connector.class: file-sink\n  topics: rows\n  file: ${{aws-secretsmanager:{secret}:out}}\n"),
+    );
+    let mut running = site.run_with_env(&worker, &[&src, &sink], &keys.env());
+    let lines = || {
+        std::fs::read_to_string(site.path("data/out.txt"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    running.wait_for("the first lines", WAIT, |_| lines() >= 500);
+    drop(moto);
+    wait_log(
+        &mut running,
+        "checking the secret for a new version failed; the value in use stays",
+    );
+    append(&input, &json_rows(501..=1000));
+    running.wait_for("the lines written during the outage", WAIT, |_| {
+        lines() >= 1000
+    });
+    let (code, log) = running.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(task_starts(&log, "rows-out"), 1, "{log}");
+    assert!(log.contains(&format!("secret={secret}")), "{log}");
+}

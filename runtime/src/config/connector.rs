@@ -593,7 +593,7 @@ impl ConnectorConfig {
         mut set: impl FnMut(&str, &str) -> Result<(), String>,
     ) -> Result<(), String> {
         for (key, raw) in &self.placeholders {
-            if !ConnectorConfig::owner(key, kind).is_some_and(|(n, _)| n == name) {
+            if ConnectorConfig::owner(key, kind).is_none_or(|(n, _)| n != name) {
                 continue;
             }
             if force {

@@ -778,7 +778,9 @@ impl Herder {
     /// the secret was missing or unreadable starts.
     pub fn secret_changed(&self, provider: &str, id: &str) {
         let _one = self.change();
-        let affected: Vec<(String, BTreeMap<String, String>, Vec<String>, bool)> = self
+        // (name, config as submitted, keys that read the secret, valid now)
+        type Affected = (String, BTreeMap<String, String>, Vec<String>, bool);
+        let affected: Vec<Affected> = self
             .lock()
             .iter()
             .filter_map(|(name, m)| {

@@ -105,7 +105,7 @@ mod tests {
         .unwrap();
         std::fs::write(secrets.join("db.json"), r#"{"password":"j","port":5432}"#).unwrap();
         std::fs::write(dir.path().join("outside.properties"), "password=x\n").unwrap();
-        let p = FileProvider::new(&[secrets.clone()]);
+        let p = FileProvider::new(std::slice::from_ref(&secrets));
         let at = |f: &str, k: &str| format!("{}:{k}", secrets.join(f).display());
         assert_eq!(
             p.resolve(&at("db.properties", "password")).unwrap(),
