@@ -452,7 +452,10 @@ fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
     moto.create_secret(&keys, &secret, r#"{"out":"data/first.txt"}"#);
     let site = Site::new(PLUGINS);
     let input = site.write("data/in.txt", &json_rows(1..=1000));
-    let worker = site.worker(&provider_keys(&moto, 1_000));
+    let worker = site.worker_with_rest(&format!(
+        "listeners: http://127.0.0.1:0\n{}",
+        provider_keys(&moto, 1_000)
+    ));
     let src = site.write(
         "source.yaml",
         "name: rows-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: rows\n",
@@ -480,6 +483,35 @@ fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
     running.wait_for("the new lines in the second file", WAIT, |_| {
         lines("data/second.txt") >= 1000 && lines("data/copy.txt") >= 2000
     });
+    // REST shows the placeholder; /metrics counts the rotation.
+    let base = running
+        .log()
+        .lines()
+        .find_map(|l| {
+            l.split("REST API listening on ")
+                .nth(1)
+                .map(|b| b.trim().to_owned())
+        })
+        .unwrap();
+    let config = reqwest::blocking::get(format!("{base}/connectors/rows-out/config"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        config.contains(&format!("${{aws-secretsmanager:{secret}:out}}"))
+            && !config.contains("second.txt"),
+        "{config}"
+    );
+    let metrics = reqwest::blocking::get(format!("{base}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "tributary_secret_rotations_total{{secret=\"{secret}\"}} 1"
+        )),
+        "{metrics}"
+    );
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
     assert_eq!(task_starts(&log, "rows-out"), 2, "{log}");

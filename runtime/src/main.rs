@@ -409,6 +409,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
                 herder: herder.clone(),
                 token: worker.rest_token.clone(),
                 kafka_cluster_id: cluster_id.clone(),
+                secrets: Some(loaded.secrets_manager.clone()),
             });
             Some(start_rest(&runtime, l, tls, api)?)
         }

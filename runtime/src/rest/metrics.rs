@@ -15,8 +15,11 @@ fn label(v: &str) -> String {
 /// Kafka Connect's states, each a 0/1 gauge per task.
 const STATES: &[&str] = &["RUNNING", "PAUSED", "FAILED", "UNASSIGNED"];
 
-pub fn render(herder: &Herder) -> String {
+pub fn render(herder: &Herder, secrets: Option<&crate::secrets::SecretsManager>) -> String {
     let mut out = String::new();
+    if let Some(secrets) = secrets {
+        render_secrets(&mut out, &secrets.counts());
+    }
     let mut tasks = herder.worker().statuses();
     tasks.sort_by(|a, b| (&a.connector, a.task).cmp(&(&b.connector, b.task)));
     type Get = fn(&TaskMetrics) -> u64;
@@ -162,4 +165,36 @@ pub fn render(herder: &Herder) -> String {
     let _ = writeln!(out, "# HELP tributary_connector_state 1 for the state each connector is in.\n# TYPE tributary_connector_state gauge");
     out.push_str(&connector_lines);
     out
+}
+
+/// Per secret (by name, never a value): reads of Secrets Manager, new
+/// versions taken into use, failed reads.
+fn render_secrets(
+    out: &mut String,
+    counts: &std::collections::BTreeMap<String, crate::secrets::SecretCounts>,
+) {
+    type Get = fn(&crate::secrets::SecretCounts) -> u64;
+    let families: &[(&str, &str, Get)] = &[
+        (
+            "tributary_secret_checks_total",
+            "Reads of AWS Secrets Manager for the secret: version checks and value fetches.",
+            |c| c.checks,
+        ),
+        (
+            "tributary_secret_rotations_total",
+            "New AWSCURRENT values of the secret taken into use.",
+            |c| c.rotations,
+        ),
+        (
+            "tributary_secret_check_failures_total",
+            "Reads of the secret that failed (the value in use stayed).",
+            |c| c.failures,
+        ),
+    ];
+    for (name, help, get) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (secret, c) in counts {
+            let _ = writeln!(out, "{name}{{secret=\"{}\"}} {}", label(secret), get(c));
+        }
+    }
 }

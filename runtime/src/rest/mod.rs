@@ -106,6 +106,8 @@ pub struct Api {
     pub token: Option<secrecy::SecretString>,
     /// The Kafka cluster id shown at `GET /`, when known.
     pub kafka_cluster_id: Option<String>,
+    /// For the secret counters of `GET /metrics`.
+    pub secrets: Option<Arc<crate::secrets::SecretsManager>>,
 }
 
 type Shared = Arc<Api>;
@@ -265,7 +267,7 @@ async fn openapi() -> Response {
 }
 
 async fn metrics_text(State(api): State<Shared>) -> Response {
-    let text = metrics::render(&api.herder);
+    let text = metrics::render(&api.herder, api.secrets.as_deref());
     (
         [(
             axum::http::header::CONTENT_TYPE,

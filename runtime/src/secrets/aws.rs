@@ -38,6 +38,18 @@ pub struct SecretsManager {
     /// spaced, so a storm of auth failures asks once).
     forced: Mutex<BTreeMap<String, Instant>>,
     subscribers: Mutex<Vec<Sender<String>>>,
+    counts: Mutex<BTreeMap<String, SecretCounts>>,
+}
+
+/// What happened to one secret since the worker started, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SecretCounts {
+    /// Reads of Secrets Manager: version checks and fetches.
+    pub checks: u64,
+    /// New AWSCURRENT values taken into use.
+    pub rotations: u64,
+    /// Checks or fetches that failed (the value in use stayed).
+    pub failures: u64,
 }
 
 /// Forced fetches of one secret at most this often.
@@ -83,6 +95,7 @@ impl SecretsManager {
             cache: Mutex::default(),
             forced: Mutex::default(),
             subscribers: Mutex::default(),
+            counts: Mutex::default(),
         });
         let weak = Arc::downgrade(&manager);
         let interval = settings.refresh_interval;
@@ -113,6 +126,20 @@ impl SecretsManager {
             .await
     }
 
+    /// Counts per secret name, for `/metrics`.
+    pub fn counts(&self) -> BTreeMap<String, SecretCounts> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    fn count(&self, secret: &str, f: impl FnOnce(&mut SecretCounts)) {
+        f(self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(secret.to_owned())
+            .or_default());
+    }
+
     /// Receives the name of every secret whose value changed.
     pub fn subscribe(&self, to: Sender<String>) {
         self.subscribers.lock().unwrap().push(to);
@@ -127,6 +154,15 @@ impl SecretsManager {
 
     /// Fetches the AWSCURRENT value of `secret`: (version, value).
     fn fetch(&self, secret: &str) -> Result<(String, SecretString), ProviderError> {
+        let outcome = self.fetch_once(secret);
+        self.count(secret, |c| {
+            c.checks += 1;
+            c.failures += u64::from(outcome.is_err());
+        });
+        outcome
+    }
+
+    fn fetch_once(&self, secret: &str) -> Result<(String, SecretString), ProviderError> {
         self.runtime.block_on(async {
             let out = self
                 .client()
@@ -159,6 +195,15 @@ impl SecretsManager {
 
     /// The version AWSCURRENT points at now.
     fn current_version(&self, secret: &str) -> Result<String, ProviderError> {
+        let outcome = self.current_version_once(secret);
+        self.count(secret, |c| {
+            c.checks += 1;
+            c.failures += u64::from(outcome.is_err());
+        });
+        outcome
+    }
+
+    fn current_version_once(&self, secret: &str) -> Result<String, ProviderError> {
         self.runtime.block_on(async {
             let out = self
                 .client()
@@ -197,6 +242,7 @@ impl SecretsManager {
             changed
         };
         if changed {
+            self.count(secret, |c| c.rotations += 1);
             tracing::info!(secret, version = %version, "a new version of the secret is AWSCURRENT");
             self.announce(secret);
         }

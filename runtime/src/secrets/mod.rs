@@ -10,7 +10,7 @@
 mod aws;
 mod file;
 
-pub use aws::SecretsManager;
+pub use aws::{SecretCounts, SecretsManager};
 pub use file::FileProvider;
 
 use crate::config::{Providers, WorkerConfig};
