@@ -34,9 +34,12 @@ fn pipeline(site: &Site, table: &str, url: &str, source_extra: &str) -> (PathBuf
     (src, sink)
 }
 
+/// The complete lines of the sink's output (a line the worker is still
+/// writing has no newline yet and is left for the next look).
 fn values(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
         .collect()

@@ -444,6 +444,20 @@ fn a_missing_secret_fails_its_connector_alone_and_bad_placeholders_stop_the_star
     assert!(!log.contains("starting task"), "{log}");
 }
 
+/// A file source of `rows` from data/in.txt, and a file sink whose output
+/// file is key `out` of the JSON secret `secret`: the connector files.
+fn file_pipeline_reading(site: &Site, secret: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let src = site.write(
+        "source.yaml",
+        "name: rows-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: rows\n",
+    );
+    let sink = site.write(
+        "sink.yaml",
+        &format!("name: rows-out\nconfig:\n  connector.class: file-sink\n  topics: rows\n  file: ${{aws-secretsmanager:{secret}:out}}\n"),
+    );
+    (src, sink)
+}
+
 #[test]
 fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
     let moto = Moto::start();
@@ -456,24 +470,13 @@ fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
         "listeners: http://127.0.0.1:0\n{}",
         provider_keys(&moto, 1_000)
     ));
-    let src = site.write(
-        "source.yaml",
-        "name: rows-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: rows\n",
-    );
-    let sink = site.write(
-        "sink.yaml",
-        &format!("name: rows-out\nconfig:\n  connector.class: file-sink\n  topics: rows\n  file: ${{aws-secretsmanager:{secret}:out}}\n"),
-    );
+    let (src, sink) = file_pipeline_reading(&site, &secret);
     let other = site.write(
         "other.yaml",
         "name: rows-copy\nconfig:\n  connector.class: file-sink\n  topics: rows\n  file: data/copy.txt\n",
     );
     let mut running = site.run_with_env(&worker, &[&src, &sink, &other], &keys.env());
-    let lines = |f: &str| {
-        std::fs::read_to_string(site.path(f))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    };
+    let lines = |f: &str| common::line_count(&site.path(f));
     running.wait_for("the first file written", WAIT, |_| {
         lines("data/first.txt") >= 1000
     });
@@ -529,20 +532,9 @@ fn a_secrets_manager_outage_keeps_the_values_in_use() {
     let site = Site::new(PLUGINS);
     let input = site.write("data/in.txt", &json_rows(1..=500));
     let worker = site.worker(&provider_keys(&moto, 500));
-    let src = site.write(
-        "source.yaml",
-        "name: rows-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: rows\n",
-    );
-    let sink = site.write(
-        "sink.yaml",
-        &format!("name: rows-out\nconfig:\n  connector.class: file-sink\n  topics: rows\n  file: ${{aws-secretsmanager:{secret}:out}}\n"),
-    );
+    let (src, sink) = file_pipeline_reading(&site, &secret);
     let mut running = site.run_with_env(&worker, &[&src, &sink], &keys.env());
-    let lines = || {
-        std::fs::read_to_string(site.path("data/out.txt"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    };
+    let lines = || common::line_count(&site.path("data/out.txt"));
     running.wait_for("the first lines", WAIT, |_| lines() >= 500);
     drop(moto);
     wait_log(
