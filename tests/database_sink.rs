@@ -374,8 +374,19 @@ fn copy_into_postgres_carries_every_type_and_awkward_text() {
         db.count(&table) >= 3
     });
     let columns = [
-        "id", "txt", "raw", "tag", "at AT TIME ZONE 'UTC'", "local", "t", "d", "small", "r",
-        "flag", "doc", "price",
+        "id",
+        "txt",
+        "raw",
+        "tag",
+        "at AT TIME ZONE 'UTC'",
+        "local",
+        "t",
+        "d",
+        "small",
+        "r",
+        "flag",
+        "doc",
+        "price",
     ];
     assert_eq!(
         db.table(&table, &columns, "id"),

@@ -707,7 +707,10 @@ impl<'de> serde::Deserialize<'de> for Fields {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
                 let mut fields: Vec<(String, Json)> = Vec::with_capacity(8);
                 while let Some(name) = map.next_key::<String>()? {
                     let value: Json = map.next_value()?;
@@ -1706,7 +1709,9 @@ mod tests {
         let upsert = statement.copy_load(true);
         assert_eq!(
             upsert.before,
-            [r#"CREATE TEMPORARY TABLE "tributary_stage" ON COMMIT DROP AS SELECT "id", "n" FROM "t" WITH NO DATA"#]
+            [
+                r#"CREATE TEMPORARY TABLE "tributary_stage" ON COMMIT DROP AS SELECT "id", "n" FROM "t" WITH NO DATA"#
+            ]
         );
         assert_eq!(
             upsert.copy,
@@ -1714,7 +1719,9 @@ mod tests {
         );
         assert_eq!(
             upsert.after,
-            [r#"INSERT INTO "t" ("id", "n") SELECT "id", "n" FROM pg_temp."tributary_stage" ON CONFLICT ("id") DO UPDATE SET "n" = EXCLUDED."n""#]
+            [
+                r#"INSERT INTO "t" ("id", "n") SELECT "id", "n" FROM pg_temp."tributary_stage" ON CONFLICT ("id") DO UPDATE SET "n" = EXCLUDED."n""#
+            ]
         );
     }
 

@@ -153,11 +153,9 @@ pub fn copy_text_row(buf: &mut Vec<u8>, row: &[SqlValue]) {
                 let _ = write!(buf, "{n}");
             }
             SqlValue::Float(f) if f.is_nan() => buf.extend_from_slice(b"NaN"),
-            SqlValue::Float(f) if f.is_infinite() => buf.extend_from_slice(if *f > 0.0 {
-                b"Infinity"
-            } else {
-                b"-Infinity"
-            }),
+            SqlValue::Float(f) if f.is_infinite() => {
+                buf.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" })
+            }
             SqlValue::Float(f) => {
                 let _ = write!(buf, "{f:?}");
             }
