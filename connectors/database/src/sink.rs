@@ -7,10 +7,14 @@
 //! from the record key or from value fields, tombstones); table
 //! auto-creation from the first record; and the batched statements:
 //!
-//! - PostgreSQL and MySQL/MariaDB: one multi-row `INSERT … VALUES (…),(…)`
-//!   per chunk (upsert: `ON CONFLICT … DO UPDATE` / `ON DUPLICATE KEY
-//!   UPDATE`), falling back to one row at a time when the database rejects
-//!   the data of a chunk, so only the records at fault become bad records;
+//! - PostgreSQL: one `COPY … FROM STDIN` of a group's rows through the
+//!   worker's `copy-in` (upsert: into a temporary table, then `INSERT …
+//!   SELECT … ON CONFLICT DO UPDATE`); when the database rejects the data,
+//!   the rows go again the MySQL way below;
+//! - MySQL/MariaDB: one multi-row `INSERT … VALUES (…),(…)` per chunk
+//!   (upsert: `ON DUPLICATE KEY UPDATE`), falling back to one row at a time
+//!   when the database rejects the data of a chunk, so only the records at
+//!   fault become bad records;
 //! - SQLite, `update` mode and deletes: one `execute-batch` (one
 //!   transaction, statement prepared once) of single-row statements.
 //!
@@ -22,11 +26,12 @@
 //! record once.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use base64::Engine;
 use serde_json::{Map, Value as Json};
 use tributary_sdk::log::counter_add;
-use tributary_sdk::sql::{Connection, Dialect, SqlError, Value};
+use tributary_sdk::sql::{Connection, CopyLoad, Dialect, SqlError, Value};
 use tributary_sdk::{
     config_key as key, debug, info, Config, ConfigIssue, ConfigType, ConnectorKind, Description,
     PutResult, Sink, SinkBatch, SinkRecord, SinkTask, TaskError,
@@ -270,12 +275,26 @@ impl Decoded {
     }
 }
 
+/// Where a record is in Kafka, for messages: `topic[partition]@offset`
+/// (formatted only when a message needs it).
+#[derive(Clone)]
+struct At {
+    topic: Rc<str>,
+    partition: i32,
+    offset: i64,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]@{}", self.topic, self.partition, self.offset)
+    }
+}
+
 /// One record waiting to be written.
 struct Row {
     /// Its position in the batch.
     index: usize,
-    /// `topic[partition]@offset`, for messages.
-    at: String,
+    at: At,
     fields: Vec<(String, Json)>,
 }
 
@@ -313,7 +332,7 @@ impl Group {
 /// A row converted to the SQL values of its columns.
 struct Prepared {
     index: usize,
-    at: String,
+    at: At,
     values: Vec<Value>,
 }
 
@@ -326,7 +345,7 @@ struct Failure {
 }
 
 /// A bad record's result, naming the record and its table.
-fn bad(at: &str, table: &str, reason: &str) -> PutResult {
+fn bad(at: &At, table: &str, reason: &str) -> PutResult {
     PutResult::BadRecord(format!("{at}: table `{table}`: {reason}"))
 }
 
@@ -345,7 +364,7 @@ impl Outcome {
         }
     }
 
-    fn bad(&mut self, index: usize, at: &str, table: &str, reason: &str) {
+    fn bad(&mut self, index: usize, at: &At, table: &str, reason: &str) {
         self.results[index] = bad(at, table, reason);
     }
 
@@ -460,18 +479,24 @@ impl DatabaseSinkTask {
         // At most one open group per table; a table's records keep their order.
         let mut pending: Vec<Group> = Vec::new();
         let mut skipped = 0;
+        // Each topic's name (shared by its records' `At`s) and table.
+        let topics: Vec<(Rc<str>, String)> = batch
+            .topics
+            .iter()
+            .map(|t| (Rc::from(t.as_str()), self.settings.table_for(t)))
+            .collect();
+        let no_topic: (Rc<str>, String) = (Rc::from(""), self.settings.table_for(""));
         for (index, record) in batch.records.iter().enumerate() {
             if !self.written_before.is_empty() && self.written_before.contains(&place(batch, index))
             {
                 continue;
             }
-            let topic = batch
-                .topics
-                .get(record.topic as usize)
-                .map(String::as_str)
-                .unwrap_or("");
-            let at = format!("{topic}[{}]@{}", record.partition, record.offset);
-            let table = self.settings.table_for(topic);
+            let (topic, table) = topics.get(record.topic as usize).unwrap_or(&no_topic);
+            let at = At {
+                topic: topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+            };
             let decoded = match self.decode(record) {
                 Ok(Some(d)) => d,
                 Ok(None) => {
@@ -479,11 +504,11 @@ impl DatabaseSinkTask {
                     continue;
                 }
                 Err(reason) => {
-                    out.bad(index, &at, &table, &reason);
+                    out.bad(index, &at, table, &reason);
                     continue;
                 }
             };
-            if !self.ensure_table(&table, &decoded)? {
+            if !self.ensure_table(table, &decoded)? {
                 debug!("{at}: no table `{table}` yet, so no row to delete");
                 continue;
             }
@@ -492,16 +517,16 @@ impl DatabaseSinkTask {
                 at,
                 fields: decoded.fields,
             };
-            match pending.iter().position(|g| g.table == table) {
+            match pending.iter().position(|g| g.table == *table) {
                 Some(i) if pending[i].fits(decoded.op, &decoded.key, &row) => {
                     pending[i].rows.push(row)
                 }
                 Some(i) => {
-                    let next = Group::new(table, decoded.op, decoded.key, row);
+                    let next = Group::new(table.clone(), decoded.op, decoded.key, row);
                     let full = std::mem::replace(&mut pending[i], next);
                     self.write(full, out)?;
                 }
-                None => pending.push(Group::new(table, decoded.op, decoded.key, row)),
+                None => pending.push(Group::new(table.clone(), decoded.op, decoded.key, row)),
             }
         }
         for group in pending {
@@ -519,22 +544,26 @@ impl DatabaseSinkTask {
     /// The row a record asks for; `None` for a tombstone to skip; `Err` with
     /// the reason for a bad record.
     fn decode(&self, record: &SinkRecord) -> Result<Option<Decoded>, String> {
-        let (payload, value_schema) = match &record.value {
-            None => (Json::Null, None),
-            Some(bytes) => unwrap_envelope(parse(bytes, "value")?),
+        let not_object = |v: &Json| format!("the value is {}, not a JSON object", json_kind(v));
+        let (mut value, value_schema) = match &record.value {
+            None => return self.decode_tombstone(record),
+            Some(bytes) => match parse_document(bytes, "value")? {
+                Document::Object(fields) if is_envelope(&fields) => {
+                    let (payload, schema) = envelope_parts(fields);
+                    match payload {
+                        Json::Null => return self.decode_tombstone(record),
+                        Json::Object(mut m) => {
+                            apply_logical_types(&mut m, &schema);
+                            (m.into_iter().collect::<Vec<_>>(), Some(schema))
+                        }
+                        other => return Err(not_object(&other)),
+                    }
+                }
+                Document::Object(fields) => (fields, None),
+                Document::Other(Json::Null) => return self.decode_tombstone(record),
+                Document::Other(other) => return Err(not_object(&other)),
+            },
         };
-        if payload.is_null() {
-            return self.decode_tombstone(record);
-        }
-        let Json::Object(mut value) = payload else {
-            return Err(format!(
-                "the value is {}, not a JSON object",
-                json_kind(&payload)
-            ));
-        };
-        if let Some(schema) = &value_schema {
-            apply_logical_types(&mut value, schema);
-        }
         let op = self.settings.write_op();
         let mut decoded = Decoded {
             op,
@@ -545,17 +574,15 @@ impl DatabaseSinkTask {
             value_schema,
         };
         match self.settings.pk_mode {
-            PkMode::None => decoded.fields = value.into_iter().collect(),
+            PkMode::None => decoded.fields = value,
             PkMode::RecordValue => {
                 decoded.key = self.value_key(&value)?;
-                decoded.fields = value.into_iter().collect();
+                decoded.fields = value;
             }
             PkMode::RecordKey => {
                 let (key_fields, key_schema, primitive) = self.record_key(record)?;
                 decoded.key = key_fields.iter().map(|(n, _)| n.clone()).collect();
-                for (name, _) in &key_fields {
-                    value.remove(name);
-                }
+                value.retain(|(name, _)| !key_fields.iter().any(|(k, _)| k == name));
                 decoded.fields = key_fields;
                 decoded.fields.extend(value);
                 decoded.key_schema = key_schema;
@@ -582,12 +609,12 @@ impl DatabaseSinkTask {
     }
 
     /// The key columns of `pk.mode=record_value`: `pk.fields`, or every field.
-    fn value_key(&self, value: &Map<String, Json>) -> Result<Vec<String>, String> {
+    fn value_key(&self, value: &[(String, Json)]) -> Result<Vec<String>, String> {
         if self.settings.pk_fields.is_empty() {
-            return Ok(value.keys().cloned().collect());
+            return Ok(value.iter().map(|(n, _)| n.clone()).collect());
         }
         for f in &self.settings.pk_fields {
-            match value.get(f) {
+            match value.iter().find(|(n, _)| n == f).map(|(_, v)| v) {
                 None => return Err(format!("the value has no field `{f}` (named in pk.fields)")),
                 Some(Json::Null) => return Err(format!("key field `{f}` of the value is null")),
                 Some(_) => {}
@@ -658,6 +685,102 @@ impl DatabaseSinkTask {
 /// Parses a key or value as JSON.
 fn parse(bytes: &[u8], what: &str) -> Result<Json, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("the {what} is not JSON: {e}"))
+}
+
+/// A value as the sink reads it: an object's fields in a list, in their
+/// order (cheaper than a map for the few fields of a row); anything else
+/// as it is.
+enum Document {
+    Object(Vec<(String, Json)>),
+    Other(Json),
+}
+
+/// The fields of a JSON object, in order; a repeated name keeps the place
+/// of its first and the value of its last (as a map would).
+struct Fields(Vec<(String, Json)>);
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields: Vec<(String, Json)> = Vec::with_capacity(8);
+                while let Some(name) = map.next_key::<String>()? {
+                    let value: Json = map.next_value()?;
+                    fields.push((name, value));
+                }
+                Ok(Fields(without_repeats(fields)))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// `fields` with each repeated name once: in the place of its first, with
+/// the value of its last.
+fn without_repeats(fields: Vec<(String, Json)>) -> Vec<(String, Json)> {
+    let repeats = if fields.len() <= 16 {
+        (1..fields.len()).any(|i| fields[..i].iter().any(|(n, _)| *n == fields[i].0))
+    } else {
+        let mut seen = HashSet::with_capacity(fields.len());
+        !fields.iter().all(|(n, _)| seen.insert(n.as_str()))
+    };
+    if !repeats {
+        return fields;
+    }
+    let mut map = Map::with_capacity(fields.len());
+    for (n, v) in fields {
+        map.insert(n, v);
+    }
+    map.into_iter().collect()
+}
+
+/// Parses a value: a JSON object into its fields, anything else as JSON.
+fn parse_document(bytes: &[u8], what: &str) -> Result<Document, String> {
+    let object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    let not_json = |e: serde_json::Error| format!("the {what} is not JSON: {e}");
+    if object {
+        serde_json::from_slice::<Fields>(bytes)
+            .map(|f| Document::Object(f.0))
+            .map_err(not_json)
+    } else {
+        serde_json::from_slice(bytes)
+            .map(Document::Other)
+            .map_err(not_json)
+    }
+}
+
+/// Whether the fields are a JsonConverter envelope (exactly `schema`, an
+/// object with a `type`, and `payload`).
+fn is_envelope(fields: &[(String, Json)]) -> bool {
+    let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    fields.len() == 2
+        && get("payload").is_some()
+        && get("schema")
+            .and_then(Json::as_object)
+            .is_some_and(|s| s.contains_key("type"))
+}
+
+/// The payload and schema of an envelope's fields.
+fn envelope_parts(fields: Vec<(String, Json)>) -> (Json, Json) {
+    let (mut payload, mut schema) = (Json::Null, Json::Null);
+    for (n, v) in fields {
+        match n.as_str() {
+            "payload" => payload = v,
+            _ => schema = v,
+        }
+    }
+    (payload, schema)
 }
 
 /// The payload and schema of a JsonConverter envelope (an object of exactly
@@ -1009,14 +1132,14 @@ impl DatabaseSinkTask {
                 self.no_column(&group, rows, out);
                 return Ok(());
             };
-            let prepared = convert(&group.table, &columns, rows, out);
+            let mut prepared = convert(&group.table, &columns, rows, out);
             let statement = Statement {
                 dialect: self.dialect,
                 table: &group.table,
                 columns: &columns,
                 key: key_positions(&group),
             };
-            let failure = match self.execute(group.op, &statement, &prepared, out) {
+            let failure = match self.execute(group.op, &statement, &mut prepared, out) {
                 Ok(()) => return Ok(()),
                 Err(f) => f,
             };
@@ -1084,11 +1207,14 @@ impl DatabaseSinkTask {
         &self,
         op: Op,
         statement: &Statement,
-        rows: &[Prepared],
+        rows: &mut [Prepared],
         out: &mut Outcome,
     ) -> Result<(), Failure> {
         match (op, self.dialect) {
-            (Op::Insert | Op::Upsert, Dialect::Postgres | Dialect::Mysql) => {
+            (Op::Insert | Op::Upsert, Dialect::Postgres) => {
+                self.copy(statement, op == Op::Upsert, rows, out)
+            }
+            (Op::Insert | Op::Upsert, Dialect::Mysql) => {
                 self.insert_multi_row(statement, op == Op::Upsert, rows, out)
             }
             (Op::Insert | Op::Upsert, Dialect::Sqlite) => {
@@ -1110,6 +1236,57 @@ impl DatabaseSinkTask {
         }
     }
 
+    /// PostgreSQL: every row in one `COPY … FROM STDIN` (upsert: into a
+    /// temporary table, then `INSERT … SELECT … ON CONFLICT`), all or
+    /// nothing. When the database rejects the data, the rows are written
+    /// again with multi-row `INSERT`s, which find the bad records.
+    fn copy(
+        &self,
+        statement: &Statement,
+        upsert: bool,
+        rows: &mut [Prepared],
+        out: &mut Outcome,
+    ) -> Result<(), Failure> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // Positions in `rows` of the rows to send.
+        let sent: Vec<usize> = if upsert {
+            last_per_key(rows, &statement.key)
+        } else {
+            (0..rows.len()).collect()
+        };
+        // The values move into the load, and back for a second try.
+        let mut load = statement.copy_load(upsert);
+        load.rows = sent
+            .iter()
+            .map(|&i| std::mem::take(&mut rows[i].values))
+            .collect();
+        let result = self.db.copy_in(&load);
+        for (&i, values) in sent.iter().zip(std::mem::take(&mut load.rows)) {
+            rows[i].values = values;
+        }
+        match result {
+            Ok(_) => {
+                out.wrote(rows.iter());
+                Ok(())
+            }
+            Err(SqlError::Data(m)) => {
+                debug!(
+                    "table `{}`: {m}; writing {} rows with INSERT to find the bad ones",
+                    statement.table,
+                    rows.len()
+                );
+                self.insert_multi_row(statement, upsert, rows, out)
+            }
+            Err(error) => Err(Failure {
+                first_unwritten: rows[0].index,
+                error,
+                sql: load.copy,
+            }),
+        }
+    }
+
     /// Multi-row `INSERT`s in chunks; a chunk whose data the database
     /// rejects is written again one row at a time.
     fn insert_multi_row(
@@ -1122,8 +1299,9 @@ impl DatabaseSinkTask {
         let width = statement.columns.len().max(1);
         let per_chunk = (MAX_PARAMS / width).clamp(1, MAX_ROWS);
         for chunk in rows.chunks(per_chunk) {
-            let distinct = if upsert {
-                last_per_key(chunk, &statement.key)
+            let distinct: Vec<&Prepared> = if upsert {
+                let last = last_per_key(chunk, &statement.key);
+                last.into_iter().map(|i| &chunk[i]).collect()
             } else {
                 chunk.iter().collect()
             };
@@ -1257,15 +1435,17 @@ fn convert(table: &str, columns: &[ColumnInfo], rows: &[Row], out: &mut Outcome)
     prepared
 }
 
-/// The last row of every key, in the order of those last rows: one
-/// PostgreSQL upsert statement may not touch a row twice.
-fn last_per_key<'a>(rows: &'a [Prepared], key: &[usize]) -> Vec<&'a Prepared> {
+/// The positions of the last row of every key, in the order of those last
+/// rows: one PostgreSQL upsert statement may not touch a row twice.
+fn last_per_key(rows: &[Prepared], key: &[usize]) -> Vec<usize> {
     let mut seen = HashSet::new();
-    let mut out: Vec<&Prepared> = rows
-        .iter()
+    let mut out: Vec<usize> = (0..rows.len())
         .rev()
-        .filter(|p| {
-            let k: Vec<String> = key.iter().map(|&i| format!("{:?}", p.values[i])).collect();
+        .filter(|&r| {
+            let k: Vec<String> = key
+                .iter()
+                .map(|&i| format!("{:?}", rows[r].values[i]))
+                .collect();
             seen.insert(k)
         })
         .collect();
@@ -1342,6 +1522,34 @@ impl Statement<'_> {
             sql.push_str(&self.on_conflict());
         }
         sql
+    }
+
+    /// A PostgreSQL bulk load of this table's columns, without its rows:
+    /// `COPY` into the table, or for an upsert into a temporary table
+    /// (dropped at commit) that then goes in with `ON CONFLICT`.
+    fn copy_load(&self, upsert: bool) -> CopyLoad {
+        let table = self.quote(self.table);
+        let columns = self.column_list();
+        if !upsert {
+            return CopyLoad {
+                before: Vec::new(),
+                copy: format!("COPY {table} ({columns}) FROM STDIN"),
+                rows: Vec::new(),
+                after: Vec::new(),
+            };
+        }
+        let stage = "pg_temp.\"tributary_stage\"";
+        CopyLoad {
+            before: vec![format!(
+                "CREATE TEMPORARY TABLE \"tributary_stage\" ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+            )],
+            copy: format!("COPY {stage} ({columns}) FROM STDIN"),
+            rows: Vec::new(),
+            after: vec![format!(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}{}",
+                self.on_conflict()
+            )],
+        }
     }
 
     /// The upsert clause of this dialect.
@@ -1484,14 +1692,75 @@ mod tests {
     }
 
     #[test]
+    fn postgres_bulk_loads_copy_into_the_table_or_a_staging_table() {
+        let columns = [
+            column("id", Kind::Int, "int8"),
+            column("n", Kind::Int, "int4"),
+        ];
+        let statement = Statement {
+            dialect: Dialect::Postgres,
+            table: "t",
+            columns: &columns,
+            key: vec![0],
+        };
+        let insert = statement.copy_load(false);
+        assert_eq!(insert.copy, r#"COPY "t" ("id", "n") FROM STDIN"#);
+        assert!(insert.before.is_empty() && insert.after.is_empty());
+        let upsert = statement.copy_load(true);
+        assert_eq!(
+            upsert.before,
+            [
+                r#"CREATE TEMPORARY TABLE "tributary_stage" ON COMMIT DROP AS SELECT "id", "n" FROM "t" WITH NO DATA"#
+            ]
+        );
+        assert_eq!(
+            upsert.copy,
+            r#"COPY pg_temp."tributary_stage" ("id", "n") FROM STDIN"#
+        );
+        assert_eq!(
+            upsert.after,
+            [
+                r#"INSERT INTO "t" ("id", "n") SELECT "id", "n" FROM pg_temp."tributary_stage" ON CONFLICT ("id") DO UPDATE SET "n" = EXCLUDED."n""#
+            ]
+        );
+    }
+
+    #[test]
+    fn objects_keep_their_field_order_and_the_last_of_a_repeated_name() {
+        let names = |bytes: &[u8]| match parse_document(bytes, "value").unwrap() {
+            Document::Object(f) => f
+                .into_iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>(),
+            Document::Other(v) => vec![format!("other {v}")],
+        };
+        assert_eq!(names(br#" {"b":1,"a":2,"c":3}"#), ["b=1", "a=2", "c=3"]);
+        assert_eq!(names(br#"{"b":1,"a":2,"b":3}"#), ["b=3", "a=2"]);
+        assert_eq!(names(b"[1]"), ["other [1]"]);
+        assert_eq!(names(b"null"), ["other null"]);
+        let wide: Vec<String> = (0..20).map(|i| format!("\"f{}\":{i}", i % 18)).collect();
+        let wide = names(format!("{{{}}}", wide.join(",")).as_bytes());
+        assert_eq!(wide.len(), 18);
+        assert_eq!(wide[1], "f1=19");
+        assert!(parse_document(br#"{"a":1"#, "value")
+            .err()
+            .unwrap()
+            .starts_with("the value is not JSON"));
+    }
+
+    #[test]
     fn an_upsert_statement_keeps_the_last_row_of_each_key() {
         let row = |index, id, n| Prepared {
             index,
-            at: String::new(),
+            at: At {
+                topic: Rc::from("t"),
+                partition: 0,
+                offset: index as i64,
+            },
             values: vec![Value::Integer(id), Value::Integer(n)],
         };
         let rows = [row(0, 1, 10), row(1, 2, 20), row(2, 1, 11), row(3, 3, 30)];
-        let kept: Vec<usize> = last_per_key(&rows, &[0]).iter().map(|p| p.index).collect();
+        let kept: Vec<usize> = last_per_key(&rows, &[0]);
         assert_eq!(kept, [1, 2, 3]);
     }
 

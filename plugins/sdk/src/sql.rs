@@ -12,7 +12,7 @@
 //! ```
 
 pub use crate::bindings::source::tributary::connector::sql::{
-    Column, Connection, Dialect, Rows, SqlError, Value,
+    Column, Connection, CopyLoad, Dialect, Rows, SqlError, Value,
 };
 
 impl SqlError {

@@ -45,9 +45,17 @@ impl RecordConsumer {
             // session timeout after a member leaves: with Kafka's 45 s a
             // sink stopped and started again (or its offsets changed)
             // would wait that long. In process, nothing needs 45 s.
+            //
+            // And the embedded Kafka answers a fetch that finds nothing new
+            // only after `fetch.wait.max.ms`, even when records arrive
+            // meanwhile: with librdkafka's 500 ms a sink that keeps up with
+            // its source waits half a second per fetch (file source → file
+            // sink moved 36,000 records/s; with 10 ms, 291,000). A
+            // fetch in process costs next to nothing.
             defaults.extend(props(&[
                 ("session.timeout.ms", "6000"),
                 ("heartbeat.interval.ms", "1000"),
+                ("fetch.wait.max.ms", "10"),
             ]));
         }
         // Not overridable: they are what makes delivery at-least-once.

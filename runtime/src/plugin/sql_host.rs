@@ -5,7 +5,7 @@
 use super::bindings::tributary::connector::sql as wit;
 use super::engine::PluginEngine;
 use super::state::TaskState;
-use crate::sql::{Database, Dialect, SqlError, SqlRows, SqlValue};
+use crate::sql::{CopyLoad, Database, Dialect, SqlError, SqlRows, SqlValue};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -153,6 +153,25 @@ impl wit::HostConnection for TaskState {
             .collect();
         self.waiting(|| db.execute_batch(&statement, batch))
             .map_err(|(i, e)| (i, error_out(e)))
+    }
+
+    fn copy_in(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        load: wit::CopyLoad,
+    ) -> Result<u64, wit::SqlError> {
+        let db = self.database(&handle);
+        let load = CopyLoad {
+            before: load.before,
+            copy: load.copy,
+            rows: load
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(value_in).collect())
+                .collect(),
+            after: load.after,
+        };
+        self.waiting(|| db.copy_in(load)).map_err(error_out)
     }
 
     fn drop(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<()> {

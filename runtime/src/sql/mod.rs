@@ -68,6 +68,16 @@ pub struct SqlRows {
     pub rows: Vec<Vec<SqlValue>>,
 }
 
+/// A bulk load (the contract's `copy-load`): `before`, `COPY … FROM STDIN`
+/// with `rows`, then `after`, in one transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CopyLoad {
+    pub before: Vec<String>,
+    pub copy: String,
+    pub rows: Vec<Vec<SqlValue>>,
+    pub after: Vec<String>,
+}
+
 /// Why a statement failed (the contract's `sql-error`). Messages carry the
 /// database's words and code, the connection's name and where it points,
 /// never a credential.
@@ -488,6 +498,84 @@ impl Database {
 
 fn is_auth(e: &SqlError) -> Option<String> {
     matches!(e, SqlError::Authentication(_)).then(|| e.to_string())
+}
+
+impl Database {
+    /// Runs a bulk load on PostgreSQL: in one transaction, `before`, the
+    /// `COPY` with the rows in its text format, then `after`. Returns the
+    /// rows the `COPY` loaded. Other dialects have no `COPY`: a statement
+    /// error says so.
+    pub fn copy_in(&self, load: CopyLoad) -> Result<u64, SqlError> {
+        if self.renew.is_none() {
+            return self.copy_in_once(&self.pool(), &load);
+        }
+        self.renewing(|pool| self.copy_in_once(&pool, &load), is_auth)
+    }
+
+    fn copy_in_once(&self, pool: &Pool, load: &CopyLoad) -> Result<u64, SqlError> {
+        let Pool::Postgres(pool) = pool else {
+            return Err(self.context(SqlError::Statement(format!(
+                "copy-in needs PostgreSQL; this connection is {:?}",
+                self.dialect
+            ))));
+        };
+        let is_copy = load
+            .copy
+            .trim_start()
+            .get(..5)
+            .is_some_and(|w| w.eq_ignore_ascii_case("copy "));
+        if !is_copy {
+            return Err(self.context(SqlError::Statement(format!(
+                "copy-in runs `COPY … FROM STDIN`, not: {}",
+                load.copy.chars().take(80).collect::<String>()
+            ))));
+        }
+        let d = self.dialect;
+        let err = |e: sqlx::Error| classify(e, d);
+        runtime()
+            .block_on(async {
+                let mut tx = pool.begin().await.map_err(err)?;
+                for s in &load.before {
+                    sqlx::raw_sql(s).execute(&mut *tx).await.map_err(err)?;
+                }
+                let mut copy = tx.copy_in_raw(&load.copy).await.map_err(err)?;
+                let width = copy.num_columns();
+                if !copy.is_textual() {
+                    let _ = copy.abort("only the text format is written").await;
+                    return Err(SqlError::Statement(
+                        "copy-in writes COPY's text format: leave out FORMAT binary".into(),
+                    ));
+                }
+                // Sent in pieces of about 64 KiB as the rows are encoded, so the
+                // database parses while the rest is encoded.
+                const PIECE: usize = 64 << 10;
+                let mut buf = Vec::with_capacity(PIECE + 4096);
+                for (i, row) in load.rows.iter().enumerate() {
+                    if row.len() != width {
+                        let _ = copy.abort("a row of the wrong width").await;
+                        return Err(SqlError::Statement(format!(
+                            "copy-in: row {i} has {} values, the COPY names {width} columns",
+                            row.len()
+                        )));
+                    }
+                    values::copy_text_row(&mut buf, row);
+                    if buf.len() >= PIECE {
+                        copy.send(buf.as_slice()).await.map_err(err)?;
+                        buf.clear();
+                    }
+                }
+                if !buf.is_empty() {
+                    copy.send(buf.as_slice()).await.map_err(err)?;
+                }
+                let loaded = copy.finish().await.map_err(err)?;
+                for s in &load.after {
+                    sqlx::raw_sql(s).execute(&mut *tx).await.map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(loaded)
+            })
+            .map_err(|e| self.context(e))
+    }
 }
 
 /// The connections of one connector, by name; its tasks share them.
