@@ -483,9 +483,18 @@ fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
     moto.rotate(&keys, &secret, r#"{"out":"data/second.txt"}"#, || {});
     wait_log(&mut running, "restarting the connector's tasks");
     append(&input, &json_rows(1001..=2000));
-    running.wait_for("the new lines in the second file", WAIT, |_| {
-        lines("data/second.txt") >= 1000 && lines("data/copy.txt") >= 2000
-    });
+    let start = std::time::Instant::now();
+    while lines("data/second.txt") < 1000 || lines("data/copy.txt") < 2000 {
+        assert!(
+            start.elapsed() < WAIT,
+            "after {WAIT:?}: first.txt {}, second.txt {}, copy.txt {} lines; log:\n{}",
+            lines("data/first.txt"),
+            lines("data/second.txt"),
+            lines("data/copy.txt"),
+            running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // REST shows the placeholder; /metrics counts the rotation.
     let base = running
         .log()
