@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod db;
+pub mod moto;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
