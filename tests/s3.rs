@@ -235,13 +235,12 @@ fn envelope_bytes(v: &serde_json::Value, name: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// The objects under `prefix`, in key order, each with its ETag and its
-/// records as (Kafka offset, record) from the JSON envelopes.
-fn objects_in_s3(
-    moto: &Moto,
-    bucket: &str,
-    prefix: &str,
-) -> Vec<(String, String, Vec<(i64, Rec)>)> {
+/// An object's key, its ETag and its records as (Kafka offset, record).
+type Object = (String, String, Vec<(i64, Rec)>);
+
+/// The objects under `prefix`, in key order, records from the JSON
+/// envelopes.
+fn objects_in_s3(moto: &Moto, bucket: &str, prefix: &str) -> Vec<Object> {
     moto.list(bucket, prefix)
         .into_iter()
         .map(|(key, etag)| {
