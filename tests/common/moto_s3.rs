@@ -1,5 +1,5 @@
-//! An S3-compatible server (moto) for end-to-end tests and benchmarks: its
-//! own port, a client for it, stopped when dropped.
+//! An S3-compatible server (moto) for the S3 tests and benchmark: its own
+//! port, a client for it, stopped when dropped.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
