@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod db;
 pub mod moto;
+pub mod moto_s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

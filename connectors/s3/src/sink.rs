@@ -7,13 +7,22 @@
 //! record's timestamp is `rotate.interval.ms` or more past the object's
 //! first, or when a record's time-based directory (`path.format`) differs.
 //! Rotation only depends on the records, so it cuts a replay at the same
-//! places. Objects are written at `flush` (rotated ones, then every open
-//! one), named after their first record's offset:
+//! places. Rotated objects are written at the next flush, named after
+//! their first record's offset:
 //! `<topics.dir>/<topic>/partition=<p>/[<time path>/]<topic>+<p>+<offset, 10 digits>.<ext>[.gz]`.
-//! The worker commits Kafka offsets only after `flush` returned
-//! (at-least-once). A crash between a flush and its commit can leave
-//! records in S3 twice: the replay ends its first object where its first
-//! flush falls (docs/connectors/s3.md, "Delivery").
+//!
+//! Exactly once: an open object stays open across flushes, and each flush
+//! returns, per partition with an open object, that object's first offset
+//! as the commit limit (Kafka Connect's `preCommit`). The worker commits
+//! the consumer offset no further, so a restart (or a rebalance) replays
+//! from the first record of an object, and the replay rebuilds the same
+//! objects with the same names and contents: an object written before a
+//! crash is overwritten with itself, never overlapped. A record that
+//! arrives with an offset not past the last one taken for its partition
+//! means consumption was rewound (a rebalance in a running task): the open
+//! object starts over. Only `rotate.schedule.interval.ms` (wall clock) and
+//! `path.format` for records without a timestamp depend on more than the
+//! records, and give that up (docs/connectors/s3.md, "Delivery").
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -23,8 +32,8 @@ use flate2::Compression;
 use tributary_sdk::blob::Store;
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    config_key as key, debug, Config, ConfigIssue, ConfigType, ConnectorKind, Description,
-    PutResult, Sink, SinkBatch, SinkTask, TaskError,
+    config_key as key, debug, CommitLimit, Config, ConfigIssue, ConfigType, ConnectorKind,
+    Description, PutResult, Sink, SinkBatch, SinkTask, TaskError,
 };
 
 use crate::format::{self, Envelope, Format};
@@ -57,7 +66,9 @@ impl Sink for S3Sink {
                 key("rotate.bytes", ConfigType::Integer, Some("67108864"),
                     "An object rotates when its content (before compression) reaches this many bytes."),
                 key("rotate.interval.ms", ConfigType::Integer, Some("0"),
-                    "An object rotates when a record's timestamp is this much or more past the timestamp of the object's first record; 0: never. Objects are also written at every flush."),
+                    "An object rotates when a record's timestamp is this much or more past the timestamp of the object's first record; 0: never. Decided by the records alone, so a replay after a crash cuts objects at the same places."),
+                key("rotate.schedule.interval.ms", ConfigType::Integer, Some("0"),
+                    "An open object is written at the first flush after it has been open this long by the worker's clock, even if not full; 0: never (an open object waits for more records). Wall-clock time: a replay after a crash may cut objects elsewhere, so records can then be in S3 twice."),
                 key("topics.dir", ConfigType::String, Some("topics"),
                     "The top-level prefix of the objects; empty: none."),
                 key("path.format", ConfigType::String, Some(""),
@@ -80,6 +91,7 @@ struct Settings {
     flush_size: usize,
     rotate_bytes: usize,
     rotate_interval: i64,
+    rotate_schedule: i64,
     topics_dir: String,
     path_format: Option<PathFormat>,
 }
@@ -125,6 +137,7 @@ impl Settings {
         let flush_size = number("flush.size", 10_000, 1) as usize;
         let rotate_bytes = number("rotate.bytes", 64 << 20, 1) as usize;
         let rotate_interval = number("rotate.interval.ms", 0, 0);
+        let rotate_schedule = number("rotate.schedule.interval.ms", 0, 0);
         let path_format = match config.get("path.format").map(str::trim).unwrap_or("") {
             "" => None,
             f => match PathFormat::parse(f) {
@@ -148,6 +161,7 @@ impl Settings {
             flush_size,
             rotate_bytes,
             rotate_interval,
+            rotate_schedule,
             topics_dir: config
                 .get("topics.dir")
                 .unwrap_or("topics")
@@ -165,6 +179,9 @@ struct Open {
     partition: i32,
     first_offset: i64,
     first_timestamp: Option<i64>,
+    /// When the object took its first record, by the worker's clock
+    /// (milliseconds since the epoch), for `rotate.schedule.interval.ms`.
+    opened_at: i64,
     /// The time-based directory, when `path.format` is set.
     time_path: Option<String>,
     records: usize,
@@ -180,6 +197,9 @@ pub struct S3SinkTask {
     store: Store,
     open: BTreeMap<(String, i32), Open>,
     full: VecDeque<Open>,
+    /// The offset of the last record taken per topic partition, to notice a
+    /// rewind.
+    last: BTreeMap<(String, i32), i64>,
 }
 
 impl S3SinkTask {
@@ -247,6 +267,26 @@ impl S3SinkTask {
         Ok(())
     }
 
+    /// Consumption of `slot` went back to `offset` (after `last`): the
+    /// worker's consumer resumed at the committed offset, which is the
+    /// first offset of the open object, or of a rotated one not written
+    /// yet. Those start over; the records come again.
+    fn rewind(&mut self, slot: &(String, i32), offset: i64, last: i64) {
+        debug!(
+            "{}[{}]: records from offset {offset} come again (the last one taken was {last}); the objects from there start over",
+            slot.0, slot.1
+        );
+        if self
+            .open
+            .get(slot)
+            .is_some_and(|o| o.first_offset >= offset)
+        {
+            self.open.remove(slot);
+        }
+        self.full
+            .retain(|o| !(o.topic == slot.0 && o.partition == slot.1 && o.first_offset >= offset));
+    }
+
     /// Whether `o` must rotate before a record with this timestamp and
     /// directory joins it.
     fn must_rotate_before(
@@ -286,6 +326,7 @@ impl SinkTask for S3SinkTask {
             store,
             open: BTreeMap::new(),
             full: VecDeque::new(),
+            last: BTreeMap::new(),
         })
     }
 
@@ -299,6 +340,11 @@ impl SinkTask for S3SinkTask {
                 f.render(t)
             });
             let slot = (topic.clone(), r.partition);
+            if let Some(last) = self.last.insert(slot.clone(), r.offset) {
+                if r.offset <= last {
+                    self.rewind(&slot, r.offset, last);
+                }
+            }
             if let Some(o) = self.open.get(&slot) {
                 if self.must_rotate_before(o, r.timestamp, &time_path) {
                     let o = self.open.remove(&slot).expect("present");
@@ -311,6 +357,7 @@ impl SinkTask for S3SinkTask {
                 partition: r.partition,
                 first_offset: r.offset,
                 first_timestamp: r.timestamp,
+                opened_at: now_millis(),
                 time_path: time_path.clone(),
                 records: 0,
                 data: Vec::new(),
@@ -379,20 +426,46 @@ impl SinkTask for S3SinkTask {
         Ok(results)
     }
 
+    /// Writes the rotated objects, in order. An object leaves memory only
+    /// once it is written, so a failed flush is retried from where it
+    /// stopped. Open objects stay open.
     fn flush(&mut self) -> Result<(), TaskError> {
-        // Rotated objects first, in order; then every open one. An object
-        // leaves memory only once it is written, so a failed flush is
-        // retried from where it stopped.
         while let Some(o) = self.full.front() {
             self.write(o)?;
             self.full.pop_front();
         }
-        let slots: Vec<(String, i32)> = self.open.keys().cloned().collect();
-        for slot in slots {
-            self.write(&self.open[&slot])?;
-            self.open.remove(&slot);
-        }
         Ok(())
+    }
+
+    /// Rotates open objects past `rotate.schedule.interval.ms`, flushes,
+    /// and holds every partition with an open object back at that object's
+    /// first offset: the worker commits no further, so a replay starts
+    /// with the object's first record and rebuilds it.
+    fn pre_commit(&mut self) -> Result<Vec<CommitLimit>, TaskError> {
+        let schedule = self.settings.rotate_schedule;
+        if schedule > 0 {
+            let now = now_millis();
+            let due: Vec<(String, i32)> = self
+                .open
+                .iter()
+                .filter(|(_, o)| now - o.opened_at >= schedule)
+                .map(|(slot, _)| slot.clone())
+                .collect();
+            for slot in due {
+                let o = self.open.remove(&slot).expect("present");
+                self.full.push_back(o);
+            }
+        }
+        self.flush()?;
+        Ok(self
+            .open
+            .values()
+            .map(|o| CommitLimit {
+                topic: o.topic.clone(),
+                partition: o.partition,
+                offset: o.first_offset,
+            })
+            .collect())
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! - a source implements [`Source`] (what it is, how to split work) and
 //!   [`SourceTask`] (`poll` batches of records, learn what was `commit`ted);
-//! - a sink implements [`Sink`] and [`SinkTask`] (`put` batches, `flush`).
+//! - a sink implements [`Sink`] and [`SinkTask`] (`put` batches, `flush`;
+//!   `pre_commit` to hold partitions back at records not durable yet).
 //!
 //! Then one macro line exports it: [`export_source!`], [`export_sink!`], or
 //! both in the same crate for a plugin that provides a source and a sink.
@@ -32,7 +33,7 @@ use bindings::source::exports::tributary::connector::source_connector as wit_sou
 pub use bindings::source::tributary::connector::types::{
     ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
 };
-pub use wit_sink::{PutResult, SinkBatch, SinkRecord};
+pub use wit_sink::{CommitLimit, PutResult, SinkBatch, SinkRecord};
 pub use wit_source::{PartitionOffset, SourceBatch, SourceRecord};
 
 /// A config key for a connector's [`Description`]: not secret.
@@ -129,6 +130,22 @@ pub trait SinkTask: Sized + 'static {
     /// Makes every accepted record durable.
     fn flush(&mut self) -> Result<(), TaskError>;
 
+    /// What the worker calls on every offset flush (Kafka Connect's
+    /// `preCommit`): makes records durable and returns the partitions whose
+    /// consumer offsets must not be committed past a limit — for each, the
+    /// offset of its first accepted record that is not durable yet. The
+    /// worker commits every other partition past everything accepted.
+    ///
+    /// The default calls [`SinkTask::flush`] and holds nothing back. A sink
+    /// that keeps records in progress across flushes (an object it fills
+    /// until it rotates, so that a replay after a crash rebuilds the same
+    /// objects) overrides it; it then sees those records again after a
+    /// restart or a rebalance (a record whose offset is not past the last
+    /// one it took for that partition) and must start them over.
+    fn pre_commit(&mut self) -> Result<Vec<CommitLimit>, TaskError> {
+        self.flush().map(|()| Vec::new())
+    }
+
     /// Last call: release resources.
     fn close(&mut self) {}
 }
@@ -176,8 +193,8 @@ pub mod __private {
         fn put(&self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
             self.0.borrow_mut().put(batch)
         }
-        fn flush(&self) -> Result<(), TaskError> {
-            self.0.borrow_mut().flush()
+        fn flush(&self) -> Result<Vec<CommitLimit>, TaskError> {
+            self.0.borrow_mut().pre_commit()
         }
         fn close(&self) {
             self.0.borrow_mut().close()

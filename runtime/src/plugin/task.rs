@@ -12,6 +12,7 @@ use crate::contract::{
     TaskError,
 };
 use crate::metrics::TaskMetrics;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{InstancePre, ResourceAny};
@@ -346,12 +347,23 @@ impl SinkInstance {
         (records, Ok(results))
     }
 
-    /// Makes accepted records durable.
-    pub fn flush(&mut self) -> Result<(), CallError> {
+    /// Makes accepted records durable. Returns the task's commit limits:
+    /// per topic partition, the offset of its first accepted record that is
+    /// not durable yet (the consumer offset must not be committed past it).
+    /// Partitions not in the map are durable up to everything accepted.
+    pub fn flush(&mut self) -> Result<BTreeMap<(String, i32), i64>, CallError> {
         self.alive()?;
         let store = self.sandbox.arm();
         match self.guest.sink_task().call_flush(store, self.task) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(limits)) => {
+                let mut map = BTreeMap::new();
+                for l in limits {
+                    // Listed twice: the lower limit holds.
+                    let e = map.entry((l.topic, l.partition)).or_insert(l.offset);
+                    *e = (*e).min(l.offset);
+                }
+                Ok(map)
+            }
             Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
             Err(e) => Err(self.fail("flush", e)),
         }

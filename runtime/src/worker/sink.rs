@@ -1,6 +1,8 @@
 //! Drives one sink task: consume a batch, `put` it, `flush` on the offset
 //! flush interval, and commit the consumer offsets of exactly what was
-//! flushed.
+//! flushed: past every record done, except where the task's commit limits
+//! hold a partition back (records it keeps in progress across flushes, such
+//! as the open object of `s3-sink`).
 //!
 //! Records a task reports as retriable are offered again (alone, with
 //! backoff) before anything new; the records it accepted stay accepted.
@@ -61,6 +63,7 @@ pub(super) fn run(
         policy,
         consumer,
         unflushed: BTreeMap::new(),
+        committed: BTreeMap::new(),
         positions: BTreeMap::new(),
         waiting: Vec::new(),
         waiting_reason: String::new(),
@@ -83,8 +86,11 @@ struct Driver<'a> {
     policy: ErrorPolicy,
     consumer: RecordConsumer,
     /// Next offset to commit per partition, for records done (written or
-    /// tolerated) but not flushed.
+    /// tolerated) but not flushed, or flushed but held back by the task's
+    /// commit limits.
     unflushed: BTreeMap<TopicPartition, i64>,
+    /// The offset this task last committed per partition.
+    committed: BTreeMap<TopicPartition, i64>,
     /// Next offset to consume per partition, for the lag.
     positions: BTreeMap<TopicPartition, i64>,
     /// Records the task asked to be offered again, in order.
@@ -266,8 +272,8 @@ impl Driver<'_> {
         if self.unflushed.is_empty() || !self.waiting.is_empty() {
             return Ok(());
         }
-        match instance.flush() {
-            Ok(()) => {}
+        let limits = match instance.flush() {
+            Ok(limits) => limits,
             Err(CallError::Guest(TaskError::Retriable(m))) => {
                 TaskMetrics::add(&self.metrics.retries, 1);
                 tracing::warn!(
@@ -278,11 +284,43 @@ impl Driver<'_> {
                 return Ok(());
             }
             Err(e) => return Err(format!("flush: {e}")),
+        };
+        // Per partition: past every record done, or up to the task's limit
+        // when it holds some back. Nothing is committed that was committed
+        // already, and a limit never moves a commit backwards.
+        let targets: BTreeMap<TopicPartition, i64> = self
+            .unflushed
+            .iter()
+            .map(|(tp, next)| {
+                (
+                    tp.clone(),
+                    limits.get(tp).map_or(*next, |l| (*l).min(*next)),
+                )
+            })
+            .filter(|(tp, target)| self.committed.get(tp).is_none_or(|c| target > c))
+            .collect();
+        for (tp, limit) in &limits {
+            if let Some(next) = self.unflushed.get(tp).filter(|next| limit < *next) {
+                tracing::debug!(
+                    connector = self.name,
+                    task = self.task,
+                    "{}[{}]: the task holds offsets {limit}..{next} back (not durable yet)",
+                    tp.0,
+                    tp.1
+                );
+            }
         }
-        match self.consumer.commit(&self.unflushed) {
+        match self.consumer.commit(&targets) {
             Ok(()) => {
-                TaskMetrics::add(&self.metrics.commits, 1);
-                self.unflushed.clear();
+                if !targets.is_empty() {
+                    TaskMetrics::add(&self.metrics.commits, 1);
+                }
+                self.committed.extend(targets);
+                // What is committed up to the last record done is settled;
+                // a partition held back stays until a later flush lets it go.
+                let committed = &self.committed;
+                self.unflushed
+                    .retain(|tp, next| committed.get(tp).is_none_or(|c| c < next));
             }
             // The records are durable; committing again later is harmless.
             Err(e) => tracing::warn!(connector = self.name, task = self.task, "{e}; will retry"),
