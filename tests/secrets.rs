@@ -481,7 +481,9 @@ fn a_rotated_value_that_is_not_a_credential_restarts_only_its_connector() {
         lines("data/first.txt") >= 1000
     });
     moto.rotate(&keys, &secret, r#"{"out":"data/second.txt"}"#, || {});
-    wait_log(&mut running, "restarting the connector's tasks");
+    running.wait_for("the restarted sink", WAIT, |log| {
+        task_starts(log, "rows-out") == 2
+    });
     append(&input, &json_rows(1001..=2000));
     let start = std::time::Instant::now();
     while lines("data/second.txt") < 1000 || lines("data/copy.txt") < 2000 {

@@ -149,7 +149,9 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
     for file in connector_files {
         match ConnectorConfig::load(file, &providers, &registry) {
             Ok(c) => connectors.push(c),
-            Err(p) if p.all_unavailable() && file_name(file).is_some() => {
+            // A secret that cannot be had now fails the connector alone
+            // (other problems of it may follow from the missing value).
+            Err(p) if p.any_unavailable() && file_name(file).is_some() => {
                 unavailable.push((file_name(file).unwrap_or_default(), file.clone(), p))
             }
             Err(p) => problems.extend(p),

@@ -81,7 +81,10 @@ pub struct Store {
     name: String,
     pub bucket: String,
     settings: Mutex<StoreSettings>,
-    client: Mutex<Option<Client>>,
+    /// The client, and the generation of the settings it was built from
+    /// (a client built from settings a renewal has since replaced is not
+    /// kept).
+    client: Mutex<(u64, Option<Client>)>,
     renew: Option<Renew<StoreSettings>>,
 }
 
@@ -111,7 +114,7 @@ impl Store {
             name: settings.name.clone(),
             bucket,
             settings: Mutex::new(settings.clone()),
-            client: Mutex::new(None),
+            client: Mutex::new((0, None)),
             renew,
         })
     }
@@ -141,7 +144,8 @@ impl Store {
         }
         *settings = fresh;
         // The next call builds a client with them.
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        *client = (client.0 + 1, None);
         tracing::info!(store = %self.name, bucket = %self.bucket, "client rebuilt with renewed credentials");
         Ok(true)
     }
@@ -168,15 +172,16 @@ impl Store {
     }
 
     async fn client(&self) -> Client {
-        if let Some(c) = self
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return c;
-        }
-        let s = self.settings();
+        let (generation, s) = {
+            // Both under the settings lock (then the client's, the order
+            // `renew` takes them in), so the generation is the settings'.
+            let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+            let client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = &client.1 {
+                return c.clone();
+            }
+            (client.0, settings.clone())
+        };
         let client = {
             {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -206,7 +211,10 @@ impl Store {
                 Client::from_conf(config.build())
             }
         };
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
+        let mut kept = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.0 == generation {
+            kept.1 = Some(client.clone());
+        }
         client
     }
 

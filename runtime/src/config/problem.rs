@@ -91,9 +91,9 @@ impl Problems {
         self.0.extend(other.0);
     }
 
-    /// True when every problem is one of availability ([`Problem::unavailable`]).
-    pub fn all_unavailable(&self) -> bool {
-        !self.0.is_empty() && self.0.iter().all(|p| p.unavailable)
+    /// True when a problem is one of availability ([`Problem::unavailable`]).
+    pub fn any_unavailable(&self) -> bool {
+        self.0.iter().any(|p| p.unavailable)
     }
 
     /// `Ok(value)` when nothing was found, else every problem.

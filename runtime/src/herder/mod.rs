@@ -378,16 +378,26 @@ impl Herder {
     }
 
     fn masked(&self, name: &str, m: &Managed) -> BTreeMap<String, String> {
-        let secret: Vec<&str> = match &m.config {
-            Ok(c) => c
-                .description
-                .keys
-                .iter()
-                .filter(|k| k.secret)
-                .map(|k| k.name.as_str())
-                .collect(),
-            Err(_) => Vec::new(),
+        // A config that does not pass (a secret missing at start) still
+        // hides the keys its plugin declares secret.
+        let described = match &m.config {
+            Ok(c) => Some(c.description.clone()),
+            Err(_) => m.raw.get("connector.class").and_then(|class| {
+                let version = m.raw.get("connector.plugin.version");
+                crate::config::Catalog::describe(
+                    self.registry.as_ref(),
+                    class,
+                    version.map(String::as_str),
+                )
+                .ok()
+            }),
         };
+        let secret: Vec<&str> = described
+            .iter()
+            .flat_map(|d| d.keys.iter())
+            .filter(|k| k.secret)
+            .map(|k| k.name.as_str())
+            .collect();
         let mut out: BTreeMap<String, String> = m
             .raw
             .iter()
@@ -774,8 +784,7 @@ impl Herder {
     /// whose config reads it is resolved again: when only credentials of
     /// its connections and stores read it, the pools and clients are
     /// rebuilt under the running tasks; otherwise (a table name, say) its
-    /// tasks restart with the new config. A connector that failed because
-    /// the secret was missing or unreadable starts.
+    /// tasks restart with the new config.
     pub fn secret_changed(&self, provider: &str, id: &str) {
         let _one = self.change();
         // (name, config as submitted, keys that read the secret, valid now)
@@ -806,6 +815,11 @@ impl Herder {
             }
             if was_valid && keys.iter().all(|k| ConnectorConfig::is_renewable(k)) {
                 let renewed = self.worker.renew_credentials(&name);
+                if renewed.is_empty() {
+                    // Already renewed by a call that was refused, or not
+                    // running: nothing to rebuild.
+                    continue;
+                }
                 tracing::info!(
                     connector = %name,
                     secret = %id,

@@ -114,7 +114,14 @@ impl SecretsManager {
                     loader = loader.region(Region::new(region.clone()));
                 }
                 let shared = loader.load().await;
-                let mut config = aws_sdk_secretsmanager::config::Builder::from(&shared);
+                // A call that hangs must not hold a connector's start or a
+                // renewal: after 10 s it fails (and the value in use stays).
+                let mut config = aws_sdk_secretsmanager::config::Builder::from(&shared)
+                    .timeout_config(
+                        aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
+                            .operation_timeout(std::time::Duration::from_secs(10))
+                            .build(),
+                    );
                 if shared.region().is_none() {
                     config = config.region(Region::new("us-east-1"));
                 }

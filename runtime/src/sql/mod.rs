@@ -198,8 +198,10 @@ impl Database {
         let Some(renew) = &self.renew else {
             return Ok(false);
         };
-        let fresh = renew(force)?;
+        // Resolved under the lock: a slower renewal cannot put an older
+        // login back.
         let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = renew(force)?;
         if same_login(&settings, &fresh) {
             return Ok(false);
         }
@@ -209,13 +211,9 @@ impl Database {
             pool,
         );
         *settings = fresh;
-        runtime().spawn(async move {
-            match old {
-                Pool::Postgres(p) => p.close().await,
-                Pool::Mysql(p) => p.close().await,
-                Pool::Sqlite(p) => p.close().await,
-            }
-        });
+        // Statements that already took the old pool finish on it; its
+        // connections close when the last of them lets go.
+        drop(old);
         tracing::info!(connection = %self.name, location = %self.location, "connection rebuilt with renewed credentials");
         Ok(true)
     }
