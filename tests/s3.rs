@@ -8,7 +8,7 @@
 mod common;
 
 use common::broker::Broker;
-use common::moto_s3::Moto;
+use common::moto::Moto;
 use common::{line_count, Site};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};

@@ -26,7 +26,7 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::broker::Broker;
-use common::moto_s3::Moto;
+use common::moto::Moto;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

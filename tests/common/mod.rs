@@ -6,7 +6,6 @@
 pub mod broker;
 pub mod db;
 pub mod moto;
-pub mod moto_s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

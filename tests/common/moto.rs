@@ -1,5 +1,5 @@
 //! A moto server (S3, Secrets Manager and IAM on one port) of the test's
-//! own, and the AWS calls the tests make to it.
+//! (or benchmark's) own, and the AWS calls they make to it.
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use std::io::Write;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// A moto server on its own port, stopped when dropped.
 pub struct Moto {
     pub port: u16,
-    child: Child,
+    pub child: Child,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -177,6 +177,82 @@ impl Moto {
             )
             .unwrap();
         new
+    }
+
+    /// An S3 client that signs with keys moto accepts while it checks
+    /// nothing.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        self.s3(&Keys::any())
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        self.rt
+            .block_on(self.client().create_bucket().bucket(bucket).send())
+            .unwrap();
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, data: Vec<u8>) {
+        self.rt
+            .block_on(
+                self.client()
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(aws_sdk_s3::primitives::ByteStream::from(data))
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// Every key under `prefix` with its ETag, in key order.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client()
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token)
+                        .send(),
+                )
+                .unwrap();
+            for o in page.contents() {
+                out.push((
+                    o.key().unwrap().to_owned(),
+                    o.e_tag().unwrap_or("").to_owned(),
+                ));
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return out;
+            }
+        }
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.rt.block_on(async {
+            let o = self
+                .client()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            o.body.collect().await.unwrap().into_bytes().to_vec()
+        })
+    }
+
+    /// The store keys of a connector config for `bucket` on this server.
+    pub fn store_keys(&self, bucket: &str) -> String {
+        format!(
+            "  store.bucket: {bucket}\n  store.endpoint: {}\n  store.path.style: true\n  store.region: us-east-1\n  store.access.key.id: testing\n  store.secret.access.key: testing\n",
+            self.endpoint()
+        )
     }
 }
 
