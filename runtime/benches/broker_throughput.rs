@@ -161,28 +161,7 @@ fn main() {
 /// scaled to all `LINES` records: the worker's own clock, without start-up
 /// or the consumer group join. Progress lines come every 100 ms.
 fn progress_time(log: &str, field: &str) -> f64 {
-    let key = format!(" {field}=");
-    let points: Vec<(f64, u64)> = log
-        .lines()
-        .filter_map(|l| {
-            let count = l
-                .split(&key)
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()?;
-            let time = l
-                .split_whitespace()
-                .next()?
-                .split('T')
-                .nth(1)?
-                .trim_end_matches('Z');
-            let mut hms = time.split(':').map(|x| x.parse::<f64>().unwrap_or(0.0));
-            let secs = hms.next()? * 3600.0 + hms.next()? * 60.0 + hms.next()?;
-            Some((secs, count))
-        })
-        .collect();
+    let points = common::progress_points(log, field);
     let (t0, c0) = points.first().copied().expect("progress lines");
     let (t1, c1) = points.last().copied().expect("progress lines");
     assert!(c1 > c0, "progress over more than one line: {points:?}");

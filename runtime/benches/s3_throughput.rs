@@ -75,7 +75,7 @@ fn main() {
         n >= objects
     });
     let moto_sink_cpu = cpu_seconds(moto.child.id()) - moto_cpu;
-    let (t0, c0) = progress_points(&running.log(), "written")[0];
+    let (t0, c0) = common::progress_points(&running.log(), "written")[0];
     let sink_secs = (last_seen - t0) * RECORDS as f64 / (RECORDS as u64 - c0) as f64;
     let sink_wall = running_wall(&running);
     let rss_sink = peak_rss(running.child.id());
@@ -133,7 +133,7 @@ fn main() {
         |log| log.contains(&done),
     );
     let moto_source_cpu = cpu_seconds(moto.child.id()) - cpu;
-    let points = progress_points(&running.log(), "acknowledged");
+    let points = common::progress_points(&running.log(), "acknowledged");
     let ((t0, c0), (t1, c1)) = (points[0], points[points.len() - 1]);
     assert!(c1 > c0, "progress over more than one line: {points:?}");
     let source_secs = (t1 - t0) * RECORDS as f64 / (c1 - c0) as f64;
@@ -227,7 +227,7 @@ fn produce(broker: &Broker) {
 /// Seconds since the worker started, to its last log line.
 fn running_wall(running: &common::Running) -> f64 {
     let log = running.log();
-    let times: Vec<f64> = log.lines().filter_map(line_time).collect();
+    let times: Vec<f64> = log.lines().filter_map(common::line_time).collect();
     match (times.first(), times.last()) {
         (Some(a), Some(b)) => b - a,
         _ => 0.0,
@@ -241,38 +241,6 @@ fn seconds_of_day() -> f64 {
         .unwrap()
         .as_secs_f64()
         % 86_400.0
-}
-
-/// The UTC seconds of the day a log line starts with.
-fn line_time(line: &str) -> Option<f64> {
-    let time = line
-        .split_whitespace()
-        .next()?
-        .split('T')
-        .nth(1)?
-        .trim_end_matches('Z');
-    let mut hms = time.split(':').map(|x| x.parse::<f64>().ok());
-    Some(hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??)
-}
-
-/// (time, count) of the worker's progress lines that count `field`.
-fn progress_points(log: &str, field: &str) -> Vec<(f64, u64)> {
-    let key = format!(" {field}=");
-    let points: Vec<(f64, u64)> = log
-        .lines()
-        .filter_map(|l| {
-            let count = l
-                .split(&key)
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()?;
-            Some((line_time(l)?, count))
-        })
-        .collect();
-    assert!(!points.is_empty(), "no progress lines counting {field}");
-    points
 }
 
 /// CPU seconds (user and system) a process used so far.

@@ -276,3 +276,35 @@ pub fn numbered_lines(from: usize, n: usize, width: usize) -> String {
     }
     s
 }
+
+/// The UTC seconds of the day a log line starts with.
+pub fn line_time(line: &str) -> Option<f64> {
+    let time = line
+        .split_whitespace()
+        .next()?
+        .split('T')
+        .nth(1)?
+        .trim_end_matches('Z');
+    let mut hms = time.split(':').map(|x| x.parse::<f64>().ok());
+    Some(hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??)
+}
+
+/// (time, count) of the worker's progress lines that count `field`.
+pub fn progress_points(log: &str, field: &str) -> Vec<(f64, u64)> {
+    let key = format!(" {field}=");
+    let points: Vec<(f64, u64)> = log
+        .lines()
+        .filter_map(|l| {
+            let count = l
+                .split(&key)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()?;
+            Some((line_time(l)?, count))
+        })
+        .collect();
+    assert!(!points.is_empty(), "no progress lines counting {field}");
+    points
+}
