@@ -421,6 +421,15 @@ fn a_missing_secret_fails_its_connector_alone_and_bad_placeholders_stop_the_star
         "{log}"
     );
     assert_eq!(task_starts(&log, "good"), 1, "{log}");
+    assert_eq!(task_starts(&log, "needs-secret"), 0, "{log}");
+
+    // Alone, without a REST API to fix it through, it ends the run as a
+    // failure.
+    let (code, log) = site
+        .run_with_env(&worker, &[&missing], &keys.env())
+        .wait_exit(Duration::from_secs(60));
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("failed: needs-secret:"), "{log}");
 
     // A key asked of a plain-string secret, an unknown provider and a
     // malformed placeholder: the worker does not start, and says where.

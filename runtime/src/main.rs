@@ -437,7 +437,8 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
                 _ = term.recv() => break Ok::<_, anyhow::Error>("SIGTERM"),
                 _ = int.recv() => break Ok("SIGINT"),
                 // Without a REST API nothing can start new tasks.
-                _ = tick.tick() => if !rest && w.all_done() { break Ok("every task ended") },
+                // (A rotated secret may be restarting a connector's tasks.)
+                _ = tick.tick() => if !rest && w.all_done() && !herder.is_changing() { break Ok("every task ended") },
             }
         }
     })?;
@@ -448,7 +449,7 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
         server.abort();
     }
     let late = herder.shutdown();
-    let failed: Vec<String> = w
+    let mut failed: Vec<String> = w
         .statuses()
         .into_iter()
         .filter_map(|s| match s.state {
@@ -456,6 +457,17 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
             _ => None,
         })
         .collect();
+    // Connectors that never started (a secret missing at start, say).
+    for name in herder.connectors() {
+        if let Ok(status) = herder.status(&name) {
+            if status.connector.state == "FAILED" {
+                failed.push(format!(
+                    "{name}: {}",
+                    status.connector.trace.unwrap_or_default()
+                ));
+            }
+        }
+    }
     for s in w.statuses() {
         let plugin: Vec<String> = s
             .metrics

@@ -217,6 +217,12 @@ impl Herder {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a change (a REST call, a rotated secret) is in progress:
+    /// tasks may be between a stop and a start.
+    pub fn is_changing(&self) -> bool {
+        self.changes.try_lock().is_err()
+    }
+
     fn change(&self) -> MutexGuard<'_, ()> {
         self.changes.lock().unwrap_or_else(|p| p.into_inner())
     }
