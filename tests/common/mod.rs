@@ -212,7 +212,8 @@ impl Running {
     }
 
     /// `kill9`, then waits until the killed sinks' consumer-group members
-    /// have expired (the tests' workers use a 6 s session), so a restarted
+    /// have expired (the tests' workers use a 6 s session; tansu also
+    /// pauses 3 s before each rejoin), with room to spare, so a restarted
     /// worker joins a group without them.
     ///
     /// tansu 0.6.0's group coordinator can make a dead member (still within
@@ -222,7 +223,7 @@ impl Running {
     /// rebalances; against tansu the tests wait the session out.
     pub fn kill9_and_let_its_sessions_expire(self) -> String {
         let log = self.kill9();
-        std::thread::sleep(Duration::from_secs(12));
+        std::thread::sleep(Duration::from_secs(20));
         log
     }
 
