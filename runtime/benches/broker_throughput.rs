@@ -94,7 +94,7 @@ fn main() {
         |log| log.contains(&done),
     );
     let trib_produce = progress_time(&running.log(), "acknowledged");
-    let rss_source = peak_rss(running.child.id());
+    let rss_source = common::peak_rss_kb(running.child.id());
     assert_eq!(running.stop().0, 0);
 
     // Bare consumer: read the topic, append values to a file, sync it.
@@ -137,7 +137,7 @@ fn main() {
         log.contains(&done)
     });
     let trib_consume = progress_time(&running.log(), "written");
-    let rss_sink = peak_rss(running.child.id());
+    let rss_sink = common::peak_rss_kb(running.child.id());
     assert_eq!(running.stop().0, 0);
     assert!(
         std::fs::read(&out_path).unwrap() == std::fs::read(&input).unwrap(),
@@ -185,16 +185,4 @@ impl ProducerContext for AckClock {
         self.first.lock().unwrap().get_or_insert(now);
         *self.last.lock().unwrap() = Some(now);
     }
-}
-
-fn peak_rss(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "?".into())
 }

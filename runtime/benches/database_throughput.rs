@@ -26,17 +26,6 @@ use std::time::{Duration, Instant};
 
 const ROWS: usize = 1_000_000;
 
-fn peak_rss_kb(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
 fn psql(command: &str) {
     let out = Command::new("psql")
         .args([
@@ -67,16 +56,6 @@ fn count(table: &str) -> usize {
         .unwrap()
 }
 
-/// Seconds of the day of a log line's timestamp (`2026-11-26T18:30:13.212233Z …`).
-fn log_time(line: &str) -> Option<f64> {
-    let t = line.split_whitespace().next()?.split('T').nth(1)?;
-    let mut parts = t.trim_end_matches('Z').split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
-}
-
 /// The sink's rows and seconds from its first progress line with rows
 /// written to the one counting all of them, by the log's timestamps: like
 /// the broker benchmark, this leaves out joining the consumer group
@@ -87,7 +66,7 @@ fn sink_span(log: &str) -> (usize, f64) {
         .filter(|l| l.contains("records/s from Kafka") && l.contains("bench-out"))
         .filter_map(|l| {
             let written = l.split("written=").nth(1)?.split_whitespace().next()?;
-            Some((log_time(l)?, written.parse().ok()?))
+            Some((common::line_time(l)?, written.parse().ok()?))
         })
         .filter(|&(_, w)| w > 0)
         .collect();
@@ -159,7 +138,7 @@ fn main() {
         l.contains(&done)
     });
     let source_secs = start.elapsed().as_secs_f64();
-    let source_rss = peak_rss_kb(running.child.id());
+    let source_rss = common::peak_rss_kb(running.child.id());
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
 
@@ -198,7 +177,7 @@ fn main() {
     running.wait_for("every row written", Duration::from_secs(900), |l| {
         l.contains(&done)
     });
-    let sink_rss = peak_rss_kb(running.child.id());
+    let sink_rss = common::peak_rss_kb(running.child.id());
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
     assert_eq!(count(&dst), ROWS, "every row once");

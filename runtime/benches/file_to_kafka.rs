@@ -38,14 +38,7 @@ fn main() {
     );
     let elapsed = start.elapsed();
     let pid = running.child.id();
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
+    let rss = common::peak_rss_kb(pid);
     let (code, _) = running.stop();
     assert_eq!(code, 0);
     let secs = elapsed.as_secs_f64();

@@ -78,7 +78,7 @@ fn main() {
     let (t0, c0) = common::progress_points(&running.log(), "written")[0];
     let sink_secs = (last_seen - t0) * RECORDS as f64 / (RECORDS as u64 - c0) as f64;
     let sink_wall = running_wall(&running);
-    let rss_sink = peak_rss(running.child.id());
+    let rss_sink = common::peak_rss_kb(running.child.id());
     assert_eq!(running.stop().0, 0);
 
     // The sink's objects, for the bare loops.
@@ -138,7 +138,7 @@ fn main() {
     assert!(c1 > c0, "progress over more than one line: {points:?}");
     let source_secs = (t1 - t0) * RECORDS as f64 / (c1 - c0) as f64;
     let source_wall = running_wall(&running);
-    let rss_source = peak_rss(running.child.id());
+    let rss_source = common::peak_rss_kb(running.child.id());
     assert_eq!(running.stop().0, 0);
 
     // Bare aws-sdk-s3: get the same objects, one after the other.
@@ -257,16 +257,4 @@ fn cpu_seconds(pid: u32) -> f64 {
     };
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "?".into())
 }

@@ -309,3 +309,17 @@ pub fn progress_points(log: &str, field: &str) -> Vec<(f64, u64)> {
     assert!(!points.is_empty(), "no progress lines counting {field}");
     points
 }
+
+/// The peak resident memory of process `pid` in kB (`VmHWM`), `?` when it
+/// cannot be read.
+pub fn peak_rss_kb(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "?".into())
+}
