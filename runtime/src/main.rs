@@ -151,10 +151,10 @@ fn load(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resu
             Ok(c) => connectors.push(c),
             // A secret that cannot be had now fails the connector alone
             // (other problems of it may follow from the missing value).
-            Err(p) if p.any_unavailable() && file_name(file).is_some() => {
-                unavailable.push((file_name(file).unwrap_or_default(), file.clone(), p))
-            }
-            Err(p) => problems.extend(p),
+            Err(p) => match p.any_unavailable().then(|| file_name(file)).flatten() {
+                Some(name) => unavailable.push((name, file.clone(), p)),
+                None => problems.extend(p),
+            },
         }
     }
     // librdkafka's own properties, checked now rather than at task start.

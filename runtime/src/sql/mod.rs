@@ -224,14 +224,20 @@ impl Database {
 
     /// Runs `op` on the pool; an authentication failure renews the
     /// credentials and runs it again (see `secrets::retry_on_auth_failure`).
-    fn renewing<T, E>(
+    /// `input` is moved into a single run, and copied for each run only
+    /// when the connection can renew its credentials.
+    fn renewing<A: Clone, T, E>(
         &self,
-        mut op: impl FnMut(Pool) -> Result<T, E>,
+        input: A,
+        op: impl Fn(&Pool, A) -> Result<T, E>,
         auth_failure: impl Fn(&E) -> Option<String>,
     ) -> Result<T, E> {
+        if self.renew.is_none() {
+            return op(&self.pool(), input);
+        }
         crate::secrets::retry_on_auth_failure(
             &format!("connection `{}` ({})", self.name, self.location),
-            || op(self.pool()),
+            || op(&self.pool(), input.clone()),
             auth_failure,
             || self.renew(true),
         )
@@ -368,10 +374,7 @@ impl Database {
 
     /// Runs a query and returns every row.
     pub fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<SqlRows, SqlError> {
-        if self.renew.is_none() {
-            return self.query_once(&self.pool(), sql, params);
-        }
-        self.renewing(|pool| self.query_once(&pool, sql, params.clone()), is_auth)
+        self.renewing(params, |pool, p| self.query_once(pool, sql, p), is_auth)
     }
 
     fn query_once(
@@ -406,13 +409,7 @@ impl Database {
 
     /// Runs one statement; returns the rows it affected.
     pub fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
-        if self.renew.is_none() {
-            return self.execute_once(&self.pool(), sql, params);
-        }
-        self.renewing(
-            |pool| self.execute_once(&pool, sql, params.clone()),
-            is_auth,
-        )
+        self.renewing(params, |pool, p| self.execute_once(pool, sql, p), is_auth)
     }
 
     fn execute_once(&self, pool: &Pool, sql: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
@@ -447,11 +444,9 @@ impl Database {
         sql: &str,
         batch: Vec<Vec<SqlValue>>,
     ) -> Result<u64, (u32, SqlError)> {
-        if self.renew.is_none() {
-            return self.execute_batch_once(&self.pool(), sql, batch);
-        }
         self.renewing(
-            |pool| self.execute_batch_once(&pool, sql, batch.clone()),
+            batch,
+            |pool, b| self.execute_batch_once(pool, sql, b),
             |(_, e)| is_auth(e),
         )
     }
@@ -504,10 +499,7 @@ impl Database {
     /// rows the `COPY` loaded. Other dialects have no `COPY`: a statement
     /// error says so.
     pub fn copy_in(&self, load: CopyLoad) -> Result<u64, SqlError> {
-        if self.renew.is_none() {
-            return self.copy_in_once(&self.pool(), &load);
-        }
-        self.renewing(|pool| self.copy_in_once(&pool, &load), is_auth)
+        self.renewing(&load, |pool, l| self.copy_in_once(pool, l), is_auth)
     }
 
     fn copy_in_once(&self, pool: &Pool, load: &CopyLoad) -> Result<u64, SqlError> {
