@@ -14,8 +14,9 @@ const PLUGINS: &[&str] = &["tributary_connector_file", "tributary_testkit"];
 fn worker(site: &Site, broker: &Broker) -> PathBuf {
     // A short session lets a killed worker's sink leave its group quickly.
     site.worker(&format!(
-        "bootstrap.servers: {}\nconsumer.session.timeout.ms: 6000\nconsumer.heartbeat.interval.ms: 1000\n",
-        broker.bootstrap()
+        "bootstrap.servers: {}\nconsumer.session.timeout.ms: 6000\nconsumer.heartbeat.interval.ms: 1000\n{}",
+        broker.bootstrap(),
+        common::broker::ONE_RECORD_BATCHES
     ))
 }
 

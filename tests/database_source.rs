@@ -381,8 +381,9 @@ fn kill_9_mid_stream_then_restart_loses_no_row() {
     exec(PG_URL, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, body TEXT); INSERT INTO {t} SELECT g, repeat('x', 100) FROM generate_series(1, {n}) g;"));
     let site = Site::new(PLUGINS);
     let worker = site.worker(&format!(
-        "bootstrap.servers: {}\nconsumer.session.timeout.ms: 6000\nconsumer.heartbeat.interval.ms: 1000\n",
-        broker.bootstrap()
+        "bootstrap.servers: {}\nconsumer.session.timeout.ms: 6000\nconsumer.heartbeat.interval.ms: 1000\n{}",
+        broker.bootstrap(),
+        common::broker::ONE_RECORD_BATCHES
     ));
     let (src, sink) = pipeline(
         &site,
