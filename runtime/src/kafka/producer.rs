@@ -7,8 +7,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The fate of the record sent with sequence number `seq`.
@@ -16,7 +15,7 @@ use std::time::Duration;
 pub struct Ack {
     pub seq: usize,
     /// `Err`: Kafka refused it (after librdkafka's own retries).
-    pub result: Result<(), FailedDelivery>,
+    pub result: Result<(), Box<FailedDelivery>>,
 }
 
 /// A record Kafka refused, with what the error policy needs to report it.
@@ -28,8 +27,12 @@ pub struct FailedDelivery {
     pub value: Option<Vec<u8>>,
 }
 
+/// Delivery reports on their way from librdkafka's polling thread to the
+/// task: the task takes all that arrived in one swap, not one message each.
+#[derive(Default)]
 struct AckContext {
-    acks: mpsc::Sender<Ack>,
+    acks: Mutex<Vec<Ack>>,
+    arrived: Condvar,
 }
 
 impl ClientContext for AckContext {}
@@ -41,20 +44,25 @@ impl ProducerContext for AckContext {
         let result = result
             .as_ref()
             .map(|_| ())
-            .map_err(|(e, m)| FailedDelivery {
-                error: e.to_string(),
-                topic: m.topic().to_owned(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
+            .map_err(|(e, m)| {
+                Box::new(FailedDelivery {
+                    error: e.to_string(),
+                    topic: m.topic().to_owned(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                })
             });
-        let _ = self.acks.send(Ack { seq, result });
+        let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        acks.push(Ack { seq, result });
+        if acks.len() == 1 {
+            self.arrived.notify_one();
+        }
     }
 }
 
 /// Sends records to Kafka and reports their deliveries.
 pub struct RecordProducer {
     producer: ThreadedProducer<AckContext>,
-    acks: mpsc::Receiver<Ack>,
     cluster: Arc<KafkaCluster>,
 }
 
@@ -79,16 +87,11 @@ impl RecordProducer {
         worker: &BTreeMap<String, String>,
         overrides: &BTreeMap<String, String>,
     ) -> Result<RecordProducer, String> {
-        let (tx, rx) = mpsc::channel();
         let defaults = producer_defaults(cluster.bootstrap_servers());
         let producer = client_config(&[&defaults, worker, overrides])
-            .create_with_context(AckContext { acks: tx })
+            .create_with_context(AckContext::default())
             .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
-        Ok(RecordProducer {
-            producer,
-            acks: rx,
-            cluster,
-        })
+        Ok(RecordProducer { producer, cluster })
     }
 
     /// Makes sure `topics` exist before records go to them (see
@@ -123,13 +126,20 @@ impl RecordProducer {
         Ok(true)
     }
 
-    /// The next delivery report, waiting up to `wait`.
-    pub fn next_ack(&self, wait: Duration) -> Option<Ack> {
-        if wait.is_zero() {
-            self.acks.try_recv().ok()
-        } else {
-            self.acks.recv_timeout(wait).ok()
+    /// Moves the delivery reports that arrived into `into` (which must be
+    /// empty), waiting up to `wait` when none has.
+    pub fn take_acks(&self, wait: Duration, into: &mut Vec<Ack>) {
+        debug_assert!(into.is_empty());
+        let context = self.producer.context();
+        let mut acks = context.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        if acks.is_empty() && !wait.is_zero() {
+            acks = context
+                .arrived
+                .wait_timeout_while(acks, wait, |a| a.is_empty())
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        std::mem::swap(&mut *acks, into);
     }
 
     /// Waits until everything queued was delivered or failed.

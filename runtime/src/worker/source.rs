@@ -6,22 +6,39 @@
 //! written to the offset store → `commit` to the plugin. An offset is
 //! committed only when its record and every record polled before it (in
 //! this task) were acknowledged.
+//!
+//! Two threads per task: the task thread polls the guest and keeps the
+//! books (in flight, acknowledgements, offsets, commits); a sender thread
+//! hands each polled batch to the producer, in poll order, while the task
+//! thread polls the next one.
 
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
-use crate::contract::{JsonMap, PartitionOffset, TaskError};
-use crate::kafka::RecordProducer;
+use crate::contract::{JsonMap, PartitionOffset, SourceRecord, TaskError};
+use crate::kafka::{Ack, RecordProducer};
 use crate::metrics::TaskMetrics;
 use crate::offsets::offset_key;
 use crate::plugin::{CallError, Plugin, SourceInstance, TaskSandbox};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most records produced but not yet acknowledged before polling pauses.
 const MAX_IN_FLIGHT: usize = 500_000;
+
+/// Polled batches waiting for the sender thread before polling pauses.
+const SEND_AHEAD: usize = 2;
+
+/// A polled batch on its way to the sender thread.
+struct Outgoing {
+    topics: Vec<String>,
+    records: Vec<SourceRecord>,
+    /// Sequence number of `records[0]`; the rest follow.
+    first_seq: usize,
+}
 
 /// Records in flight, in poll order, with the offset each one carries.
 #[derive(Default)]
@@ -37,6 +54,11 @@ struct Pending {
 }
 
 impl InFlight {
+    /// The sequence number the next pushed record gets.
+    fn next_seq(&self) -> usize {
+        self.base + self.entries.len()
+    }
+
     fn push(&mut self, offset: Option<(Arc<JsonMap>, JsonMap)>) -> usize {
         self.entries.push_back(Pending {
             acked: false,
@@ -115,14 +137,52 @@ pub(super) fn run(
         task,
         metrics: &metrics,
         policy,
-        producer,
+        producer: &producer,
         in_flight: InFlight::default(),
+        acks: Vec::new(),
         ready: BTreeMap::new(),
     };
-    let result = driver.run(&mut instance);
+    let result = std::thread::scope(|scope| {
+        let (to_sender, batches) = sync_channel(SEND_AHEAD);
+        let sender = std::thread::Builder::new()
+            .name(format!("{name}-{task}-send"))
+            .spawn_scoped(scope, || {
+                send_batches(&producer, batches, &shared.stop, &metrics)
+            })
+            .map_err(|e| format!("cannot start the sender thread: {e}"))?;
+        let polled = driver.run(&mut instance, &to_sender);
+        // The sender drains what was handed to it, then ends.
+        drop(to_sender);
+        let sent = sender
+            .join()
+            .unwrap_or_else(|_| Err("the sender thread panicked".into()));
+        polled.and(sent)
+    });
     let finish = driver.finish(&mut instance);
     instance.close();
     result.and(finish)
+}
+
+/// The sender thread: produces each batch's records in order, tagged with
+/// their sequence numbers. Ends when the task thread hangs up or stops.
+fn send_batches(
+    producer: &RecordProducer,
+    batches: Receiver<Outgoing>,
+    stop: &std::sync::atomic::AtomicBool,
+    metrics: &TaskMetrics,
+) -> Result<(), String> {
+    for batch in batches {
+        let mut bytes = 0;
+        for (seq, record) in (batch.first_seq..).zip(&batch.records) {
+            let topic = &batch.topics[record.topic as usize];
+            if !producer.send(topic, record, seq, stop)? {
+                return Ok(()); // stopping: this record and the rest stay uncommitted
+            }
+            bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
+        }
+        TaskMetrics::add(&metrics.bytes_out, bytes);
+    }
+    Ok(())
 }
 
 struct Driver<'a> {
@@ -131,14 +191,21 @@ struct Driver<'a> {
     task: u32,
     metrics: &'a TaskMetrics,
     policy: ErrorPolicy,
-    producer: RecordProducer,
+    producer: &'a RecordProducer,
     in_flight: InFlight,
+    /// Delivery reports being applied (kept for its allocation).
+    acks: Vec<Ack>,
     /// Acknowledged offsets not yet durable, by offset key.
     ready: BTreeMap<String, PartitionOffset>,
 }
 
 impl Driver<'_> {
-    fn run(&mut self, instance: &mut SourceInstance) -> Result<(), String> {
+    /// Polls until stopped, handing batches to the sender thread.
+    fn run(
+        &mut self,
+        instance: &mut SourceInstance,
+        sender: &SyncSender<Outgoing>,
+    ) -> Result<(), String> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
         let mut last_flush = Instant::now();
@@ -217,7 +284,9 @@ impl Driver<'_> {
             self.producer.prepare(&batch.topics)?;
             let partitions: Vec<Arc<JsonMap>> =
                 batch.partitions.into_iter().map(Arc::new).collect();
-            for (i, mut record) in batch.records.into_iter().enumerate() {
+            let mut records = batch.records;
+            let first_seq = self.in_flight.next_seq();
+            for (i, record) in records.iter_mut().enumerate() {
                 let Some(partition) = partitions.get(record.partition as usize) else {
                     return Err(format!(
                         "poll returned record {i} with partition index {}, but the batch has {} partitions",
@@ -225,24 +294,29 @@ impl Driver<'_> {
                         partitions.len()
                     ));
                 };
-                let topic = match batch.topics.get(record.topic as usize) {
-                    Some(t) if !t.is_empty() => t,
-                    _ => {
-                        return Err(format!(
-                            "poll returned record {i} with topic index {}, but the batch has {} topics (all non-empty)",
-                            record.topic,
-                            batch.topics.len()
-                        ))
-                    }
-                };
-                let size = record.value.as_ref().map_or(0, Vec::len) as u64;
-                let seq = self
-                    .in_flight
-                    .push(record.offset.take().map(|o| (partition.clone(), o)));
-                if !self.producer.send(topic, &record, seq, &self.shared.stop)? {
-                    break; // stopping: this record and the rest stay uncommitted
+                if batch
+                    .topics
+                    .get(record.topic as usize)
+                    .is_none_or(|t| t.is_empty())
+                {
+                    return Err(format!(
+                        "poll returned record {i} with topic index {}, but the batch has {} topics (all non-empty)",
+                        record.topic,
+                        batch.topics.len()
+                    ));
                 }
-                TaskMetrics::add(&self.metrics.bytes_out, size);
+                self.in_flight
+                    .push(record.offset.take().map(|o| (partition.clone(), o)));
+            }
+            let outgoing = Outgoing {
+                topics: batch.topics,
+                records,
+                first_seq,
+            };
+            if sender.send(outgoing).is_err() {
+                // The sender thread ended (stopping, or an error it returns):
+                // what it did not send stays uncommitted.
+                break;
             }
         }
         Ok(())
@@ -250,8 +324,9 @@ impl Driver<'_> {
 
     /// Applies delivery reports: waits up to `wait` for the first.
     fn take_acks(&mut self, wait: Duration) -> Result<(), String> {
-        let mut next = self.producer.next_ack(wait);
-        while let Some(ack) = next {
+        let mut acks = std::mem::take(&mut self.acks);
+        self.producer.take_acks(wait, &mut acks);
+        for ack in acks.drain(..) {
             if let Err(f) = &ack.result {
                 // Under errors.tolerance=all a refused record is logged,
                 // dead-lettered and counted as done, so offsets move past it.
@@ -269,8 +344,8 @@ impl Driver<'_> {
                 self.policy.tolerate(failed, self.metrics)?;
             }
             self.in_flight.ack(ack.seq);
-            next = self.producer.next_ack(Duration::ZERO);
         }
+        self.acks = acks;
         let n = self.in_flight.drain_acked(&mut self.ready, self.name);
         TaskMetrics::add(&self.metrics.records_out, n);
         Ok(())
