@@ -1,25 +1,27 @@
 //! PostgreSQL ↔ Kafka throughput, side by side with `psql \copy` of the same
-//! rows into the same kind of table, in one run: 1,000,000 rows of about
-//! 200 bytes (the value JSON of a row is ~200 bytes).
+//! rows into the same kind of table, in one run: 1,000,000 rows of five
+//! columns (about 160 bytes of value JSON a row).
 //!
 //! `cargo bench -p tributary --bench database_throughput` (needs the
-//! machine's PostgreSQL on 127.0.0.1:5432 with trust auth, and `psql`).
+//! machine's PostgreSQL on 127.0.0.1:5432 with trust auth, `psql`, and
+//! tansu: `scripts/tansu install`).
 //!
-//! - PostgreSQL → Kafka: `database-source` (incrementing) into the embedded
-//!   Kafka; the clock runs from "source task running" to the progress line
-//!   counting every row acknowledged by Kafka.
-//! - Kafka → PostgreSQL: the rows as JSON lines, `file-source` → embedded
-//!   Kafka → `database-sink` (insert); the clock runs from "sink task
-//!   running" to the progress line counting every row written (each `put`
-//!   commits its rows before it returns); the table is counted after. The
-//!   rate is taken from the first progress line with rows written to the
-//!   last, by the log's timestamps, so joining the consumer group is not
-//!   counted (as in the broker benchmark).
+//! Each direction runs alone against one tansu broker (memory storage), so
+//! neither shares the two cores with the other:
+//! - PostgreSQL → Kafka: `database-source` (incrementing) reads the table
+//!   into a topic; timed by the worker's progress lines from the first
+//!   acknowledged row to the last.
+//! - Kafka → PostgreSQL: `database-sink` (insert) reads that topic, already
+//!   full, into an empty table; timed by its progress lines from the first
+//!   row written (each `put` commits its rows before it returns) to the
+//!   last, so joining the consumer group is not counted (as in the broker
+//!   benchmark). The table is counted after.
 //! - `psql \copy`: the same rows from a CSV file into an empty table.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use common::broker::Broker;
 use common::db::{exec, texts, unique, PG_URL};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -56,28 +58,33 @@ fn count(table: &str) -> usize {
         .unwrap()
 }
 
-/// The sink's rows and seconds from its first progress line with rows
-/// written to the one counting all of them, by the log's timestamps: like
-/// the broker benchmark, this leaves out joining the consumer group
-/// (seconds on the embedded Kafka), which is not throughput.
-fn sink_span(log: &str) -> (usize, f64) {
+/// Rows and seconds from the connector's first progress line counting
+/// `field` (> 0) to the first one counting all rows, by the log's
+/// timestamps: like the broker benchmark, this leaves out start-up and
+/// joining the consumer group, which are not throughput.
+fn span(log: &str, connector: &str, field: &str) -> (usize, f64) {
     let progress: Vec<(f64, usize)> = log
         .lines()
-        .filter(|l| l.contains("records/s from Kafka") && l.contains("bench-out"))
+        .filter(|l| l.contains("records/s") && l.contains(connector))
         .filter_map(|l| {
-            let written = l.split("written=").nth(1)?.split_whitespace().next()?;
-            Some((common::line_time(l)?, written.parse().ok()?))
+            let n = l.split(&format!("{field}=")).nth(1)?.split_whitespace().next()?;
+            Some((common::line_time(l)?, n.parse().ok()?))
         })
-        .filter(|&(_, w)| w > 0)
+        .filter(|&(_, n)| n > 0)
         .collect();
-    let (t0, w0) = progress[0];
-    let (t1, w1) = *progress.iter().find(|&&(_, w)| w >= ROWS).unwrap();
+    let (t0, n0) = progress[0];
+    let (t1, n1) = *progress.iter().find(|&&(_, n)| n >= ROWS).unwrap();
     let secs = if t1 >= t0 {
         t1 - t0
     } else {
         t1 + 86_400.0 - t0
     };
-    (w1 - w0, secs)
+    (n1 - n0, secs)
+}
+
+/// Seconds for all rows at the rate of a measured span.
+fn scaled((rows, secs): (usize, f64)) -> f64 {
+    secs / rows as f64 * ROWS as f64
 }
 
 fn report(what: &str, secs: f64, bytes: usize, rss: Option<&str>) {
@@ -90,6 +97,47 @@ fn report(what: &str, secs: f64, bytes: usize, rss: Option<&str>) {
     );
 }
 
+/// Seconds the sink connector's task spent in `put` calls, from the
+/// worker's /metrics (`tributary_task_plugin_call_seconds_sum`).
+fn put_seconds(port: u16, connector: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let prefix = format!("tributary_task_plugin_call_seconds_sum{{connector=\"{connector}\",");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+}
+
+/// Reads every record of `topic` (partition 0) with a bare consumer loop:
+/// seconds from the first record to the last, and the bytes of the values.
+fn bare_read(broker: &Broker, topic: &str) -> (f64, usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", "bare")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let (mut n, mut bytes, mut start) = (0, 0, None);
+    while n < ROWS {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            start.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    (start.unwrap().elapsed().as_secs_f64(), bytes)
+}
+
 fn main() {
     let columns = "id BIGINT PRIMARY KEY, name TEXT NOT NULL, amount NUMERIC(12,2), created TIMESTAMPTZ, note TEXT";
     let src = unique("bench_src");
@@ -97,12 +145,15 @@ fn main() {
         "CREATE TABLE {src} ({columns});
          INSERT INTO {src} SELECT g, 'customer-' || g, (g % 100000) / 100.0, TIMESTAMPTZ '2024-01-01' + g * INTERVAL '1 second', repeat('n', 60) FROM generate_series(1, {ROWS}) g;"
     ));
-    let site = common::Site::new(&["tributary_connector_database", "tributary_connector_file"]);
+    let broker = Broker::memory();
+    broker.create_topic(&src, 1, &[]);
+    let site = common::Site::new(&["tributary_connector_database"]);
     std::fs::create_dir_all(site.path("data")).unwrap();
     let worker = site.write(
         "worker.yaml",
         &format!(
-            "plugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\nlisteners: ''\n",
+            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\nlisteners: ''\n",
+            broker.bootstrap(),
             site.path("plugins").display(),
             site.path("cache").display()
         ),
@@ -124,52 +175,43 @@ fn main() {
     let copy_secs = start.elapsed().as_secs_f64();
     let csv_bytes = std::fs::metadata(&csv).unwrap().len() as usize;
 
-    // PostgreSQL → Kafka.
+    // PostgreSQL → Kafka: the table into the topic of the same name.
     let source = site.write("source.yaml", &format!(
         "name: bench-in\nconfig:\n  connector.class: database-source\n  connection.url: \"{PG_URL}\"\n  table.whitelist: {src}\n  topic.prefix: \"\"\n  mode: incrementing\n  incrementing.column.name: id\n  batch.max.rows: 5000\n"
     ));
     let mut running = site.run(&worker, &[&source]);
-    running.wait_for("the source task", Duration::from_secs(120), |l| {
-        l.contains("source task running")
-    });
-    let start = Instant::now();
     let done = format!("acknowledged={ROWS}");
     running.wait_for("every row acknowledged", Duration::from_secs(900), |l| {
         l.contains(&done)
     });
-    let source_secs = start.elapsed().as_secs_f64();
     let source_rss = common::peak_rss_kb(running.child.id());
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
+    let source_span = span(&log, "bench-in", "acknowledged");
+    // The broker's own ceiling for a reader of that topic: a bare rdkafka
+    // consumer loop that only reads it, timed from its first record.
+    let (bare_secs, json_bytes) = bare_read(&broker, &src);
 
-    // Kafka → PostgreSQL: the same rows as JSON lines through a file source.
-    let mut lines = String::with_capacity(ROWS * 200);
-    for g in 1..=ROWS {
-        let secs = g as i64;
-        lines.push_str(&format!(
-            "{{\"id\":{g},\"name\":\"customer-{g}\",\"amount\":\"{}.{:02}\",\"created\":\"2024-01-{:02}T{:02}:{:02}:{:02}Z\",\"note\":\"{}\"}}\n",
-            (g % 100000) / 100,
-            (g % 100000) % 100,
-            1 + secs / 86400 % 28,
-            secs / 3600 % 24,
-            secs / 60 % 60,
-            secs % 60,
-            "n".repeat(60)
-        ));
-    }
-    let json_bytes = lines.len();
-    site.write("data/rows.json", &lines);
-    drop(lines);
+    // Kafka → PostgreSQL: that topic, already full, into an empty table.
     let dst = unique("bench_dst");
     exec(PG_URL, &format!("CREATE TABLE {dst} ({columns})"));
-    let feed = site.write("feed.yaml", &format!("name: feed\nconfig:\n  connector.class: file-source\n  file: data/rows.json\n  topic: {dst}\n"));
     let sink = site.write("sink.yaml", &format!(
-        "name: bench-out\nconfig:\n  connector.class: database-sink\n  connection.url: \"{PG_URL}\"\n  topics: {dst}\n  insert.mode: insert\n"
+        "name: bench-out\nconfig:\n  connector.class: database-sink\n  connection.url: \"{PG_URL}\"\n  topics: {src}\n  table.name.format: {dst}\n  insert.mode: insert\n"
     ));
-    let mut running = site.run(&worker, &[&feed, &sink]);
-    running.wait_for("the sink task", Duration::from_secs(120), |l| {
-        l.contains("sink task running")
-    });
+    // With REST on, for the sink's time inside `put` from /metrics.
+    let rest_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink_worker = site.write(
+        "sink-worker.yaml",
+        &std::fs::read_to_string(&worker).unwrap().replace(
+            "listeners: ''",
+            &format!("listeners: http://127.0.0.1:{rest_port}"),
+        ),
+    );
+    let mut running = site.run(&sink_worker, &[&sink]);
     // `written` counts records whose `put` returned: their rows are
     // committed. (Polling `count(*)` instead would cost PostgreSQL a scan
     // of the growing table ten times a second, on the same two cores.)
@@ -178,10 +220,11 @@ fn main() {
         l.contains(&done)
     });
     let sink_rss = common::peak_rss_kb(running.child.id());
+    let put_secs = put_seconds(rest_port, "bench-out");
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
     assert_eq!(count(&dst), ROWS, "every row once");
-    let (sink_rows, sink_secs) = sink_span(&log);
+    let sink_span = span(&log, "bench-out", "written");
 
     println!(
         "rows: {ROWS}; value JSON {:.0} bytes/row; CSV {:.0} bytes/row",
@@ -190,25 +233,37 @@ fn main() {
     );
     report("psql \\copy (CSV → PostgreSQL)", copy_secs, csv_bytes, None);
     report(
-        "database-source (PostgreSQL → embedded Kafka)",
-        source_secs,
+        "database-source (PostgreSQL → Kafka)",
+        scaled(source_span),
         json_bytes,
         Some(&source_rss),
     );
-    let sink_per_row = sink_secs / sink_rows as f64;
     report(
-        "database-sink (embedded Kafka → PostgreSQL, insert)",
-        sink_per_row * ROWS as f64,
+        "bare rdkafka consumer loop (reads the topic, writes nothing)",
+        bare_secs,
+        json_bytes,
+        None,
+    );
+    report(
+        "database-sink (Kafka → PostgreSQL, insert)",
+        scaled(sink_span),
         json_bytes,
         Some(&sink_rss),
     );
-    println!(
-        "  (timed over rows {}..{ROWS}: {sink_secs:.2} s)",
-        ROWS - sink_rows
+    report(
+        "  of which inside `put` (decoding, COPY, commit; no waiting on Kafka)",
+        put_secs,
+        json_bytes,
+        None,
     );
     println!(
-        "sink / \\copy: {:.2}",
-        copy_secs / (sink_per_row * ROWS as f64)
+        "  (timed over {} source rows in {:.2} s, {} sink rows in {:.2} s)",
+        source_span.0, source_span.1, sink_span.0, sink_span.1
+    );
+    println!(
+        "sink / \\copy: {:.2}; sink / bare consumer loop: {:.2}",
+        copy_secs / scaled(sink_span),
+        bare_secs / scaled(sink_span)
     );
     for t in [&src, &copy_table, &dst] {
         exec(PG_URL, &format!("DROP TABLE {t}"));
