@@ -144,13 +144,14 @@ pub(super) fn run(
     };
     let result = std::thread::scope(|scope| {
         let (to_sender, batches) = sync_channel(SEND_AHEAD);
+        let (spent_tx, spent) = std::sync::mpsc::channel();
         let sender = std::thread::Builder::new()
             .name(format!("{name}-{task}-send"))
             .spawn_scoped(scope, || {
-                send_batches(&producer, batches, &shared.stop, &metrics)
+                send_batches(&producer, batches, spent_tx, &shared.stop, &metrics)
             })
             .map_err(|e| format!("cannot start the sender thread: {e}"))?;
-        let polled = driver.run(&mut instance, &to_sender);
+        let polled = driver.run(&mut instance, &to_sender, &spent);
         // The sender drains what was handed to it, then ends.
         drop(to_sender);
         let sent = sender
@@ -168,6 +169,7 @@ pub(super) fn run(
 fn send_batches(
     producer: &RecordProducer,
     batches: Receiver<Outgoing>,
+    spent: std::sync::mpsc::Sender<Vec<SourceRecord>>,
     stop: &std::sync::atomic::AtomicBool,
     metrics: &TaskMetrics,
 ) -> Result<(), String> {
@@ -181,6 +183,9 @@ fn send_batches(
             bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
         }
         TaskMetrics::add(&metrics.bytes_out, bytes);
+        // Freed where they were allocated: glibc's malloc makes a thread
+        // that frees another thread's memory wait on that thread's arena.
+        let _ = spent.send(batch.records);
     }
     Ok(())
 }
@@ -205,6 +210,7 @@ impl Driver<'_> {
         &mut self,
         instance: &mut SourceInstance,
         sender: &SyncSender<Outgoing>,
+        spent: &Receiver<Vec<SourceRecord>>,
     ) -> Result<(), String> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
@@ -214,6 +220,7 @@ impl Driver<'_> {
         let mut idle = Duration::from_millis(1);
         let mut retry = Retry::default();
         while !stop.load(Ordering::Relaxed) {
+            spent.try_iter().for_each(drop);
             self.take_acks(Duration::ZERO)?;
             if last_flush.elapsed() >= worker.offset_flush_interval {
                 self.commit_offsets(instance)?;
