@@ -9,11 +9,9 @@
 mod common;
 
 use common::broker::Broker;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use rdkafka::{Offset, TopicPartitionList};
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -98,16 +96,7 @@ fn main() {
     assert_eq!(running.stop().0, 0);
 
     // Bare consumer: read the topic, append values to a file, sync it.
-    let consumer: BaseConsumer = bare_broker
-        .config()
-        .set("group.id", "bare")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("bare", 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = bare_broker.reader("bare");
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
         std::fs::File::create(site.path("data/bare-out.txt")).unwrap(),

@@ -114,18 +114,8 @@ fn put_seconds(port: u16, connector: &str) -> f64 {
 /// Reads every record of `topic` (partition 0) with a bare consumer loop:
 /// seconds from the first record to the last, and the bytes of the values.
 fn bare_read(broker: &Broker, topic: &str) -> (f64, usize) {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = broker
-        .config()
-        .set("group.id", "bare")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = broker.reader(topic);
     let (mut n, mut bytes, mut start) = (0, 0, None);
     while n < ROWS {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {

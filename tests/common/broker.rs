@@ -164,23 +164,30 @@ impl Broker {
         producer.flush(Duration::from_secs(30)).unwrap();
     }
 
-    /// Every record of partition 0 of `topic`, from the beginning.
-    pub fn consume_all(&self, topic: &str) -> Vec<Consumed> {
+    /// A consumer reading partition 0 of `topic` from the beginning,
+    /// assigned directly (it commits nothing and joins no group).
+    pub fn reader(&self, topic: &str) -> BaseConsumer {
         let consumer: BaseConsumer = self
             .config()
             .set("group.id", "test-reader")
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        consumer
+    }
+
+    /// Every record of partition 0 of `topic`, from the beginning.
+    pub fn consume_all(&self, topic: &str) -> Vec<Consumed> {
+        let consumer = self.reader(topic);
         // A topic that does not exist yet holds nothing.
         let (_, high) = match consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) {
             Ok(w) => w,
             Err(_) => return Vec::new(),
         };
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
         let start = Instant::now();
         // Read past the high watermark until nothing more comes: some
