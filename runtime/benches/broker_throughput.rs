@@ -118,7 +118,16 @@ fn main() {
     // tributary: Kafka → file-sink.
     let out_path = site.path("data/out.txt");
     let sink = site.write("sink.yaml", "name: bench-out\nconfig:\n  connector.class: file-sink\n  file: data/out.txt\n  topics: trib\n");
-    let mut running = site.run(&worker, &[&sink]);
+    // Its own config topic: the worker would otherwise also start the
+    // source connector the first run left in the default one.
+    let sink_worker = site.write(
+        "sink-worker.yaml",
+        &format!(
+            "{}config.storage.topic: tributary-configs-sink\n",
+            std::fs::read_to_string(&worker).unwrap()
+        ),
+    );
+    let mut running = site.run(&sink_worker, &[&sink]);
     // Watch the worker's progress lines, not the file: reading a 100 MB
     // file every few milliseconds would take the worker's CPU.
     let done = format!("written={LINES}");

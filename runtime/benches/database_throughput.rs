@@ -196,9 +196,13 @@ fn main() {
         .port();
     let sink_worker = site.write(
         "sink-worker.yaml",
+        // Its own config topic: the worker would otherwise also start the
+        // source connector the first run left in the default one.
         &std::fs::read_to_string(&worker).unwrap().replace(
             "listeners: ''",
-            &format!("listeners: http://127.0.0.1:{rest_port}"),
+            &format!(
+                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-sink"
+            ),
         ),
     );
     let mut running = site.run(&sink_worker, &[&sink]);
