@@ -21,8 +21,8 @@ use crate::metrics::TaskMetrics;
 use crate::offsets::offset_key;
 use crate::plugin::{CallError, Plugin, SourceInstance, TaskSandbox};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,17 +142,26 @@ pub(super) fn run(
         acks: Vec::new(),
         ready: BTreeMap::new(),
     };
+    // Set when polling ends (stop, or an error): the sender sends no more;
+    // what it did not send stays uncommitted.
+    let abort = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         let (to_sender, batches) = sync_channel(SEND_AHEAD);
         let (spent_tx, spent) = std::sync::mpsc::channel();
         let sender = std::thread::Builder::new()
             .name(format!("{name}-{task}-send"))
             .spawn_scoped(scope, || {
-                send_batches(&producer, batches, spent_tx, &shared.stop, &metrics)
+                send_batches(
+                    &producer,
+                    batches,
+                    spent_tx,
+                    [&shared.stop, &abort],
+                    &metrics,
+                )
             })
             .map_err(|e| format!("cannot start the sender thread: {e}"))?;
         let polled = driver.run(&mut instance, &to_sender, &spent);
-        // The sender drains what was handed to it, then ends.
+        abort.store(true, Ordering::Relaxed);
         drop(to_sender);
         let sent = sender
             .join()
@@ -165,19 +174,22 @@ pub(super) fn run(
 }
 
 /// The sender thread: produces each batch's records in order, tagged with
-/// their sequence numbers. Ends when the task thread hangs up or stops.
+/// their sequence numbers. Ends when the task thread hangs up, when the
+/// worker stops, or at `abort` (polling ended).
 fn send_batches(
     producer: &RecordProducer,
     batches: Receiver<Outgoing>,
     spent: std::sync::mpsc::Sender<Vec<SourceRecord>>,
-    stop: &std::sync::atomic::AtomicBool,
+    [stop, abort]: [&AtomicBool; 2],
     metrics: &TaskMetrics,
 ) -> Result<(), String> {
     for batch in batches {
         let mut bytes = 0;
         for (seq, record) in (batch.first_seq..).zip(&batch.records) {
             let topic = &batch.topics[record.topic as usize];
-            if !producer.send(topic, record, seq, stop)? {
+            // `stop` also ends a wait inside `send` (the embedded Kafka's
+            // flow control, whose readers stop too).
+            if abort.load(Ordering::Relaxed) || !producer.send(topic, record, seq, stop)? {
                 return Ok(()); // stopping: this record and the rest stay uncommitted
             }
             bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
@@ -220,7 +232,15 @@ impl Driver<'_> {
         let mut idle = Duration::from_millis(1);
         let mut retry = Retry::default();
         while !stop.load(Ordering::Relaxed) {
-            spent.try_iter().for_each(drop);
+            // Spent batches are freed here; a hung-up channel means the
+            // sender ended (its error, if any, comes from joining it).
+            loop {
+                match spent.try_recv() {
+                    Ok(records) => drop(records),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Ok(()),
+                }
+            }
             self.take_acks(Duration::ZERO)?;
             if last_flush.elapsed() >= worker.offset_flush_interval {
                 self.commit_offsets(instance)?;
@@ -333,6 +353,9 @@ impl Driver<'_> {
     fn take_acks(&mut self, wait: Duration) -> Result<(), String> {
         let mut acks = std::mem::take(&mut self.acks);
         self.producer.take_acks(wait, &mut acks);
+        // Every report is applied even after one fails the task, so the
+        // records acknowledged with it still count as delivered.
+        let mut failure = None;
         for ack in acks.drain(..) {
             if let Err(f) = &ack.result {
                 // Under errors.tolerance=all a refused record is logged,
@@ -348,14 +371,20 @@ impl Driver<'_> {
                     class: "producer",
                     message: &f.error,
                 };
-                self.policy.tolerate(failed, self.metrics)?;
+                if failure.is_some() {
+                    continue; // already failing: the rest are not tolerated
+                }
+                if let Err(e) = self.policy.tolerate(failed, self.metrics) {
+                    failure = Some(e);
+                    continue; // not done: its offset must not commit
+                }
             }
             self.in_flight.ack(ack.seq);
         }
         self.acks = acks;
         let n = self.in_flight.drain_acked(&mut self.ready, self.name);
         TaskMetrics::add(&self.metrics.records_out, n);
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     /// Makes acknowledged offsets durable, then tells the task. A store
