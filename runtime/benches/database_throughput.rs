@@ -67,7 +67,11 @@ fn span(log: &str, connector: &str, field: &str) -> (usize, f64) {
         .lines()
         .filter(|l| l.contains("records/s") && l.contains(connector))
         .filter_map(|l| {
-            let n = l.split(&format!("{field}=")).nth(1)?.split_whitespace().next()?;
+            let n = l
+                .split(&format!("{field}="))
+                .nth(1)?
+                .split_whitespace()
+                .next()?;
             Some((common::line_time(l)?, n.parse().ok()?))
         })
         .filter(|&(_, n)| n > 0)

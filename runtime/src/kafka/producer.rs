@@ -41,17 +41,14 @@ impl ProducerContext for AckContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let result = result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|(e, m)| {
-                Box::new(FailedDelivery {
-                    error: e.to_string(),
-                    topic: m.topic().to_owned(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                })
-            });
+        let result = result.as_ref().map(|_| ()).map_err(|(e, m)| {
+            Box::new(FailedDelivery {
+                error: e.to_string(),
+                topic: m.topic().to_owned(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            })
+        });
         let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
         acks.push(Ack { seq, result });
         if acks.len() == 1 {
