@@ -155,20 +155,11 @@ fn main() {
     println!("worker peak RSS: source run {rss_source} kB, sink run {rss_sink} kB");
 }
 
-/// Seconds from the first progress line with a count of `field` above zero
-/// to the last, scaled to all `LINES` records: the worker's own clock,
-/// without start-up, connecting or the consumer group join (the bare loops
-/// are timed from their first acknowledged or read record in the same
-/// way). Progress lines come every 100 ms.
+/// Seconds for all `LINES` records at the rate the worker's progress lines
+/// show ([`common::progress_span`]); lines come every 100 ms.
 fn progress_time(log: &str, field: &str) -> f64 {
-    let points: Vec<(f64, u64)> = common::progress_points(log, field)
-        .into_iter()
-        .filter(|&(_, count)| count > 0)
-        .collect();
-    let (t0, c0) = points.first().copied().expect("progress lines");
-    let (t1, c1) = points.last().copied().expect("progress lines");
-    assert!(c1 > c0, "progress over more than one line: {points:?}");
-    (t1 - t0) * LINES as f64 / (c1 - c0) as f64
+    let (counted, secs) = common::progress_span(log, field);
+    secs * LINES as f64 / counted as f64
 }
 
 /// Times the first and the last delivery report.

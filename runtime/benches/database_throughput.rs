@@ -58,36 +58,9 @@ fn count(table: &str) -> usize {
         .unwrap()
 }
 
-/// Rows and seconds from the connector's first progress line counting
-/// `field` (> 0) to the first one counting all rows, by the log's
-/// timestamps: like the broker benchmark, this leaves out start-up and
-/// joining the consumer group, which are not throughput.
-fn span(log: &str, connector: &str, field: &str) -> (usize, f64) {
-    let progress: Vec<(f64, usize)> = log
-        .lines()
-        .filter(|l| l.contains("records/s") && l.contains(connector))
-        .filter_map(|l| {
-            let n = l
-                .split(&format!("{field}="))
-                .nth(1)?
-                .split_whitespace()
-                .next()?;
-            Some((common::line_time(l)?, n.parse().ok()?))
-        })
-        .filter(|&(_, n)| n > 0)
-        .collect();
-    let (t0, n0) = progress[0];
-    let (t1, n1) = *progress.iter().find(|&&(_, n)| n >= ROWS).unwrap();
-    let secs = if t1 >= t0 {
-        t1 - t0
-    } else {
-        t1 + 86_400.0 - t0
-    };
-    (n1 - n0, secs)
-}
-
-/// Seconds for all rows at the rate of a measured span.
-fn scaled((rows, secs): (usize, f64)) -> f64 {
+/// Seconds for all rows at the rate of a measured span
+/// ([`common::progress_span`]).
+fn scaled((rows, secs): (u64, f64)) -> f64 {
     secs / rows as f64 * ROWS as f64
 }
 
@@ -181,7 +154,7 @@ fn main() {
     let source_rss = common::peak_rss_kb(running.child.id());
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
-    let source_span = span(&log, "bench-in", "acknowledged");
+    let source_span = common::progress_span(&log, "acknowledged");
     // The broker's own ceiling for a reader of that topic: a bare rdkafka
     // consumer loop that only reads it, timed from its first record.
     let (bare_secs, json_bytes) = bare_read(&broker, &src);
@@ -222,7 +195,7 @@ fn main() {
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
     assert_eq!(count(&dst), ROWS, "every row once");
-    let sink_span = span(&log, "bench-out", "written");
+    let sink_span = common::progress_span(&log, "written");
 
     println!(
         "rows: {ROWS}; value JSON {:.0} bytes/row; CSV {:.0} bytes/row",

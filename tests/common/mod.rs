@@ -290,6 +290,29 @@ pub fn line_time(line: &str) -> Option<f64> {
     Some(hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??)
 }
 
+/// What the worker's progress lines show moving through `field`: records
+/// counted and seconds, from the first line counting more than zero to the
+/// first line with the final count, by the log's timestamps. Leaves out
+/// start-up, connecting and joining a consumer group, which are not
+/// throughput (benchmarks time their bare loops the same way).
+pub fn progress_span(log: &str, field: &str) -> (u64, f64) {
+    let points: Vec<(f64, u64)> = progress_points(log, field)
+        .into_iter()
+        .filter(|&(_, count)| count > 0)
+        .collect();
+    let (t0, c0) = *points.first().expect("a progress line counting records");
+    let last = points.iter().map(|&(_, c)| c).max().unwrap_or(c0);
+    let (t1, c1) = *points.iter().find(|&&(_, c)| c == last).expect("max");
+    assert!(c1 > c0, "progress over more than one line: {points:?}");
+    // Across midnight (UTC), the clock of the last line starts again at 0.
+    let secs = if t1 >= t0 {
+        t1 - t0
+    } else {
+        t1 + 86_400.0 - t0
+    };
+    (c1 - c0, secs)
+}
+
 /// (time, count) of the worker's progress lines that count `field`.
 pub fn progress_points(log: &str, field: &str) -> Vec<(f64, u64)> {
     let key = format!(" {field}=");
