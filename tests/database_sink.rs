@@ -489,6 +489,112 @@ fn copy_upsert_into_postgres_with_a_bad_row_writes_the_others() {
     copy_with_a_bad_row_case("upsert");
 }
 
+/// 3,000 records already in a topic on a real broker reach the sink in
+/// puts of 2,000 (the broker hands them over at once), so an insert
+/// group's `COPY` starts while the put still decodes its records and takes
+/// their rows in pieces (counter `rows_streamed`). A record breaking a
+/// CHECK constraint late in the first put fails that `COPY` at its end;
+/// its rows go again by `INSERT`, which finds the bad one.
+#[test]
+fn copy_under_way_while_a_put_decodes_writes_every_good_row() {
+    let site = Site::new(PLUGINS);
+    let db = Db::open(Flavor::Postgres, &site);
+    let table = unique("copyearly");
+    let seen = format!("{table}_statements");
+    db.create(
+        &table,
+        "id BIGINT PRIMARY KEY, qty INTEGER CHECK (qty >= 0), name TEXT",
+    );
+    db.create(&seen, "statement TEXT");
+    db.exec(&format!(
+        "CREATE FUNCTION {table}_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO {seen} VALUES (current_query()); RETURN NULL; END $$"
+    ));
+    db.exec(&format!(
+        "CREATE TRIGGER note AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {table}_note()"
+    ));
+    let n = 3_000;
+    let bad_at = 1_900;
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let qty = if i == bad_at { -1 } else { i as i64 };
+            format!(r#"{{"id":{i},"qty":{qty},"name":"tab\there {i}"}}"#)
+        })
+        .collect();
+    let broker = Broker::memory();
+    broker.create_topic(&table, 1, &[]);
+    let dlq = format!("{table}_dlq");
+    broker.create_topic(&dlq, 1, &[]);
+    broker.produce_all(&table, &values);
+
+    let worker = site.worker(&format!(
+        "bootstrap.servers: {}
+",
+        broker.bootstrap()
+    ));
+    let sink = sink_file(
+        &site,
+        "sink.yaml",
+        "db-out",
+        &table,
+        &db,
+        &[
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", dlq.as_str()),
+        ],
+    );
+    let mut running = site.run(&worker, &[sink.as_path()]);
+    running.wait_for("the rows in the database", WAIT, |log| {
+        assert!(!log.contains("task failed"), "a task failed:\n{log}");
+        db.count(&table) >= n - 1
+    });
+    let (code, log) = running.stop();
+    assert_eq!(code, 0, "clean exit; log:\n{log}");
+
+    assert_eq!(db.count(&table), n - 1);
+    let sums = db.rows(&format!(
+        "SELECT {}, {} FROM {table}",
+        db.text("SUM(id)"),
+        db.text("SUM(length(name))")
+    ));
+    let expected_length: usize = (0..n)
+        .filter(|&i| i != bad_at)
+        .map(|i| format!("tab\there {i}").len())
+        .sum();
+    assert_eq!(
+        sums[0],
+        [
+            Some((n * (n - 1) / 2 - bad_at).to_string()),
+            Some(expected_length.to_string())
+        ]
+    );
+    let dead = broker.consume_all(&dlq);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].value.as_deref(), Some(values[bad_at].as_bytes()));
+    let streamed: u64 = log
+        .split("rows_streamed=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no rows_streamed counter in the log:\n{log}"));
+    assert!(streamed >= 256, "rows_streamed={streamed}");
+    let statements: Vec<String> = db
+        .rows(&format!("SELECT statement FROM {seen}"))
+        .into_iter()
+        .map(|r| r[0].clone().unwrap_or_default())
+        .collect();
+    assert!(
+        statements.iter().any(|s| s.starts_with("COPY ")),
+        "no rows went in by COPY: {statements:?}"
+    );
+    assert!(
+        statements.iter().any(|s| s.contains("VALUES")),
+        "the put with the bad record did not go again by INSERT: {statements:?}"
+    );
+    db.drop_table(&table);
+    db.drop_table(&seen);
+    db.exec(&format!("DROP FUNCTION {table}_note()"));
+}
+
 // upsert
 
 /// Three rounds over 50 keys, each key twice in a row in the last round,

@@ -164,6 +164,28 @@ impl Broker {
         producer.flush(Duration::from_secs(30)).unwrap();
     }
 
+    /// Produces `values` (no keys) in order with one producer, and waits
+    /// until every one is acknowledged.
+    pub fn produce_all(&self, topic: &str, values: &[String]) {
+        let producer: BaseProducer = self.config().set("linger.ms", "50").create().unwrap();
+        for v in values {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+            record.payload = Some(v.as_bytes());
+            while let Err((e, r)) = producer.send(record) {
+                assert!(
+                    matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+                record = r;
+            }
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+    }
+
     /// A consumer reading partition 0 of `topic` from the beginning,
     /// assigned directly (it commits nothing and joins no group).
     pub fn reader(&self, topic: &str) -> BaseConsumer {

@@ -8,9 +8,12 @@
 //! auto-creation from the first record; and the batched statements:
 //!
 //! - PostgreSQL: one `COPY … FROM STDIN` of a group's rows through the
-//!   worker's `copy-in` (upsert: into a temporary table, then `INSERT …
+//!   worker's `copy-writer` (upsert: into a temporary table, then `INSERT …
 //!   SELECT … ON CONFLICT DO UPDATE`); when the database rejects the data,
-//!   the rows go again the MySQL way below;
+//!   the rows go again the MySQL way below. In a `put` whose records all go
+//!   to one table, an insert group's `COPY` starts while its records are
+//!   still decoded, and takes their rows in pieces: the database parses
+//!   one piece while the task decodes the next;
 //! - MySQL/MariaDB: one multi-row `INSERT … VALUES (…),(…)` per chunk
 //!   (upsert: `ON DUPLICATE KEY UPDATE`), falling back to one row at a time
 //!   when the database rejects the data of a chunk, so only the records at
@@ -31,7 +34,9 @@ use std::rc::Rc;
 use base64::Engine;
 use serde_json::{Map, Value as Json};
 use tributary_sdk::log::counter_add;
-use tributary_sdk::sql::{Connection, CopyLoad, Dialect, SqlError, Value};
+use tributary_sdk::sql::{
+    copy_text_row, Connection, CopyLoad, CopyWriter, Dialect, SqlError, Value,
+};
 use tributary_sdk::{
     config_key as key, debug, info, Config, ConfigIssue, ConfigType, ConnectorKind, Description,
     PutResult, Sink, SinkBatch, SinkRecord, SinkTask, TaskError,
@@ -47,6 +52,11 @@ const CONNECTION: &str = "default";
 const MAX_PARAMS: usize = 60_000;
 /// Most rows in one multi-row statement.
 const MAX_ROWS: usize = 2_000;
+/// `COPY` text is written to the database in pieces of about this size.
+const PIECE: usize = 64 << 10;
+/// An insert group under way converts and sends its rows when this many
+/// have come since the last time.
+const STREAM_ROWS: usize = 256;
 /// The column of a primitive record key when `pk.fields` names none (Kafka
 /// Connect's name).
 const PRIMITIVE_KEY_COLUMN: &str = "__connect_key";
@@ -307,6 +317,33 @@ struct Group {
     /// The names among `names` that form the key.
     key: Vec<String>,
     rows: Vec<Row>,
+    /// The group's `COPY`, when it started before the group was complete.
+    copying: Copying,
+}
+
+/// Whether an insert group's `COPY` runs while its records are decoded.
+enum Copying {
+    /// Not (yet): the group is written when it is complete.
+    No,
+    /// It runs: rows up to `done` are converted, `prepared` and sent.
+    Open(Box<OpenCopy>),
+    /// It could not start; the group is written when it is complete.
+    Off,
+}
+
+/// A `COPY` that runs while its group grows.
+struct OpenCopy {
+    writer: CopyWriter,
+    columns: Vec<ColumnInfo>,
+    /// The rows converted so far (kept for the `INSERT` way, should the
+    /// database reject the data).
+    prepared: Vec<Prepared>,
+    /// How many of the group's rows were converted.
+    done: usize,
+    /// `COPY` text not sent yet.
+    text: Vec<u8>,
+    /// The load's error, once a `write` returned one.
+    failed: Option<SqlError>,
 }
 
 impl Group {
@@ -317,6 +354,15 @@ impl Group {
             names: row.fields.iter().map(|(n, _)| n.clone()).collect(),
             key,
             rows: vec![row],
+            copying: Copying::No,
+        }
+    }
+
+    /// Rows not converted yet by a `COPY` under way.
+    fn unconverted(&self) -> usize {
+        match &self.copying {
+            Copying::Open(c) => self.rows.len() - c.done,
+            Copying::No | Copying::Off => self.rows.len(),
         }
     }
 
@@ -486,6 +532,11 @@ impl DatabaseSinkTask {
             .map(|t| (Rc::from(t.as_str()), self.settings.table_for(t)))
             .collect();
         let no_topic: (Rc<str>, String) = (Rc::from(""), self.settings.table_for(""));
+        // A `COPY` may run while records are decoded only when no other
+        // table's columns may have to be read meanwhile (the load holds a
+        // pooled connection, and the pool may have no other).
+        let early_copy =
+            self.dialect == Dialect::Postgres && topics.windows(2).all(|w| w[0].1 == w[1].1);
         for (index, record) in batch.records.iter().enumerate() {
             if !self.written_before.is_empty() && self.written_before.contains(&place(batch, index))
             {
@@ -517,16 +568,25 @@ impl DatabaseSinkTask {
                 at,
                 fields: decoded.fields,
             };
-            match pending.iter().position(|g| g.table == *table) {
+            let at = match pending.iter().position(|g| g.table == *table) {
                 Some(i) if pending[i].fits(decoded.op, &decoded.key, &row) => {
-                    pending[i].rows.push(row)
+                    pending[i].rows.push(row);
+                    i
                 }
                 Some(i) => {
                     let next = Group::new(table.clone(), decoded.op, decoded.key, row);
                     let full = std::mem::replace(&mut pending[i], next);
                     self.write(full, out)?;
+                    i
                 }
-                None => pending.push(Group::new(table.clone(), decoded.op, decoded.key, row)),
+                None => {
+                    pending.push(Group::new(table.clone(), decoded.op, decoded.key, row));
+                    pending.len() - 1
+                }
+            };
+            let group = &mut pending[at];
+            if early_copy && group.op == Op::Insert && group.unconverted() >= STREAM_ROWS {
+                self.copy_some(group, out);
             }
         }
         for group in pending {
@@ -1124,22 +1184,32 @@ impl DatabaseSinkTask {
     /// Writes a group. Records the database rejects become bad records;
     /// a statement error reads the table's columns again once and retries
     /// what was not written, then fails the task.
-    fn write(&mut self, group: Group, out: &mut Outcome) -> Result<(), TaskError> {
+    fn write(&mut self, mut group: Group, out: &mut Outcome) -> Result<(), TaskError> {
         let mut start = 0;
+        let mut open = match std::mem::replace(&mut group.copying, Copying::No) {
+            Copying::Open(c) => Some(c),
+            Copying::No | Copying::Off => None,
+        };
         loop {
-            let rows = &group.rows[start..];
-            let Some(columns) = self.columns_of(&group.table, &group.names)? else {
-                self.no_column(&group, rows, out);
-                return Ok(());
+            let result = match open.take() {
+                Some(c) => self.finish_copy(&group, *c, out),
+                None => {
+                    let rows = &group.rows[start..];
+                    let Some(columns) = self.columns_of(&group.table, &group.names)? else {
+                        self.no_column(&group, rows, out);
+                        return Ok(());
+                    };
+                    let mut prepared = convert(&group.table, &columns, rows, out);
+                    let statement = Statement {
+                        dialect: self.dialect,
+                        table: &group.table,
+                        columns: &columns,
+                        key: key_positions(&group),
+                    };
+                    self.execute(group.op, &statement, &mut prepared, out)
+                }
             };
-            let mut prepared = convert(&group.table, &columns, rows, out);
-            let statement = Statement {
-                dialect: self.dialect,
-                table: &group.table,
-                columns: &columns,
-                key: key_positions(&group),
-            };
-            let failure = match self.execute(group.op, &statement, &mut prepared, out) {
+            let failure = match result {
                 Ok(()) => return Ok(()),
                 Err(f) => f,
             };
@@ -1250,22 +1320,41 @@ impl DatabaseSinkTask {
         if rows.is_empty() {
             return Ok(());
         }
-        // Positions in `rows` of the rows to send.
+        let load = statement.copy_load(upsert);
+        let mut writer = self.db.copy_begin(&load).map_err(|error| Failure {
+            first_unwritten: rows[0].index,
+            error,
+            sql: load.copy.clone(),
+        })?;
+        let mut text = Vec::with_capacity(PIECE + 4096);
         let sent: Vec<usize> = if upsert {
             last_per_key(rows, &statement.key)
         } else {
             (0..rows.len()).collect()
         };
-        // The values move into the load, and back for a second try.
-        let mut load = statement.copy_load(upsert);
-        load.rows = sent
-            .iter()
-            .map(|&i| std::mem::take(&mut rows[i].values))
-            .collect();
-        let result = self.db.copy_in(&load);
-        for (&i, values) in sent.iter().zip(std::mem::take(&mut load.rows)) {
-            rows[i].values = values;
+        let mut result = Ok(());
+        for i in sent {
+            result = send_row(&mut writer, &mut text, &rows[i]);
+            if result.is_err() {
+                break;
+            }
         }
+        let result = result
+            .and_then(|()| send_rest(&mut writer, &mut text))
+            .and_then(|()| CopyWriter::finish(writer));
+        self.copied(statement, upsert, result, rows, out)
+    }
+
+    /// What a `COPY` of `rows` came to: written, written again the
+    /// `INSERT` way when the database rejected the data, or a failure.
+    fn copied(
+        &self,
+        statement: &Statement,
+        upsert: bool,
+        result: Result<u64, SqlError>,
+        rows: &[Prepared],
+        out: &mut Outcome,
+    ) -> Result<(), Failure> {
         match result {
             Ok(_) => {
                 out.wrote(rows.iter());
@@ -1280,11 +1369,92 @@ impl DatabaseSinkTask {
                 self.insert_multi_row(statement, upsert, rows, out)
             }
             Err(error) => Err(Failure {
-                first_unwritten: rows[0].index,
+                first_unwritten: rows.first().map_or(usize::MAX, |p| p.index),
                 error,
-                sql: load.copy,
+                sql: statement.copy_load(upsert).copy,
             }),
         }
+    }
+
+    /// Starts the `COPY` of an insert group that is still growing, or sends
+    /// it the rows that came since the last time. A `COPY` that cannot
+    /// start or fails is left for [`Self::write`] to deal with when the
+    /// group is complete.
+    fn copy_some(&mut self, group: &mut Group, out: &mut Outcome) {
+        if matches!(group.copying, Copying::No) {
+            group.copying = match self.open_copy(group) {
+                Some(c) => Copying::Open(Box::new(c)),
+                None => Copying::Off,
+            };
+        }
+        let Copying::Open(c) = &mut group.copying else {
+            return;
+        };
+        if c.failed.is_some() {
+            return;
+        }
+        let new = convert(&group.table, &c.columns, &group.rows[c.done..], out);
+        c.done = group.rows.len();
+        counter_add("rows_streamed", new.len() as u64);
+        for p in &new {
+            if let Err(e) = send_row(&mut c.writer, &mut c.text, p) {
+                c.failed = Some(e);
+                break;
+            }
+        }
+        c.prepared.extend(new);
+    }
+
+    /// A `COPY` into the group's table, begun; `None` when it cannot run
+    /// now (the group is then written the usual way, which says why).
+    fn open_copy(&mut self, group: &Group) -> Option<OpenCopy> {
+        let columns = self.columns_of(&group.table, &group.names).ok()??;
+        let statement = Statement {
+            dialect: self.dialect,
+            table: &group.table,
+            columns: &columns,
+            key: key_positions(group),
+        };
+        let writer = self.db.copy_begin(&statement.copy_load(false)).ok()?;
+        Some(OpenCopy {
+            writer,
+            columns,
+            prepared: Vec::new(),
+            done: 0,
+            text: Vec::with_capacity(PIECE + 4096),
+            failed: None,
+        })
+    }
+
+    /// Sends the rest of a group whose `COPY` runs, and ends the `COPY`.
+    fn finish_copy(&self, group: &Group, c: OpenCopy, out: &mut Outcome) -> Result<(), Failure> {
+        let OpenCopy {
+            mut writer,
+            columns,
+            mut prepared,
+            done,
+            mut text,
+            failed,
+        } = c;
+        let new = convert(&group.table, &columns, &group.rows[done..], out);
+        let mut sent = failed.map_or(Ok(()), Err);
+        for p in &new {
+            if sent.is_err() {
+                break;
+            }
+            sent = send_row(&mut writer, &mut text, p);
+        }
+        prepared.extend(new);
+        let result = sent
+            .and_then(|()| send_rest(&mut writer, &mut text))
+            .and_then(|()| CopyWriter::finish(writer));
+        let statement = Statement {
+            dialect: self.dialect,
+            table: &group.table,
+            columns: &columns,
+            key: key_positions(group),
+        };
+        self.copied(&statement, false, result, &prepared, out)
     }
 
     /// Multi-row `INSERT`s in chunks; a chunk whose data the database
@@ -1393,6 +1563,26 @@ impl DatabaseSinkTask {
         }
         Ok(())
     }
+}
+
+/// Appends a row to `text` in COPY's text format, and writes `text` to the
+/// load when it holds a piece.
+fn send_row(writer: &mut CopyWriter, text: &mut Vec<u8>, row: &Prepared) -> Result<(), SqlError> {
+    copy_text_row(text, &row.values);
+    if text.len() >= PIECE {
+        writer.write(text)?;
+        text.clear();
+    }
+    Ok(())
+}
+
+/// Writes what is left of `text` to the load.
+fn send_rest(writer: &mut CopyWriter, text: &mut Vec<u8>) -> Result<(), SqlError> {
+    if !text.is_empty() {
+        writer.write(text)?;
+        text.clear();
+    }
+    Ok(())
 }
 
 /// The column called `name`: exactly, or else ignoring case.
@@ -1534,7 +1724,6 @@ impl Statement<'_> {
             return CopyLoad {
                 before: Vec::new(),
                 copy: format!("COPY {table} ({columns}) FROM STDIN"),
-                rows: Vec::new(),
                 after: Vec::new(),
             };
         }
@@ -1544,7 +1733,6 @@ impl Statement<'_> {
                 "CREATE TEMPORARY TABLE \"tributary_stage\" ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
             )],
             copy: format!("COPY {stage} ({columns}) FROM STDIN"),
-            rows: Vec::new(),
             after: vec![format!(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}{}",
                 self.on_conflict()

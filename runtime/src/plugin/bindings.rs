@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     path: "../plugins/wit",
     with: {
         "tributary:connector/sql.connection": super::sql_host::SqlConnection,
+        "tributary:connector/sql.copy-writer": super::sql_host::SqlCopyWriter,
         "tributary:connector/blob.store": super::blob_host::BlobStore,
     },
 });

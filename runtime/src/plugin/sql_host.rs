@@ -5,7 +5,7 @@
 use super::bindings::tributary::connector::sql as wit;
 use super::engine::PluginEngine;
 use super::state::TaskState;
-use crate::sql::{CopyLoad, Database, Dialect, SqlError, SqlRows, SqlValue};
+use crate::sql::{CopyLoad, CopyWriter, Database, Dialect, SqlError, SqlRows, SqlValue};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -14,6 +14,9 @@ use wasmtime::component::Resource;
 pub struct SqlConnection {
     db: Arc<Database>,
 }
+
+/// What a guest's `copy-writer` handle refers to: a bulk load under way.
+pub struct SqlCopyWriter(CopyWriter);
 
 fn value_in(v: wit::Value) -> SqlValue {
     match v {
@@ -155,26 +158,57 @@ impl wit::HostConnection for TaskState {
             .map_err(|(i, e)| (i, error_out(e)))
     }
 
-    fn copy_in(
+    fn copy_begin(
         &mut self,
         handle: Resource<SqlConnection>,
         load: wit::CopyLoad,
-    ) -> Result<u64, wit::SqlError> {
+    ) -> Result<Resource<SqlCopyWriter>, wit::SqlError> {
         let db = self.database(&handle);
         let load = CopyLoad {
             before: load.before,
             copy: load.copy,
-            rows: load
-                .rows
-                .into_iter()
-                .map(|r| r.into_iter().map(value_in).collect())
-                .collect(),
             after: load.after,
         };
-        self.waiting(|| db.copy_in(load)).map_err(error_out)
+        let writer = self.waiting(|| db.copy_begin(load)).map_err(error_out)?;
+        // Dropping the writer (here, or when the guest drops its handle)
+        // rolls the load back.
+        self.table
+            .push(SqlCopyWriter(writer))
+            .map_err(|e| wit::SqlError::Unavailable(format!("too many open loads: {e}")))
     }
 
     fn drop(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl wit::HostCopyWriter for TaskState {
+    fn write(
+        &mut self,
+        handle: Resource<SqlCopyWriter>,
+        data: Vec<u8>,
+    ) -> Result<(), wit::SqlError> {
+        // A handle the guest holds is in the table (see `database`).
+        let writer = self
+            .table
+            .get_mut(&handle)
+            .expect("copy-writer handle in the resource table");
+        let start = Instant::now();
+        let r = writer.0.write(data);
+        self.host_wait_ticks += PluginEngine::ticks(start.elapsed());
+        r.map_err(error_out)
+    }
+
+    fn finish(&mut self, handle: Resource<SqlCopyWriter>) -> Result<u64, wit::SqlError> {
+        let writer = self
+            .table
+            .delete(handle)
+            .expect("copy-writer handle in the resource table");
+        self.waiting(|| writer.0.finish()).map_err(error_out)
+    }
+
+    fn drop(&mut self, handle: Resource<SqlCopyWriter>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())
     }

@@ -14,8 +14,11 @@
 //! Calls block the calling task thread on a small shared tokio runtime; the
 //! pool, its connections and their prepared-statement caches live there.
 
+mod copy;
 mod errors;
 mod values;
+
+pub use copy::CopyWriter;
 
 pub use errors::classify;
 
@@ -69,12 +72,12 @@ pub struct SqlRows {
 }
 
 /// A bulk load (the contract's `copy-load`): `before`, `COPY … FROM STDIN`
-/// with `rows`, then `after`, in one transaction.
+/// with the rows a [`CopyWriter`] is given, then `after`, in one
+/// transaction.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CopyLoad {
     pub before: Vec<String>,
     pub copy: String,
-    pub rows: Vec<Vec<SqlValue>>,
     pub after: Vec<String>,
 }
 
@@ -236,7 +239,7 @@ impl Database {
             return op(&self.pool(), input);
         }
         crate::secrets::retry_on_auth_failure(
-            &format!("connection `{}` ({})", self.name, self.location),
+            &self.at(),
             || op(&self.pool(), input.clone()),
             auth_failure,
             || self.renew(true),
@@ -362,16 +365,27 @@ impl Database {
 
     /// Prefixes an error with the connection it came from.
     fn context(&self, e: SqlError) -> SqlError {
-        let at = format!("connection `{}` ({})", self.name, self.location);
-        match e {
-            SqlError::Authentication(m) => SqlError::Authentication(format!("{at}: {m}")),
-            SqlError::Unavailable(m) => SqlError::Unavailable(format!("{at}: {m}")),
-            SqlError::Statement(m) => SqlError::Statement(format!("{at}: {m}")),
-            SqlError::Data(m) => SqlError::Data(format!("{at}: {m}")),
-            e @ SqlError::UnknownConnection(_) => e,
-        }
+        in_context(&self.at(), e)
     }
 
+    /// The connection, for messages: its name and where it points.
+    fn at(&self) -> String {
+        format!("connection `{}` ({})", self.name, self.location)
+    }
+}
+
+/// `e`, saying which connection (`at`) it came from.
+fn in_context(at: &str, e: SqlError) -> SqlError {
+    match e {
+        SqlError::Authentication(m) => SqlError::Authentication(format!("{at}: {m}")),
+        SqlError::Unavailable(m) => SqlError::Unavailable(format!("{at}: {m}")),
+        SqlError::Statement(m) => SqlError::Statement(format!("{at}: {m}")),
+        SqlError::Data(m) => SqlError::Data(format!("{at}: {m}")),
+        e @ SqlError::UnknownConnection(_) => e,
+    }
+}
+
+impl Database {
     /// Runs a query and returns every row.
     pub fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<SqlRows, SqlError> {
         self.renewing(params, |pool, p| self.query_once(pool, sql, p), is_auth)
@@ -491,81 +505,6 @@ impl Database {
 
 fn is_auth(e: &SqlError) -> Option<String> {
     matches!(e, SqlError::Authentication(_)).then(|| e.to_string())
-}
-
-impl Database {
-    /// Runs a bulk load on PostgreSQL: in one transaction, `before`, the
-    /// `COPY` with the rows in its text format, then `after`. Returns the
-    /// rows the `COPY` loaded. Other dialects have no `COPY`: a statement
-    /// error says so.
-    pub fn copy_in(&self, load: CopyLoad) -> Result<u64, SqlError> {
-        self.renewing(&load, |pool, l| self.copy_in_once(pool, l), is_auth)
-    }
-
-    fn copy_in_once(&self, pool: &Pool, load: &CopyLoad) -> Result<u64, SqlError> {
-        let Pool::Postgres(pool) = pool else {
-            return Err(self.context(SqlError::Statement(format!(
-                "copy-in needs PostgreSQL; this connection is {:?}",
-                self.dialect
-            ))));
-        };
-        let is_copy = load
-            .copy
-            .trim_start()
-            .get(..5)
-            .is_some_and(|w| w.eq_ignore_ascii_case("copy "));
-        if !is_copy {
-            return Err(self.context(SqlError::Statement(format!(
-                "copy-in runs `COPY … FROM STDIN`, not: {}",
-                load.copy.chars().take(80).collect::<String>()
-            ))));
-        }
-        let d = self.dialect;
-        let err = |e: sqlx::Error| classify(e, d);
-        runtime()
-            .block_on(async {
-                let mut tx = pool.begin().await.map_err(err)?;
-                for s in &load.before {
-                    sqlx::raw_sql(s).execute(&mut *tx).await.map_err(err)?;
-                }
-                let mut copy = tx.copy_in_raw(&load.copy).await.map_err(err)?;
-                let width = copy.num_columns();
-                if !copy.is_textual() {
-                    let _ = copy.abort("only the text format is written").await;
-                    return Err(SqlError::Statement(
-                        "copy-in writes COPY's text format: leave out FORMAT binary".into(),
-                    ));
-                }
-                // Sent in pieces of about 64 KiB as the rows are encoded, so the
-                // database parses while the rest is encoded.
-                const PIECE: usize = 64 << 10;
-                let mut buf = Vec::with_capacity(PIECE + 4096);
-                for (i, row) in load.rows.iter().enumerate() {
-                    if row.len() != width {
-                        let _ = copy.abort("a row of the wrong width").await;
-                        return Err(SqlError::Statement(format!(
-                            "copy-in: row {i} has {} values, the COPY names {width} columns",
-                            row.len()
-                        )));
-                    }
-                    values::copy_text_row(&mut buf, row);
-                    if buf.len() >= PIECE {
-                        copy.send(buf.as_slice()).await.map_err(err)?;
-                        buf.clear();
-                    }
-                }
-                if !buf.is_empty() {
-                    copy.send(buf.as_slice()).await.map_err(err)?;
-                }
-                let loaded = copy.finish().await.map_err(err)?;
-                for s in &load.after {
-                    sqlx::raw_sql(s).execute(&mut *tx).await.map_err(err)?;
-                }
-                tx.commit().await.map_err(err)?;
-                Ok(loaded)
-            })
-            .map_err(|e| self.context(e))
-    }
 }
 
 /// The connections of one connector, by name; its tasks share them.

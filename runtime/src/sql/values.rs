@@ -135,70 +135,6 @@ pub fn bind_sqlite(mut q: SqliteQuery<'_>, params: Vec<SqlValue>) -> SqliteQuery
     q
 }
 
-/// Appends `row` to `buf` in `COPY`'s text format: values separated by
-/// tabs, a newline at the end, `\N` for NULL, backslash escapes in text.
-/// The database parses each value with its column type's input function,
-/// so decimals, dates and times go as their text, booleans as `t`/`f`,
-/// bytes as `\x` and hex digits.
-pub fn copy_text_row(buf: &mut Vec<u8>, row: &[SqlValue]) {
-    use std::io::Write;
-    for (i, v) in row.iter().enumerate() {
-        if i > 0 {
-            buf.push(b'\t');
-        }
-        match v {
-            SqlValue::Null => buf.extend_from_slice(b"\\N"),
-            SqlValue::Boolean(b) => buf.push(if *b { b't' } else { b'f' }),
-            SqlValue::Integer(n) => {
-                let _ = write!(buf, "{n}");
-            }
-            SqlValue::Float(f) if f.is_nan() => buf.extend_from_slice(b"NaN"),
-            SqlValue::Float(f) if f.is_infinite() => {
-                buf.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" })
-            }
-            SqlValue::Float(f) => {
-                let _ = write!(buf, "{f:?}");
-            }
-            SqlValue::Bytes(b) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                // `\x…`: the backslash of bytea's hex form, escaped.
-                buf.extend_from_slice(b"\\\\x");
-                for byte in b {
-                    buf.push(HEX[(byte >> 4) as usize]);
-                    buf.push(HEX[(byte & 15) as usize]);
-                }
-            }
-            SqlValue::Text(s)
-            | SqlValue::Decimal(s)
-            | SqlValue::Date(s)
-            | SqlValue::Time(s)
-            | SqlValue::Timestamp(s)
-            | SqlValue::Timestamptz(s)
-            | SqlValue::Json(s) => copy_text_escape(buf, s),
-        }
-    }
-    buf.push(b'\n');
-}
-
-/// `s` with the characters COPY's text format gives a meaning escaped.
-fn copy_text_escape(buf: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        buf.extend_from_slice(&bytes[from..i]);
-        buf.extend_from_slice(escaped);
-        from = i + 1;
-    }
-    buf.extend_from_slice(&bytes[from..]);
-}
-
 /// How a column's cells are read.
 #[derive(Clone, Copy, Debug)]
 enum Read {
@@ -483,29 +419,6 @@ pub fn decode_sqlite(rows: &[SqliteRow]) -> Result<SqlRows, SqlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_text_rows_escape_what_the_format_gives_a_meaning() {
-        let mut buf = Vec::new();
-        copy_text_row(
-            &mut buf,
-            &[
-                SqlValue::Integer(-7),
-                SqlValue::Text("a\tb\nc\\d\re".into()),
-                SqlValue::Null,
-                SqlValue::Boolean(true),
-                SqlValue::Bytes(vec![0, 0xab, 0x10]),
-                SqlValue::Float(f64::NEG_INFINITY),
-                SqlValue::Float(0.1),
-                SqlValue::Decimal("12.50".into()),
-            ],
-        );
-        copy_text_row(&mut buf, &[SqlValue::Text(String::new())]);
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "-7\ta\\tb\\nc\\\\d\\re\t\\N\tt\t\\\\x00ab10\t-Infinity\t0.1\t12.50\n\n"
-        );
-    }
 
     #[test]
     fn text_formats_parse_both_ways() {
