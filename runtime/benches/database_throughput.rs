@@ -92,7 +92,7 @@ fn put_seconds(port: u16, connector: &str) -> f64 {
 /// seconds from the first record to the last, and the bytes of the values.
 fn bare_read(broker: &Broker, topic: &str) -> (f64, usize) {
     use rdkafka::message::Message;
-    let consumer = broker.reader(topic);
+    let consumer = broker.reader_with(topic, &[("fetch.wait.max.ms", TANSU_FETCH_WAIT_MS)]);
     let (mut n, mut bytes, mut start) = (0, 0, None);
     while n < ROWS {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
@@ -104,6 +104,14 @@ fn bare_read(broker: &Broker, topic: &str) -> (f64, usize) {
     }
     (start.unwrap().elapsed().as_secs_f64(), bytes)
 }
+
+/// `fetch.wait.max.ms` for every reader of tansu here. tansu 0.6.0 sleeps
+/// after every fetch round, even one that found records, for what is left
+/// of the fetch's wait (half of it when that is 250 ms or more): with
+/// librdkafka's 500 ms, each fetch of at most 5 MB costs a quarter of a
+/// second and a reader gets ~20 MB/s (120,000 of these rows a second).
+/// Kafka answers at once when it has records.
+const TANSU_FETCH_WAIT_MS: &str = "10";
 
 fn main() {
     let columns = "id BIGINT PRIMARY KEY, name TEXT NOT NULL, amount NUMERIC(12,2), created TIMESTAMPTZ, note TEXT";
@@ -134,6 +142,9 @@ fn main() {
     ));
     let copy_table = unique("bench_copy");
     exec(PG_URL, &format!("CREATE TABLE {copy_table} ({columns})"));
+    // Every timed write to PostgreSQL starts from a checkpoint, so none
+    // pays for the WAL an earlier one left behind.
+    exec(PG_URL, "CHECKPOINT");
     let start = Instant::now();
     psql(&format!(
         "\\copy {copy_table} FROM '{}' WITH (FORMAT csv)",
@@ -159,43 +170,17 @@ fn main() {
     // consumer loop that only reads it, timed from its first record.
     let (bare_secs, json_bytes) = bare_read(&broker, &src);
 
-    // Kafka → PostgreSQL: that topic, already full, into an empty table.
-    let dst = unique("bench_dst");
-    exec(PG_URL, &format!("CREATE TABLE {dst} ({columns})"));
-    let sink = site.write("sink.yaml", &format!(
-        "name: bench-out\nconfig:\n  connector.class: database-sink\n  connection.url: \"{PG_URL}\"\n  topics: {src}\n  table.name.format: {dst}\n  insert.mode: insert\n"
-    ));
-    // With REST on, for the sink's time inside `put` from /metrics.
-    let rest_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sink_worker = site.write(
-        "sink-worker.yaml",
-        // Its own config topic: the worker would otherwise also start the
-        // source connector the first run left in the default one.
-        &std::fs::read_to_string(&worker).unwrap().replace(
-            "listeners: ''",
-            &format!(
-                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-sink"
-            ),
-        ),
+    // Kafka → PostgreSQL: that topic, already full, into an empty table;
+    // once with the worker's batch size, once with larger batches.
+    let default_batches = sink(&site, &worker, &src, columns, "bench-out", "");
+    let large_batches = sink(
+        &site,
+        &worker,
+        &src,
+        columns,
+        "bench-out-large",
+        "  consumer.override.max.poll.records: 10000\n",
     );
-    let mut running = site.run(&sink_worker, &[&sink]);
-    // `written` counts records whose `put` returned: their rows are
-    // committed. (Polling `count(*)` instead would cost PostgreSQL a scan
-    // of the growing table ten times a second, on the same two cores.)
-    let done = format!("written={ROWS}");
-    running.wait_for("every row written", Duration::from_secs(900), |l| {
-        l.contains(&done)
-    });
-    let sink_rss = common::peak_rss_kb(running.child.id());
-    let put_secs = put_seconds(rest_port, "bench-out");
-    let (code, log) = running.stop();
-    assert_eq!(code, 0, "{log}");
-    assert_eq!(count(&dst), ROWS, "every row once");
-    let sink_span = common::progress_span(&log, "written");
 
     println!(
         "rows: {ROWS}; value JSON {:.0} bytes/row; CSV {:.0} bytes/row",
@@ -215,28 +200,108 @@ fn main() {
         json_bytes,
         None,
     );
-    report(
-        "database-sink (Kafka → PostgreSQL, insert)",
-        scaled(sink_span),
-        json_bytes,
-        Some(&sink_rss),
-    );
-    report(
-        "  of which inside `put` (decoding, COPY, commit; no waiting on Kafka)",
-        put_secs,
-        json_bytes,
-        None,
-    );
     println!(
-        "  (timed over {} source rows in {:.2} s, {} sink rows in {:.2} s)",
-        source_span.0, source_span.1, sink_span.0, sink_span.1
+        "  (timed over {} source rows in {:.2} s)",
+        source_span.0, source_span.1
     );
-    println!(
-        "sink / \\copy: {:.2}; sink / bare consumer loop: {:.2}",
-        copy_secs / scaled(sink_span),
-        bare_secs / scaled(sink_span)
-    );
-    for t in [&src, &copy_table, &dst] {
+    for (what, run) in [
+        (
+            "puts of up to 2,000 records, the worker's default",
+            &default_batches,
+        ),
+        (
+            "puts of up to 10,000: consumer.override.max.poll.records",
+            &large_batches,
+        ),
+    ] {
+        report(
+            &format!("database-sink (Kafka → PostgreSQL, insert; {what})"),
+            scaled(run.span),
+            json_bytes,
+            Some(&run.rss),
+        );
+        report(
+            "  of which inside `put` (decoding, COPY, commit; no waiting on Kafka)",
+            run.put_secs,
+            json_bytes,
+            None,
+        );
+        println!(
+            "  (timed over {} rows in {:.2} s) sink / \\copy: {:.2}; sink / bare consumer loop: {:.2}",
+            run.span.0,
+            run.span.1,
+            copy_secs / scaled(run.span),
+            bare_secs / scaled(run.span)
+        );
+    }
+    for t in [
+        &src,
+        &copy_table,
+        &default_batches.table,
+        &large_batches.table,
+    ] {
         exec(PG_URL, &format!("DROP TABLE {t}"));
+    }
+}
+
+/// What one sink run measured.
+struct SinkRun {
+    table: String,
+    span: (u64, f64),
+    put_secs: f64,
+    rss: String,
+}
+
+/// Runs `database-sink` connector `name` (with `extra` config lines) over
+/// topic `src`, already full, into a new empty table, alone in a worker.
+fn sink(
+    site: &common::Site,
+    worker: &std::path::Path,
+    src: &str,
+    columns: &str,
+    name: &str,
+    extra: &str,
+) -> SinkRun {
+    let table = unique("bench_dst");
+    exec(PG_URL, &format!("CREATE TABLE {table} ({columns})"));
+    let sink = site.write(&format!("{name}.yaml"), &format!(
+        "name: {name}\nconfig:\n  connector.class: database-sink\n  connection.url: \"{PG_URL}\"\n  topics: {src}\n  table.name.format: {table}\n  insert.mode: insert\n{extra}"
+    ));
+    // With REST on, for the sink's time inside `put` from /metrics.
+    let rest_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink_worker = site.write(
+        &format!("{name}-worker.yaml"),
+        // Its own config topic: the worker would otherwise also start the
+        // connectors earlier runs left in the default one.
+        &std::fs::read_to_string(worker).unwrap().replace(
+            "listeners: ''",
+            &format!(
+                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-{name}\nconsumer.fetch.wait.max.ms: {TANSU_FETCH_WAIT_MS}"
+            ),
+        ),
+    );
+    exec(PG_URL, "CHECKPOINT");
+    let mut running = site.run(&sink_worker, &[&sink]);
+    // `written` counts records whose `put` returned: their rows are
+    // committed. (Polling `count(*)` instead would cost PostgreSQL a scan
+    // of the growing table ten times a second, on the same two cores.)
+    let done = format!("written={ROWS}");
+    running.wait_for("every row written", Duration::from_secs(900), |l| {
+        l.contains(&done)
+    });
+    let rss = common::peak_rss_kb(running.child.id());
+    let put_secs = put_seconds(rest_port, name);
+    let (code, log) = running.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(count(&table), ROWS, "every row once");
+    SinkRun {
+        table,
+        span: common::progress_span(&log, "written"),
+        put_secs,
+        rss,
     }
 }

@@ -189,12 +189,19 @@ impl Broker {
     /// A consumer reading partition 0 of `topic` from the beginning,
     /// assigned directly (it commits nothing and joins no group).
     pub fn reader(&self, topic: &str) -> BaseConsumer {
-        let consumer: BaseConsumer = self
-            .config()
+        self.reader_with(topic, &[])
+    }
+
+    /// [`Broker::reader`] with more librdkafka properties.
+    pub fn reader_with(&self, topic: &str, properties: &[(&str, &str)]) -> BaseConsumer {
+        let mut config = self.config();
+        config
             .set("group.id", "test-reader")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
+            .set("enable.auto.commit", "false");
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
+        let consumer: BaseConsumer = config.create().unwrap();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)
             .unwrap();

@@ -138,6 +138,10 @@ pub struct RuntimeKeys {
     pub topics_regex: Option<String>,
     pub producer_overrides: BTreeMap<String, String>,
     pub consumer_overrides: BTreeMap<String, String>,
+    /// Most records in one `put` of this connector's sink tasks
+    /// (`consumer.override.max.poll.records`, Kafka Connect's name);
+    /// `None`: the worker's `sink.batch.max.records`.
+    pub sink_batch_max_records: Option<usize>,
     /// Line of each `producer.override.*` / `consumer.override.*` key.
     pub property_lines: BTreeMap<String, usize>,
     pub task_memory_max_bytes: Option<u64>,
@@ -353,12 +357,6 @@ impl ConnectorConfig {
                     .insert(prop.to_owned(), value.clone());
                 continue;
             }
-            if let Some(prop) = key.strip_prefix("consumer.override.") {
-                runtime
-                    .consumer_overrides
-                    .insert(prop.to_owned(), value.clone());
-                continue;
-            }
             let number = |min: i64| -> Result<i64, String> {
                 match value.trim().parse::<i64>() {
                     Ok(n) if n >= min => Ok(n),
@@ -367,6 +365,21 @@ impl ConnectorConfig {
                     )),
                 }
             };
+            if key == "consumer.override.max.poll.records" {
+                // A Java consumer's property, not librdkafka's: the size of
+                // the batches this connector's sink tasks get.
+                match number(1) {
+                    Ok(n) => runtime.sink_batch_max_records = Some(n.min(1 << 20) as usize),
+                    Err(e) => problems.push(at(e)),
+                }
+                continue;
+            }
+            if let Some(prop) = key.strip_prefix("consumer.override.") {
+                runtime
+                    .consumer_overrides
+                    .insert(prop.to_owned(), value.clone());
+                continue;
+            }
             let outcome = match key.as_str() {
                 "tasks.max" => number(1).map(|n| runtime.tasks_max = n.min(1024) as u32),
                 "topics" => {
@@ -814,6 +827,32 @@ mod tests {
         );
         assert!(text.contains("`topic`: is required"), "{text}");
         assert_eq!(err.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn max_poll_records_sizes_sink_batches_and_stays_out_of_librdkafka() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |n: &str| {
+            format!(
+                "name: lines\nconfig:\n  connector.class: file-source\n  file: {}\n  topic: t\n  consumer.override.max.poll.records: {n}\n  consumer.override.fetch.min.bytes: 10\n",
+                dir.path().join("in.txt").display()
+            )
+        };
+        let c = load(&text("10000")).unwrap();
+        assert_eq!(c.runtime.sink_batch_max_records, Some(10000));
+        assert_eq!(
+            c.runtime.consumer_overrides.keys().collect::<Vec<_>>(),
+            ["fetch.min.bytes"]
+        );
+        assert_eq!(
+            load(&text("20")).unwrap().runtime.sink_batch_max_records,
+            Some(20)
+        );
+        let err = load(&text("0")).unwrap_err().to_string();
+        assert!(
+            err.contains("c.yaml:6: `consumer.override.max.poll.records`: expects an integer of at least 1, got \"0\""),
+            "{err}"
+        );
     }
 
     #[test]

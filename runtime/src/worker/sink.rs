@@ -62,6 +62,10 @@ pub(super) fn run(
         metrics: &metrics,
         policy,
         consumer,
+        batch_max_records: connector
+            .runtime
+            .sink_batch_max_records
+            .unwrap_or(shared.worker.sink_batch_max_records),
         unflushed: BTreeMap::new(),
         committed: BTreeMap::new(),
         positions: BTreeMap::new(),
@@ -85,6 +89,8 @@ struct Driver<'a> {
     metrics: &'a TaskMetrics,
     policy: ErrorPolicy,
     consumer: RecordConsumer,
+    /// Most records in one `put`.
+    batch_max_records: usize,
     /// Next offset to commit per partition, for records done (written or
     /// tolerated) but not flushed, or flushed but held back by the task's
     /// commit limits.
@@ -139,7 +145,7 @@ impl Driver<'_> {
             let batch = if self.waiting.is_empty() {
                 let batch = self
                     .consumer
-                    .poll_batch(worker.sink_batch_max_records, Duration::from_millis(100));
+                    .poll_batch(self.batch_max_records, Duration::from_millis(100));
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 if !batch.is_empty() {
                     for r in &batch {
