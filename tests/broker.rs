@@ -196,6 +196,62 @@ fn a_non_compacted_offsets_topic_is_refused() {
     );
 }
 
+/// 3,000 records of 1,000 bytes already in a topic: one sink's puts stop
+/// at the worker's `sink.batch.max.bytes` (100,000), another's at its
+/// `consumer.override.max.poll.records` (7); both get every record.
+#[test]
+fn puts_are_bounded_by_bytes_and_by_the_connectors_record_count() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    broker.create_topic("big", 1, &[]);
+    let values: Vec<String> = (0..3000).map(|i| format!("{i:0>1000}")).collect();
+    broker.produce_all("big", &values);
+    std::fs::create_dir_all(site.path("data")).unwrap();
+    let worker = site.worker(&format!(
+        "bootstrap.servers: {}\nsink.batch.max.bytes: 100000\n",
+        broker.bootstrap()
+    ));
+    let by_bytes = site.write("bytes.yaml", "name: by-bytes\nconfig:\n  connector.class: testkit-sink\n  topics: big\n  file: data/bytes.txt\n");
+    let by_count = site.write("count.yaml", "name: by-count\nconfig:\n  connector.class: testkit-sink\n  topics: big\n  file: data/count.txt\n  consumer.override.max.poll.records: 7\n");
+    let mut run = site.run(&worker, &[&by_bytes, &by_count]);
+    run.wait_for(
+        "every record in both files",
+        Duration::from_secs(120),
+        |_| {
+            line_count(&site.path("data/bytes.txt")) >= 3000
+                && line_count(&site.path("data/count.txt")) >= 3000
+        },
+    );
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    // (records, bytes) of every put of `connector`, from the testkit's log.
+    let puts = |connector: &str| -> Vec<(usize, usize)> {
+        log.lines()
+            .filter(|l| l.contains(connector))
+            .filter_map(|l| {
+                let rest = l.split("put of ").nth(1)?;
+                let mut words = rest.split(' ');
+                let records = words.next()?.parse().ok()?;
+                let bytes = words.nth(1)?.parse().ok()?;
+                Some((records, bytes))
+            })
+            .collect()
+    };
+    let bytes = puts("by-bytes");
+    assert_eq!(bytes.iter().map(|p| p.0).sum::<usize>(), 3000, "{bytes:?}");
+    // A put ends with the record that reaches the limit.
+    assert!(bytes.iter().all(|p| p.1 < 100_000 + 1000), "{bytes:?}");
+    assert!(
+        bytes.iter().any(|p| p.1 >= 100_000),
+        "no put reached the limit: {bytes:?}"
+    );
+    let count = puts("by-count");
+    assert_eq!(count.iter().map(|p| p.0).sum::<usize>(), 3000, "{count:?}");
+    assert!(count.iter().all(|p| p.0 <= 7), "{count:?}");
+    assert_eq!(line_count(&site.path("data/bytes.txt")), 3000);
+    assert_eq!(line_count(&site.path("data/count.txt")), 3000);
+}
+
 #[test]
 fn bad_records_reach_the_dead_letter_queue_with_context_headers() {
     let broker = Broker::memory();

@@ -171,15 +171,16 @@ fn main() {
     let (bare_secs, json_bytes) = bare_read(&broker, &src);
 
     // Kafka → PostgreSQL: that topic, already full, into an empty table;
-    // once with the worker's batch size, once with larger batches.
+    // once with the worker's batch size (puts of up to 10,000 records),
+    // once with its earlier one (2,000).
     let default_batches = sink(&site, &worker, &src, columns, "bench-out", "");
-    let large_batches = sink(
+    let small_batches = sink(
         &site,
         &worker,
         &src,
         columns,
-        "bench-out-large",
-        "  consumer.override.max.poll.records: 10000\n",
+        "bench-out-small",
+        "  consumer.override.max.poll.records: 2000\n",
     );
 
     println!(
@@ -206,12 +207,12 @@ fn main() {
     );
     for (what, run) in [
         (
-            "puts of up to 2,000 records, the worker's default",
+            "puts of up to 10,000 records, the worker's default",
             &default_batches,
         ),
         (
-            "puts of up to 10,000: consumer.override.max.poll.records",
-            &large_batches,
+            "puts of up to 2,000: consumer.override.max.poll.records",
+            &small_batches,
         ),
     ] {
         report(
@@ -238,7 +239,7 @@ fn main() {
         &src,
         &copy_table,
         &default_batches.table,
-        &large_batches.table,
+        &small_batches.table,
     ] {
         exec(PG_URL, &format!("DROP TABLE {t}"));
     }

@@ -35,6 +35,7 @@ pub struct WorkerConfig {
     pub embedded_topic_partitions: i32,
     pub source_poll_max_records: u32,
     pub sink_batch_max_records: usize,
+    pub sink_batch_max_bytes: usize,
     pub metrics_log_interval: Duration,
     pub shutdown_timeout: Duration,
     /// Where the REST API listens (`host:port`; empty host: every
@@ -116,7 +117,8 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("sink.group.id.prefix", String, Some("connect-"), "Consumer group of a sink connector: this prefix + the connector's name (Kafka Connect's default)."),
         key("embedded.topic.partitions", Integer, Some("1"), "Partitions of the topics the embedded Kafka creates."),
         key("source.poll.max.records", Integer, Some("2000"), "Most records a source task returns from one poll."),
-        key("sink.batch.max.records", Integer, Some("2000"), "Most records handed to a sink task in one put."),
+        key("sink.batch.max.records", Integer, Some("10000"), "Most records handed to a sink task in one put."),
+        key("sink.batch.max.bytes", Integer, Some("8388608"), "Most bytes of keys and values handed to a sink task in one put: a put ends with the record that reaches it (and holds at least one)."),
         key("metrics.log.interval.ms", Integer, Some("5000"), "How often each task logs its record counts; 0 turns it off."),
         key("task.shutdown.graceful.timeout.ms", Integer, Some("10000"), "How long shutdown waits for tasks to flush and commit."),
         key("listeners", String, Some("http://:8083"), "Where the REST API listens: http://host:port or https://host:port (empty host: every interface; port 0: any free port, which the log names). Empty: no REST API, and the worker exits when every task has ended."),
@@ -230,6 +232,7 @@ impl WorkerConfig {
             "embedded.topic.partitions",
             "source.poll.max.records",
             "sink.batch.max.records",
+            "sink.batch.max.bytes",
             "offset.flush.interval.ms",
             "config.providers.aws-secretsmanager.refresh.interval.ms",
         ] {
@@ -286,6 +289,7 @@ impl WorkerConfig {
             embedded_topic_partitions: int("embedded.topic.partitions").max(1) as i32,
             source_poll_max_records: int("source.poll.max.records").clamp(1, 1 << 20) as u32,
             sink_batch_max_records: int("sink.batch.max.records").clamp(1, 1 << 20) as usize,
+            sink_batch_max_bytes: int("sink.batch.max.bytes").clamp(1, 1 << 40) as usize,
             metrics_log_interval: ms("metrics.log.interval.ms"),
             shutdown_timeout: ms("task.shutdown.graceful.timeout.ms"),
             listener: listener(&get("listeners")),

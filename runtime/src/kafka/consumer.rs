@@ -97,16 +97,19 @@ impl RecordConsumer {
         })
     }
 
-    /// Up to `max` records: waits up to `wait` for the first, then takes
+    /// Up to `max` records, ending with the one that brings their keys and
+    /// values to `max_bytes`: waits up to `wait` for the first, then takes
     /// what is already there.
-    pub fn poll_batch(&mut self, max: usize, wait: Duration) -> Vec<SinkRecord> {
+    pub fn poll_batch(&mut self, max: usize, max_bytes: usize, wait: Duration) -> Vec<SinkRecord> {
         let mut batch = Vec::new();
+        let mut bytes = 0;
         let mut timeout = wait;
-        while batch.len() < max {
+        while batch.len() < max && bytes < max_bytes {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(m)) => {
                     let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
+                    bytes += size;
                     self.cluster.consumed(m.topic(), &self.group, size as u64);
                     batch.push(SinkRecord {
                         topic: m.topic().to_owned(),

@@ -143,9 +143,11 @@ impl Driver<'_> {
                 last_log = Instant::now();
             }
             let batch = if self.waiting.is_empty() {
-                let batch = self
-                    .consumer
-                    .poll_batch(self.batch_max_records, Duration::from_millis(100));
+                let batch = self.consumer.poll_batch(
+                    self.batch_max_records,
+                    worker.sink_batch_max_bytes,
+                    Duration::from_millis(100),
+                );
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 if !batch.is_empty() {
                     for r in &batch {

@@ -1,5 +1,6 @@
 //! `testkit-sink`: a file sink that refuses some records, for testing the
-//! worker's error policy (`errors.tolerance`, dead letter queue).
+//! worker's error policy (`errors.tolerance`, dead letter queue). It logs
+//! the size of every `put`.
 //!
 //! Appends each record's value as a line to `file`, except records whose
 //! value contains `reject`: those get `bad-record`. Records whose value
@@ -11,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 
 use tributary_sdk::{
-    Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink, SinkBatch,
+    info, Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink, SinkBatch,
     SinkTask, TaskError,
 };
 
@@ -93,6 +94,11 @@ impl SinkTask for TestkitSinkTask {
 
     fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
         let records = batch.records;
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        info!("put of {} records, {bytes} bytes", records.len());
         let mut results = Vec::with_capacity(records.len());
         for r in records {
             let value =
