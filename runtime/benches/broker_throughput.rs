@@ -73,10 +73,11 @@ fn main() {
     let worker = site.write(
         "worker.yaml",
         &format!(
-            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\nlisteners: ''\n",
+            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: 100\nlisteners: ''\nconsumer.fetch.wait.max.ms: {}\n",
             broker.bootstrap(),
             site.path("plugins").display(),
-            site.path("cache").display()
+            site.path("cache").display(),
+            common::broker::TANSU_FETCH_WAIT_MS
         ),
     );
     broker.create_topic("trib", 1, &[]);
@@ -96,7 +97,10 @@ fn main() {
     assert_eq!(running.stop().0, 0);
 
     // Bare consumer: read the topic, append values to a file, sync it.
-    let consumer = bare_broker.reader("bare");
+    let consumer = bare_broker.reader_with(
+        "bare",
+        &[("fetch.wait.max.ms", common::broker::TANSU_FETCH_WAIT_MS)],
+    );
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
         std::fs::File::create(site.path("data/bare-out.txt")).unwrap(),

@@ -92,7 +92,10 @@ fn put_seconds(port: u16, connector: &str) -> f64 {
 /// seconds from the first record to the last, and the bytes of the values.
 fn bare_read(broker: &Broker, topic: &str) -> (f64, usize) {
     use rdkafka::message::Message;
-    let consumer = broker.reader_with(topic, &[("fetch.wait.max.ms", TANSU_FETCH_WAIT_MS)]);
+    let consumer = broker.reader_with(
+        topic,
+        &[("fetch.wait.max.ms", common::broker::TANSU_FETCH_WAIT_MS)],
+    );
     let (mut n, mut bytes, mut start) = (0, 0, None);
     while n < ROWS {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
@@ -104,14 +107,6 @@ fn bare_read(broker: &Broker, topic: &str) -> (f64, usize) {
     }
     (start.unwrap().elapsed().as_secs_f64(), bytes)
 }
-
-/// `fetch.wait.max.ms` for every reader of tansu here. tansu 0.6.0 sleeps
-/// after every fetch round, even one that found records, for what is left
-/// of the fetch's wait (half of it when that is 250 ms or more): with
-/// librdkafka's 500 ms, each fetch of at most 5 MB costs a quarter of a
-/// second and a reader gets ~20 MB/s (120,000 of these rows a second).
-/// Kafka answers at once when it has records.
-const TANSU_FETCH_WAIT_MS: &str = "10";
 
 fn main() {
     let columns = "id BIGINT PRIMARY KEY, name TEXT NOT NULL, amount NUMERIC(12,2), created TIMESTAMPTZ, note TEXT";
@@ -281,7 +276,7 @@ fn sink(
         &std::fs::read_to_string(worker).unwrap().replace(
             "listeners: ''",
             &format!(
-                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-{name}\nconsumer.fetch.wait.max.ms: {TANSU_FETCH_WAIT_MS}"
+                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-{name}\nconsumer.fetch.wait.max.ms: {common::broker::TANSU_FETCH_WAIT_MS}"
             ),
         ),
     );

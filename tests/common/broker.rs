@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 /// that restart a sink mid-topic use this so no batch has a middle.
 pub const ONE_RECORD_BATCHES: &str = "producer.batch.num.messages: 1\n";
 
+/// `fetch.wait.max.ms` for readers of tansu that are timed. tansu 0.6.0
+/// sleeps after every fetch round, even one that found records, for what
+/// is left of the fetch's wait (half of it when that is 250 ms or more):
+/// with librdkafka's 500 ms, each fetch of at most 5 MB costs a quarter of
+/// a second and a reader gets ~20 MB/s. Kafka answers at once when it has
+/// records.
+pub const TANSU_FETCH_WAIT_MS: &str = "10";
+
 pub struct Broker {
     pub port: u16,
     storage: String,
