@@ -399,6 +399,49 @@ fn copy_into_postgres_carries_every_type_and_awkward_text() {
     db.drop_table(&table);
 }
 
+/// A PostgreSQL table `id BIGINT PRIMARY KEY, qty INTEGER CHECK (qty >=
+/// 0), name TEXT` whose statement trigger notes in `<table>_statements`
+/// every statement that wrote it (see [`noted_statements`]); its name.
+fn create_noted_table(db: &Db, prefix: &str) -> String {
+    let table = unique(prefix);
+    db.create(
+        &table,
+        "id BIGINT PRIMARY KEY, qty INTEGER CHECK (qty >= 0), name TEXT",
+    );
+    db.create(&format!("{table}_statements"), "statement TEXT");
+    db.exec(&format!(
+        "CREATE FUNCTION {table}_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO {table}_statements VALUES (current_query()); RETURN NULL; END $$"
+    ));
+    db.exec(&format!(
+        "CREATE TRIGGER note AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {table}_note()"
+    ));
+    table
+}
+
+/// The statements that wrote a table of [`create_noted_table`].
+fn noted_statements(db: &Db, table: &str) -> Vec<String> {
+    db.rows(&format!("SELECT statement FROM {table}_statements"))
+        .into_iter()
+        .map(|r| r[0].clone().unwrap_or_default())
+        .collect()
+}
+
+/// Statements for a message: how many, and the first few, shortened.
+fn brief(statements: &[String]) -> String {
+    let first: Vec<String> = statements
+        .iter()
+        .take(3)
+        .map(|s| s.chars().take(120).collect())
+        .collect();
+    format!("{} statements, the first: {first:?}", statements.len())
+}
+
+fn drop_noted(db: &Db, table: &str) {
+    db.drop_table(table);
+    db.drop_table(&format!("{table}_statements"));
+    db.exec(&format!("DROP FUNCTION {table}_note()"));
+}
+
 /// 3,000 records into PostgreSQL, one of them breaking a CHECK
 /// constraint: the rows go in by `COPY` (upsert: into a staging table,
 /// then `INSERT … SELECT`), the `COPY` holding the bad record fails as a
@@ -407,19 +450,7 @@ fn copy_into_postgres_carries_every_type_and_awkward_text() {
 fn copy_with_a_bad_row_case(mode: &str) {
     let site = Site::new(PLUGINS);
     let db = Db::open(Flavor::Postgres, &site);
-    let table = unique(&format!("copybad_{mode}"));
-    let seen = format!("{table}_statements");
-    db.create(
-        &table,
-        "id BIGINT PRIMARY KEY, qty INTEGER CHECK (qty >= 0), name TEXT",
-    );
-    db.create(&seen, "statement TEXT");
-    db.exec(&format!(
-        "CREATE FUNCTION {table}_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO {seen} VALUES (current_query()); RETURN NULL; END $$"
-    ));
-    db.exec(&format!(
-        "CREATE TRIGGER note AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {table}_note()"
-    ));
+    let table = create_noted_table(&db, &format!("copybad_{mode}"));
     let n = 3_000;
     let bad_at = 2_500;
     let lines: Vec<String> = (0..n)
@@ -433,6 +464,8 @@ fn copy_with_a_bad_row_case(mode: &str) {
         ("errors.tolerance", "all"),
         ("errors.log.enable", "true"),
         ("errors.deadletterqueue.topic.name", dlq.as_str()),
+        // Puts without the bad record, which go in by COPY.
+        ("consumer.override.max.poll.records", "1000"),
     ];
     if mode == "upsert" {
         sink.extend([
@@ -457,26 +490,22 @@ fn copy_with_a_bad_row_case(mode: &str) {
     );
     let reason = format!("{table}[0]@{bad_at}: table `{table}`: rejected:");
     assert!(log.contains(&reason), "{reason:?} not in:\n{log}");
-    let statements: Vec<String> = db
-        .rows(&format!("SELECT statement FROM {seen}"))
-        .into_iter()
-        .map(|r| r[0].clone().unwrap_or_default())
-        .collect();
+    let statements = noted_statements(&db, &table);
     let by_copy = |s: &&String| match mode {
         "upsert" => s.contains("tributary_stage"),
         _ => s.starts_with("COPY "),
     };
     assert!(
         statements.iter().any(|s| by_copy(&s)),
-        "no rows went in by COPY: {statements:?}"
+        "no rows went in by COPY: {}",
+        brief(&statements)
     );
     assert!(
         statements.iter().any(|s| s.contains("VALUES")),
-        "the batch with the bad record did not go again by INSERT: {statements:?}"
+        "the batch with the bad record did not go again by INSERT: {}",
+        brief(&statements)
     );
-    db.drop_table(&table);
-    db.drop_table(&seen);
-    db.exec(&format!("DROP FUNCTION {table}_note()"));
+    drop_noted(&db, &table);
 }
 
 #[test]
@@ -499,19 +528,7 @@ fn copy_upsert_into_postgres_with_a_bad_row_writes_the_others() {
 fn copy_under_way_while_a_put_decodes_writes_every_good_row() {
     let site = Site::new(PLUGINS);
     let db = Db::open(Flavor::Postgres, &site);
-    let table = unique("copyearly");
-    let seen = format!("{table}_statements");
-    db.create(
-        &table,
-        "id BIGINT PRIMARY KEY, qty INTEGER CHECK (qty >= 0), name TEXT",
-    );
-    db.create(&seen, "statement TEXT");
-    db.exec(&format!(
-        "CREATE FUNCTION {table}_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO {seen} VALUES (current_query()); RETURN NULL; END $$"
-    ));
-    db.exec(&format!(
-        "CREATE TRIGGER note AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {table}_note()"
-    ));
+    let table = create_noted_table(&db, "copyearly");
     let n = 3_000;
     let bad_at = 1_900;
     let values: Vec<String> = (0..n)
@@ -526,11 +543,7 @@ fn copy_under_way_while_a_put_decodes_writes_every_good_row() {
     broker.create_topic(&dlq, 1, &[]);
     broker.produce_all(&table, &values);
 
-    let worker = site.worker(&format!(
-        "bootstrap.servers: {}
-",
-        broker.bootstrap()
-    ));
+    let worker = site.worker(&format!("bootstrap.servers: {}\n", broker.bootstrap()));
     let sink = sink_file(
         &site,
         "sink.yaml",
@@ -540,6 +553,8 @@ fn copy_under_way_while_a_put_decodes_writes_every_good_row() {
         &[
             ("errors.tolerance", "all"),
             ("errors.deadletterqueue.topic.name", dlq.as_str()),
+            // Two puts: the bad record's, and one that goes in by COPY.
+            ("consumer.override.max.poll.records", "2000"),
         ],
     );
     let mut running = site.run(&worker, &[sink.as_path()]);
@@ -577,22 +592,18 @@ fn copy_under_way_while_a_put_decodes_writes_every_good_row() {
         .and_then(|digits| digits.parse().ok())
         .unwrap_or_else(|| panic!("no rows_streamed counter in the log:\n{log}"));
     assert!(streamed >= 256, "rows_streamed={streamed}");
-    let statements: Vec<String> = db
-        .rows(&format!("SELECT statement FROM {seen}"))
-        .into_iter()
-        .map(|r| r[0].clone().unwrap_or_default())
-        .collect();
+    let statements = noted_statements(&db, &table);
     assert!(
         statements.iter().any(|s| s.starts_with("COPY ")),
-        "no rows went in by COPY: {statements:?}"
+        "no rows went in by COPY: {}",
+        brief(&statements)
     );
     assert!(
         statements.iter().any(|s| s.contains("VALUES")),
-        "the put with the bad record did not go again by INSERT: {statements:?}"
+        "the put with the bad record did not go again by INSERT: {}",
+        brief(&statements)
     );
-    db.drop_table(&table);
-    db.drop_table(&seen);
-    db.exec(&format!("DROP FUNCTION {table}_note()"));
+    drop_noted(&db, &table);
 }
 
 // upsert
