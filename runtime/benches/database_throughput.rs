@@ -276,7 +276,8 @@ fn sink(
         &std::fs::read_to_string(worker).unwrap().replace(
             "listeners: ''",
             &format!(
-                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-{name}\nconsumer.fetch.wait.max.ms: {common::broker::TANSU_FETCH_WAIT_MS}"
+                "listeners: http://127.0.0.1:{rest_port}\nconfig.storage.topic: tributary-configs-{name}\nconsumer.fetch.wait.max.ms: {}",
+                common::broker::TANSU_FETCH_WAIT_MS
             ),
         ),
     );

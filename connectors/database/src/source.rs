@@ -459,7 +459,7 @@ impl DatabaseSourceTask {
 
     /// What the statements read from: a quoted table, or the custom query
     /// as a subquery.
-    fn from_clause(&self, src: &Reader) -> String {
+    fn source_clause(&self, src: &Reader) -> String {
         match (&src.table, &self.s.query) {
             (Some(t), _) => self.dialect.quote(t),
             (None, Some(q)) => format!("({q}) tributary_query"),
@@ -482,7 +482,7 @@ impl DatabaseSourceTask {
             self.sources[i].key_columns = Some(pk);
         }
         let src = &self.sources[i];
-        let from = self.from_clause(src);
+        let from = self.source_clause(src);
         let inc = d.quote(&self.s.incrementing);
         let ts = d.quote(&self.s.timestamp);
         let limit = self.s.batch_max_rows;
