@@ -401,7 +401,8 @@ fn copy_into_postgres_carries_every_type_and_awkward_text() {
 
 /// A PostgreSQL table `id BIGINT PRIMARY KEY, qty INTEGER CHECK (qty >=
 /// 0), name TEXT` whose statement trigger notes in `<table>_statements`
-/// every statement that wrote it (see [`noted_statements`]); its name.
+/// every statement that wrote it (see [`assert_copied_and_inserted`]); its
+/// name.
 fn create_noted_table(db: &Db, prefix: &str) -> String {
     let table = unique(prefix);
     db.create(
@@ -418,22 +419,30 @@ fn create_noted_table(db: &Db, prefix: &str) -> String {
     table
 }
 
-/// The statements that wrote a table of [`create_noted_table`].
-fn noted_statements(db: &Db, table: &str) -> Vec<String> {
-    db.rows(&format!("SELECT statement FROM {table}_statements"))
+/// Asserts that a table of [`create_noted_table`] was written both by a
+/// statement containing `copied` (a `COPY` that went through) and by a
+/// multi-row `INSERT … VALUES` (the rows of a `COPY` that did not).
+fn assert_copied_and_inserted(db: &Db, table: &str, copied: &str) {
+    let statements: Vec<String> = db
+        .rows(&format!("SELECT statement FROM {table}_statements"))
         .into_iter()
         .map(|r| r[0].clone().unwrap_or_default())
-        .collect()
-}
-
-/// Statements for a message: how many, and the first few, shortened.
-fn brief(statements: &[String]) -> String {
+        .collect();
+    // For messages: how many, and the first few, shortened.
     let first: Vec<String> = statements
         .iter()
         .take(3)
         .map(|s| s.chars().take(120).collect())
         .collect();
-    format!("{} statements, the first: {first:?}", statements.len())
+    let brief = format!("{} statements, the first: {first:?}", statements.len());
+    assert!(
+        statements.iter().any(|s| s.contains(copied)),
+        "no rows went in by COPY: {brief}"
+    );
+    assert!(
+        statements.iter().any(|s| s.contains("VALUES")),
+        "the rows of the failed COPY did not go again by INSERT: {brief}"
+    );
 }
 
 fn drop_noted(db: &Db, table: &str) {
@@ -490,21 +499,11 @@ fn copy_with_a_bad_row_case(mode: &str) {
     );
     let reason = format!("{table}[0]@{bad_at}: table `{table}`: rejected:");
     assert!(log.contains(&reason), "{reason:?} not in:\n{log}");
-    let statements = noted_statements(&db, &table);
-    let by_copy = |s: &&String| match mode {
-        "upsert" => s.contains("tributary_stage"),
-        _ => s.starts_with("COPY "),
+    let copied = match mode {
+        "upsert" => "tributary_stage",
+        _ => "COPY ",
     };
-    assert!(
-        statements.iter().any(|s| by_copy(&s)),
-        "no rows went in by COPY: {}",
-        brief(&statements)
-    );
-    assert!(
-        statements.iter().any(|s| s.contains("VALUES")),
-        "the batch with the bad record did not go again by INSERT: {}",
-        brief(&statements)
-    );
+    assert_copied_and_inserted(&db, &table, copied);
     drop_noted(&db, &table);
 }
 
@@ -592,17 +591,7 @@ fn copy_under_way_while_a_put_decodes_writes_every_good_row() {
         .and_then(|digits| digits.parse().ok())
         .unwrap_or_else(|| panic!("no rows_streamed counter in the log:\n{log}"));
     assert!(streamed >= 256, "rows_streamed={streamed}");
-    let statements = noted_statements(&db, &table);
-    assert!(
-        statements.iter().any(|s| s.starts_with("COPY ")),
-        "no rows went in by COPY: {}",
-        brief(&statements)
-    );
-    assert!(
-        statements.iter().any(|s| s.contains("VALUES")),
-        "the put with the bad record did not go again by INSERT: {}",
-        brief(&statements)
-    );
+    assert_copied_and_inserted(&db, &table, "COPY ");
     drop_noted(&db, &table);
 }
 
