@@ -1200,12 +1200,7 @@ impl DatabaseSinkTask {
                         return Ok(());
                     };
                     let mut prepared = convert(&group.table, &columns, rows, out);
-                    let statement = Statement {
-                        dialect: self.dialect,
-                        table: &group.table,
-                        columns: &columns,
-                        key: key_positions(&group),
-                    };
+                    let statement = self.statement(&group, &columns);
                     self.execute(group.op, &statement, &mut prepared, out)
                 }
             };
@@ -1231,6 +1226,16 @@ impl DatabaseSinkTask {
             for r in &group.rows[start..] {
                 out.results[r.index] = PutResult::Ok;
             }
+        }
+    }
+
+    /// The SQL text of `group` for `columns`.
+    fn statement<'a>(&self, group: &'a Group, columns: &'a [ColumnInfo]) -> Statement<'a> {
+        Statement {
+            dialect: self.dialect,
+            table: &group.table,
+            columns,
+            key: key_positions(group),
         }
     }
 
@@ -1332,16 +1337,8 @@ impl DatabaseSinkTask {
         } else {
             (0..rows.len()).collect()
         };
-        let mut result = Ok(());
-        for i in sent {
-            result = send_row(&mut writer, &mut text, &rows[i]);
-            if result.is_err() {
-                break;
-            }
-        }
-        let result = result
-            .and_then(|()| send_rest(&mut writer, &mut text))
-            .and_then(|()| CopyWriter::finish(writer));
+        let result = send_rows(&mut writer, &mut text, sent.iter().map(|&i| &rows[i]))
+            .and_then(|()| end_load(writer, &text));
         self.copied(statement, upsert, result, rows, out)
     }
 
@@ -1396,11 +1393,8 @@ impl DatabaseSinkTask {
         let new = convert(&group.table, &c.columns, &group.rows[c.done..], out);
         c.done = group.rows.len();
         counter_add("rows_streamed", new.len() as u64);
-        for p in &new {
-            if let Err(e) = send_row(&mut c.writer, &mut c.text, p) {
-                c.failed = Some(e);
-                break;
-            }
+        if let Err(e) = send_rows(&mut c.writer, &mut c.text, &new) {
+            c.failed = Some(e);
         }
         c.prepared.extend(new);
     }
@@ -1409,13 +1403,8 @@ impl DatabaseSinkTask {
     /// now (the group is then written the usual way, which says why).
     fn open_copy(&mut self, group: &Group) -> Option<OpenCopy> {
         let columns = self.columns_of(&group.table, &group.names).ok()??;
-        let statement = Statement {
-            dialect: self.dialect,
-            table: &group.table,
-            columns: &columns,
-            key: key_positions(group),
-        };
-        let writer = self.db.copy_begin(&statement.copy_load(false)).ok()?;
+        let load = self.statement(group, &columns).copy_load(false);
+        let writer = self.db.copy_begin(&load).ok()?;
         Some(OpenCopy {
             writer,
             columns,
@@ -1437,24 +1426,18 @@ impl DatabaseSinkTask {
             failed,
         } = c;
         let new = convert(&group.table, &columns, &group.rows[done..], out);
-        let mut sent = failed.map_or(Ok(()), Err);
-        for p in &new {
-            if sent.is_err() {
-                break;
-            }
-            sent = send_row(&mut writer, &mut text, p);
-        }
+        let result = failed
+            .map_or(Ok(()), Err)
+            .and_then(|()| send_rows(&mut writer, &mut text, &new))
+            .and_then(|()| end_load(writer, &text));
         prepared.extend(new);
-        let result = sent
-            .and_then(|()| send_rest(&mut writer, &mut text))
-            .and_then(|()| CopyWriter::finish(writer));
-        let statement = Statement {
-            dialect: self.dialect,
-            table: &group.table,
-            columns: &columns,
-            key: key_positions(group),
-        };
-        self.copied(&statement, false, result, &prepared, out)
+        self.copied(
+            &self.statement(group, &columns),
+            false,
+            result,
+            &prepared,
+            out,
+        )
     }
 
     /// Multi-row `INSERT`s in chunks; a chunk whose data the database
@@ -1565,24 +1548,30 @@ impl DatabaseSinkTask {
     }
 }
 
-/// Appends a row to `text` in COPY's text format, and writes `text` to the
-/// load when it holds a piece.
-fn send_row(writer: &mut CopyWriter, text: &mut Vec<u8>, row: &Prepared) -> Result<(), SqlError> {
-    copy_text_row(text, &row.values);
-    if text.len() >= PIECE {
-        writer.write(text)?;
-        text.clear();
+/// Appends rows to `text` in COPY's text format, and writes `text` to the
+/// load whenever it holds a piece; stops at the load's first error.
+fn send_rows<'a>(
+    writer: &mut CopyWriter,
+    text: &mut Vec<u8>,
+    rows: impl IntoIterator<Item = &'a Prepared>,
+) -> Result<(), SqlError> {
+    for row in rows {
+        copy_text_row(text, &row.values);
+        if text.len() >= PIECE {
+            writer.write(text)?;
+            text.clear();
+        }
     }
     Ok(())
 }
 
-/// Writes what is left of `text` to the load.
-fn send_rest(writer: &mut CopyWriter, text: &mut Vec<u8>) -> Result<(), SqlError> {
+/// Writes what is left of `text` to the load and ends it: the rows it
+/// loaded.
+fn end_load(writer: CopyWriter, text: &[u8]) -> Result<u64, SqlError> {
     if !text.is_empty() {
         writer.write(text)?;
-        text.clear();
     }
-    Ok(())
+    CopyWriter::finish(writer)
 }
 
 /// The column called `name`: exactly, or else ignoring case.

@@ -93,11 +93,17 @@ impl TaskState {
     /// Runs `f`, and gives the guest back the time it spent waiting on the
     /// database: host time does not count against the call deadline.
     pub(super) fn waiting<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let start = Instant::now();
-        let r = f();
-        self.host_wait_ticks += PluginEngine::ticks(start.elapsed());
-        r
+        waiting(&mut self.host_wait_ticks, f)
     }
+}
+
+/// [`TaskState::waiting`], for a call that also borrows another part of
+/// the state (the resource table).
+fn waiting<R>(host_wait_ticks: &mut u64, f: impl FnOnce() -> R) -> R {
+    let start = Instant::now();
+    let r = f();
+    *host_wait_ticks += PluginEngine::ticks(start.elapsed());
+    r
 }
 
 impl wit::Host for TaskState {}
@@ -194,10 +200,7 @@ impl wit::HostCopyWriter for TaskState {
             .table
             .get_mut(&handle)
             .expect("copy-writer handle in the resource table");
-        let start = Instant::now();
-        let r = writer.0.write(data);
-        self.host_wait_ticks += PluginEngine::ticks(start.elapsed());
-        r.map_err(error_out)
+        waiting(&mut self.host_wait_ticks, || writer.0.write(data)).map_err(error_out)
     }
 
     fn finish(&mut self, handle: Resource<SqlCopyWriter>) -> Result<u64, wit::SqlError> {

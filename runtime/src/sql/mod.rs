@@ -372,20 +372,7 @@ impl Database {
     fn at(&self) -> String {
         format!("connection `{}` ({})", self.name, self.location)
     }
-}
 
-/// `e`, saying which connection (`at`) it came from.
-fn in_context(at: &str, e: SqlError) -> SqlError {
-    match e {
-        SqlError::Authentication(m) => SqlError::Authentication(format!("{at}: {m}")),
-        SqlError::Unavailable(m) => SqlError::Unavailable(format!("{at}: {m}")),
-        SqlError::Statement(m) => SqlError::Statement(format!("{at}: {m}")),
-        SqlError::Data(m) => SqlError::Data(format!("{at}: {m}")),
-        e @ SqlError::UnknownConnection(_) => e,
-    }
-}
-
-impl Database {
     /// Runs a query and returns every row.
     pub fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<SqlRows, SqlError> {
         self.renewing(params, |pool, p| self.query_once(pool, sql, p), is_auth)
@@ -505,6 +492,17 @@ impl Database {
 
 fn is_auth(e: &SqlError) -> Option<String> {
     matches!(e, SqlError::Authentication(_)).then(|| e.to_string())
+}
+
+/// `e`, saying which connection (`at`) it came from.
+fn in_context(at: &str, e: SqlError) -> SqlError {
+    match e {
+        SqlError::Authentication(m) => SqlError::Authentication(format!("{at}: {m}")),
+        SqlError::Unavailable(m) => SqlError::Unavailable(format!("{at}: {m}")),
+        SqlError::Statement(m) => SqlError::Statement(format!("{at}: {m}")),
+        SqlError::Data(m) => SqlError::Data(format!("{at}: {m}")),
+        e @ SqlError::UnknownConnection(_) => e,
+    }
 }
 
 /// The connections of one connector, by name; its tasks share them.
