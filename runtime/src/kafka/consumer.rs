@@ -3,26 +3,51 @@
 use super::{client_config, props, KafkaCluster};
 use crate::contract::{Header, SinkRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A Kafka topic and partition.
 pub type TopicPartition = (String, i32);
 
+/// How large one batch handed to a sink task may grow.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    /// Most records.
+    pub records: usize,
+    /// A batch ends with the record whose key and value bring it here.
+    pub bytes: usize,
+}
+
+/// Batches fetched ahead of the task: one waits while the task writes the
+/// one before, so consuming overlaps writing; no more, so a stopped or
+/// slow task holds at most one batch it has not seen.
+const FETCH_AHEAD: usize = 1;
+
 /// A consumer in a sink connector's group.
+///
+/// A thread of its own polls librdkafka and builds the next batch while
+/// the task writes the last one, so consuming no longer adds to the time
+/// the task spends writing (docs/benchmarks.md). Offsets are committed from the task's thread,
+/// only for what it says is flushed, so fetching ahead changes nothing in
+/// what is committed: a batch fetched but not written is read again after a
+/// restart.
 pub struct RecordConsumer {
-    consumer: BaseConsumer,
-    cluster: Arc<KafkaCluster>,
-    group: String,
-    last_warning: Option<(String, Instant)>,
+    consumer: Arc<BaseConsumer>,
+    batches: Option<Receiver<Vec<SinkRecord>>>,
+    quit: Arc<AtomicBool>,
+    fetcher: Option<JoinHandle<()>>,
 }
 
 impl RecordConsumer {
-    /// Joins `group_id` and subscribes to `topics` (or to the pattern
-    /// `regex`). Offsets are committed only by [`RecordConsumer::commit`].
+    /// Joins `group_id`, subscribes to `topics` (or to the pattern
+    /// `regex`) and starts fetching batches within `limits`. Offsets are
+    /// committed only by [`RecordConsumer::commit`].
     pub fn new(
         cluster: &Arc<KafkaCluster>,
         worker: &BTreeMap<String, String>,
@@ -30,6 +55,7 @@ impl RecordConsumer {
         group_id: &str,
         topics: &[String],
         regex: Option<&str>,
+        limits: BatchLimits,
     ) -> Result<RecordConsumer, String> {
         for topic in topics {
             cluster.ensure_topic(topic)?;
@@ -89,63 +115,41 @@ impl RecordConsumer {
         consumer
             .subscribe(&refs)
             .map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
-        Ok(RecordConsumer {
-            consumer,
+        let consumer = Arc::new(consumer);
+        let quit = Arc::new(AtomicBool::new(false));
+        let (sender, batches) = mpsc::sync_channel(FETCH_AHEAD);
+        let fetch = Fetch {
+            consumer: consumer.clone(),
             cluster: cluster.clone(),
             group: group_id.to_owned(),
+            limits,
             last_warning: None,
+        };
+        let fetcher = std::thread::Builder::new()
+            .name(format!("fetch {group_id}"))
+            .spawn({
+                let quit = quit.clone();
+                move || fetch.run(&sender, &quit)
+            })
+            .map_err(|e| format!("cannot start the fetch thread of group `{group_id}`: {e}"))?;
+        Ok(RecordConsumer {
+            consumer,
+            batches: Some(batches),
+            quit,
+            fetcher: Some(fetcher),
         })
     }
 
-    /// Up to `max` records, ending with the one that brings their keys and
-    /// values to `max_bytes`: waits up to `wait` for the first, then takes
-    /// what is already there.
-    pub fn poll_batch(&mut self, max: usize, max_bytes: usize, wait: Duration) -> Vec<SinkRecord> {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        let mut timeout = wait;
-        while batch.len() < max && bytes < max_bytes {
-            match self.consumer.poll(timeout) {
-                None => break,
-                Some(Ok(m)) => {
-                    let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
-                    bytes += size;
-                    self.cluster.consumed(m.topic(), &self.group, size as u64);
-                    batch.push(SinkRecord {
-                        topic: m.topic().to_owned(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        headers: m
-                            .headers()
-                            .map(|hs| {
-                                hs.iter()
-                                    .map(|h| Header {
-                                        key: h.key.to_owned(),
-                                        value: h.value.map(<[u8]>::to_vec),
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        timestamp: m.timestamp().to_millis(),
-                    })
-                }
-                Some(Err(e)) => {
-                    // Transient (a topic not there yet, a broker away):
-                    // librdkafka retries by itself. Say so, once a minute.
-                    let text = e.to_string();
-                    let repeat = matches!(&self.last_warning, Some((t, at)) if *t == text && at.elapsed() < Duration::from_secs(60));
-                    if !repeat {
-                        tracing::warn!(error = %text, "Kafka consumer");
-                        self.last_warning = Some((text, Instant::now()));
-                    }
-                    break;
-                }
+    /// The next batch, waiting up to `wait` for one; empty when none came.
+    pub fn next_batch(&mut self, wait: Duration) -> Result<Vec<SinkRecord>, String> {
+        let batches = self.batches.as_ref().expect("receiver lives until drop");
+        match batches.recv_timeout(wait) {
+            Ok(batch) => Ok(batch),
+            Err(RecvTimeoutError::Timeout) => Ok(Vec::new()),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err("the Kafka consumer's fetch thread ended".to_owned())
             }
-            timeout = Duration::ZERO;
         }
-        batch
     }
 
     /// Records not consumed yet in these partitions, given the next offset
@@ -196,6 +200,94 @@ impl RecordConsumer {
         self.consumer
             .commit(&list, CommitMode::Sync)
             .map_err(|e| format!("committing consumer offsets: {e}"))
+    }
+}
+
+impl Drop for RecordConsumer {
+    fn drop(&mut self) {
+        self.quit.store(true, Ordering::Relaxed);
+        // A fetcher waiting to hand over a batch sees the receiver gone.
+        drop(self.batches.take());
+        if let Some(fetcher) = self.fetcher.take() {
+            let _ = fetcher.join();
+        }
+    }
+}
+
+/// The fetch thread's side of a [`RecordConsumer`].
+struct Fetch {
+    consumer: Arc<BaseConsumer>,
+    cluster: Arc<KafkaCluster>,
+    group: String,
+    limits: BatchLimits,
+    last_warning: Option<(String, Instant)>,
+}
+
+impl Fetch {
+    fn run(mut self, batches: &SyncSender<Vec<SinkRecord>>, quit: &AtomicBool) {
+        while !quit.load(Ordering::Relaxed) {
+            let batch = self.poll_batch(Duration::from_millis(100));
+            if !batch.is_empty() && batches.send(batch).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Up to `limits.records` records, ending with the one that brings
+    /// their keys and values to `limits.bytes`: waits up to `wait` for the
+    /// first, then takes what is already there.
+    fn poll_batch(&mut self, wait: Duration) -> Vec<SinkRecord> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut timeout = wait;
+        while batch.len() < self.limits.records && bytes < self.limits.bytes {
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(m)) => {
+                    let record = sink_record(&m);
+                    let size = record.key.as_ref().map_or(0, Vec::len)
+                        + record.value.as_ref().map_or(0, Vec::len);
+                    bytes += size;
+                    self.cluster.consumed(m.topic(), &self.group, size as u64);
+                    batch.push(record);
+                }
+                Some(Err(e)) => {
+                    // Transient (a topic not there yet, a broker away):
+                    // librdkafka retries by itself. Say so, once a minute.
+                    let text = e.to_string();
+                    let repeat = matches!(&self.last_warning, Some((t, at)) if *t == text && at.elapsed() < Duration::from_secs(60));
+                    if !repeat {
+                        tracing::warn!(error = %text, group = %self.group, "Kafka consumer");
+                        self.last_warning = Some((text, Instant::now()));
+                    }
+                    break;
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        batch
+    }
+}
+
+fn sink_record(m: &BorrowedMessage<'_>) -> SinkRecord {
+    SinkRecord {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: m.timestamp().to_millis(),
     }
 }
 

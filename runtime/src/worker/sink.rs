@@ -14,7 +14,7 @@ use super::errors::{ErrorPolicy, FailedRecord, Retry};
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{PutResult, SinkRecord, TaskError};
-use crate::kafka::{RecordConsumer, TopicPartition};
+use crate::kafka::{BatchLimits, RecordConsumer, TopicPartition};
 use crate::metrics::TaskMetrics;
 use crate::plugin::{CallError, Plugin, SinkInstance, TaskSandbox};
 use std::collections::BTreeMap;
@@ -39,6 +39,13 @@ pub(super) fn run(
         plugin.open_sink(&sandbox, task_config)
     })?;
     let group = format!("{}{}", shared.worker.sink_group_id_prefix, name);
+    let limits = BatchLimits {
+        records: connector
+            .runtime
+            .sink_batch_max_records
+            .unwrap_or(shared.worker.sink_batch_max_records),
+        bytes: shared.worker.sink_batch_max_bytes,
+    };
     let consumer = RecordConsumer::new(
         &shared.cluster,
         &shared.worker.consumer,
@@ -46,6 +53,7 @@ pub(super) fn run(
         &group,
         &connector.runtime.topics,
         connector.runtime.topics_regex.as_deref(),
+        limits,
     );
     let consumer = match consumer {
         Ok(c) => c,
@@ -62,10 +70,6 @@ pub(super) fn run(
         metrics: &metrics,
         policy,
         consumer,
-        batch_max_records: connector
-            .runtime
-            .sink_batch_max_records
-            .unwrap_or(shared.worker.sink_batch_max_records),
         unflushed: BTreeMap::new(),
         committed: BTreeMap::new(),
         positions: BTreeMap::new(),
@@ -89,8 +93,6 @@ struct Driver<'a> {
     metrics: &'a TaskMetrics,
     policy: ErrorPolicy,
     consumer: RecordConsumer,
-    /// Most records in one `put`.
-    batch_max_records: usize,
     /// Next offset to commit per partition, for records done (written or
     /// tolerated) but not flushed, or flushed but held back by the task's
     /// commit limits.
@@ -105,14 +107,6 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    fn done(&mut self, record: &SinkRecord) {
-        let next = self
-            .unflushed
-            .entry((record.topic.clone(), record.partition))
-            .or_insert(0);
-        *next = (*next).max(record.offset + 1);
-    }
-
     fn run(&mut self, instance: &mut SinkInstance) -> Result<(), String> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
@@ -143,17 +137,12 @@ impl Driver<'_> {
                 last_log = Instant::now();
             }
             let batch = if self.waiting.is_empty() {
-                let batch = self.consumer.poll_batch(
-                    self.batch_max_records,
-                    worker.sink_batch_max_bytes,
-                    Duration::from_millis(100),
-                );
+                let batch = self.consumer.next_batch(Duration::from_millis(100))?;
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 if !batch.is_empty() {
-                    for r in &batch {
-                        self.positions
-                            .insert((r.topic.clone(), r.partition), r.offset + 1);
-                    }
+                    let mut positions = Runs::over(&mut self.positions);
+                    batch.iter().for_each(|r| positions.note(r));
+                    drop(positions);
                     let lag = self.consumer.lag(&self.positions);
                     self.metrics.consumer_lag.store(lag, Ordering::Relaxed);
                 }
@@ -170,9 +159,10 @@ impl Driver<'_> {
                             "still retriable after errors.retry.timeout: {}",
                             self.waiting_reason
                         );
+                        let mut done = Runs::over(&mut self.unflushed);
                         for record in std::mem::take(&mut self.waiting) {
-                            self.tolerate(&record, "retriable", &message)?;
-                            self.done(&record);
+                            tolerate(&self.policy, self.metrics, &record, "retriable", &message)?;
+                            done.note(&record);
                         }
                         record_retry.reset();
                         continue;
@@ -217,7 +207,8 @@ impl Driver<'_> {
                 }
                 Err(e) => return Err(format!("put: {e}")),
             };
-            let mut accepted = 0;
+            let (mut accepted, mut bytes) = (0, 0);
+            let mut done = Runs::over(&mut self.unflushed);
             for (record, result) in records.into_iter().zip(results) {
                 match result {
                     // Accepted, even after a retriable one: offering it again
@@ -225,11 +216,8 @@ impl Driver<'_> {
                     // retriable for the records after one it cannot take.)
                     PutResult::Ok => {
                         accepted += 1;
-                        TaskMetrics::add(
-                            &self.metrics.bytes_out,
-                            record.value.as_ref().map_or(0, Vec::len) as u64,
-                        );
-                        self.done(&record);
+                        bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
+                        done.note(&record);
                     }
                     PutResult::Retriable(m) => {
                         if self.waiting.is_empty() {
@@ -247,32 +235,19 @@ impl Driver<'_> {
                         self.waiting.push(record);
                     }
                     PutResult::BadRecord(reason) => {
-                        self.tolerate(&record, "bad-record", &reason)?;
-                        self.done(&record);
+                        tolerate(&self.policy, self.metrics, &record, "bad-record", &reason)?;
+                        done.note(&record);
                     }
                 }
             }
+            drop(done);
+            TaskMetrics::add(&self.metrics.bytes_out, bytes);
             if self.waiting.is_empty() {
                 record_retry.reset();
             }
             TaskMetrics::add(&self.metrics.records_out, accepted);
         }
         Ok(())
-    }
-
-    fn tolerate(&self, record: &SinkRecord, class: &str, message: &str) -> Result<(), String> {
-        let failed = FailedRecord {
-            topic: &record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            key: record.key.as_deref(),
-            value: record.value.as_deref(),
-            headers: &record.headers,
-            stage: "TASK_PUT",
-            class,
-            message,
-        };
-        self.policy.tolerate(failed, self.metrics)
     }
 
     /// `flush`, then commit what it made durable.
@@ -334,5 +309,69 @@ impl Driver<'_> {
             Err(e) => tracing::warn!(connector = self.name, task = self.task, "{e}; will retry"),
         }
         Ok(())
+    }
+}
+
+/// Offers a record the task could not take to the connector's error policy.
+fn tolerate(
+    policy: &ErrorPolicy,
+    metrics: &TaskMetrics,
+    record: &SinkRecord,
+    class: &str,
+    message: &str,
+) -> Result<(), String> {
+    let failed = FailedRecord {
+        topic: &record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        key: record.key.as_deref(),
+        value: record.value.as_deref(),
+        headers: &record.headers,
+        stage: "TASK_PUT",
+        class,
+        message,
+    };
+    policy.tolerate(failed, metrics)
+}
+
+/// Moves the next offset of each partition past the records noted, with
+/// one map update per run of records of one partition (a batch is made of
+/// such runs) instead of one per record.
+struct Runs<'m> {
+    next: &'m mut BTreeMap<TopicPartition, i64>,
+    open: Option<(TopicPartition, i64)>,
+}
+
+impl<'m> Runs<'m> {
+    fn over(next: &'m mut BTreeMap<TopicPartition, i64>) -> Self {
+        Runs { next, open: None }
+    }
+
+    fn note(&mut self, record: &SinkRecord) {
+        let after = record.offset + 1;
+        match &mut self.open {
+            Some(((topic, partition), n))
+                if *partition == record.partition && *topic == record.topic =>
+            {
+                *n = (*n).max(after);
+            }
+            _ => {
+                self.close_run();
+                self.open = Some(((record.topic.clone(), record.partition), after));
+            }
+        }
+    }
+
+    fn close_run(&mut self) {
+        if let Some((tp, after)) = self.open.take() {
+            let n = self.next.entry(tp).or_insert(after);
+            *n = (*n).max(after);
+        }
+    }
+}
+
+impl Drop for Runs<'_> {
+    fn drop(&mut self) {
+        self.close_run();
     }
 }
