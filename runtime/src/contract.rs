@@ -98,16 +98,144 @@ pub struct PartitionOffset {
     pub offset: JsonMap,
 }
 
-/// A record consumed from Kafka, bound for a sink task.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SinkRecord {
-    pub topic: String,
+/// A span length meaning "none" in [`SinkBatch::spans`].
+const ABSENT: u32 = u32::MAX;
+/// [`SinkBatch::timestamp`] of a record without one.
+const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// Records consumed from Kafka, bound for one `put`, in the columns the
+/// contract hands them over in (`sink-batch` in `plugins/wit/sink.wit`):
+/// per record a topic index, partition, offset and timestamp, four numbers
+/// in `spans` locating its key and value in `data`, and its headers in
+/// `headers` (with their record in `header_records`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SinkBatch {
+    pub topics: Vec<String>,
+    pub topic: Vec<u32>,
+    pub partition: Vec<i32>,
+    pub offset: Vec<i64>,
+    pub timestamp: Vec<i64>,
+    pub data: Vec<u8>,
+    pub spans: Vec<u32>,
+    pub headers: Vec<Header>,
+    pub header_records: Vec<u32>,
+}
+
+/// One record of a [`SinkBatch`], borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SinkRecord<'a> {
+    pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<Header>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [Header],
     pub timestamp: Option<i64>,
+}
+
+impl SinkBatch {
+    /// Appends a record; its headers come as `(key, value)` pairs.
+    pub fn push<'h>(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+        timestamp: Option<i64>,
+    ) {
+        let index = self.topic.len() as u32;
+        // Records come in runs of one topic: try the last one first.
+        let t = match self.topic.last() {
+            Some(&t) if self.topics[t as usize] == topic => t,
+            _ => match self.topics.iter().position(|t| t == topic) {
+                Some(t) => t as u32,
+                None => {
+                    self.topics.push(topic.to_owned());
+                    self.topics.len() as u32 - 1
+                }
+            },
+        };
+        self.topic.push(t);
+        self.partition.push(partition);
+        self.offset.push(offset);
+        self.timestamp.push(timestamp.unwrap_or(NO_TIMESTAMP));
+        for bytes in [key, value] {
+            self.spans.push(self.data.len() as u32);
+            match bytes {
+                Some(b) => {
+                    self.spans.push(b.len() as u32);
+                    self.data.extend_from_slice(b);
+                }
+                None => self.spans.push(ABSENT),
+            }
+        }
+        for (key, value) in headers {
+            self.headers.push(Header {
+                key: key.to_owned(),
+                value: value.map(<[u8]>::to_vec),
+            });
+            self.header_records.push(index);
+        }
+    }
+
+    /// Appends a copy of `record`.
+    pub fn push_record(&mut self, record: SinkRecord<'_>) {
+        let headers = record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()));
+        self.push(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            headers,
+            record.timestamp,
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.topic.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.topic.is_empty()
+    }
+
+    /// Record `index` (panics past the end, like a slice).
+    pub fn get(&self, index: usize) -> SinkRecord<'_> {
+        let bytes = |at: usize| {
+            let (start, len) = (self.spans[at] as usize, self.spans[at + 1]);
+            (len != ABSENT).then(|| &self.data[start..start + len as usize])
+        };
+        let i = index as u32;
+        let headers = match self.headers.is_empty() {
+            true => &[][..],
+            false => {
+                let from = self.header_records.partition_point(|r| *r < i);
+                let to = self.header_records.partition_point(|r| *r <= i);
+                &self.headers[from..to]
+            }
+        };
+        let timestamp = self.timestamp[index];
+        SinkRecord {
+            topic: &self.topics[self.topic[index] as usize],
+            partition: self.partition[index],
+            offset: self.offset[index],
+            key: bytes(4 * index),
+            value: bytes(4 * index + 2),
+            headers,
+            timestamp: (timestamp != NO_TIMESTAMP).then_some(timestamp),
+        }
+    }
+
+    /// The records, in order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = SinkRecord<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 /// What became of one record a sink task was given.
@@ -207,4 +335,67 @@ pub struct Description {
 pub struct ConfigIssue {
     pub key: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_batch_gives_back_each_record_as_pushed() {
+        let none: [(&str, Option<&[u8]>); 0] = [];
+        let (k, v1, empty): (&[u8], &[u8], &[u8]) = (b"k", b"v1", b"");
+        let mut batch = SinkBatch::default();
+        batch.push("a", 0, 5, Some(k), Some(v1), none, Some(10));
+        let two = [("h1", Some(&b"x"[..])), ("h2", None)];
+        batch.push("b", 2, 9, None, Some(empty), two, None);
+        batch.push(
+            "a",
+            1,
+            7,
+            Some(empty),
+            None,
+            [("h3", Some(empty))],
+            Some(-1),
+        );
+        batch.push("b", 2, 10, None, None, none, None);
+        assert_eq!(batch.topics, ["a", "b"]);
+        assert_eq!(batch.topic, [0, 1, 0, 1]);
+        assert_eq!(batch.data, b"kv1");
+        assert_eq!(
+            batch.spans,
+            [0, 1, 1, 2, 3, ABSENT, 3, 0, 3, 0, 3, ABSENT, 3, ABSENT, 3, ABSENT]
+        );
+        assert_eq!(batch.header_records, [1, 1, 2]);
+        let r: Vec<SinkRecord<'_>> = batch.records().collect();
+        assert_eq!(r.len(), 4);
+        assert_eq!(
+            r[0],
+            SinkRecord {
+                topic: "a",
+                partition: 0,
+                offset: 5,
+                key: Some(k),
+                value: Some(v1),
+                headers: &[],
+                timestamp: Some(10),
+            }
+        );
+        assert_eq!(
+            (r[1].topic, r[1].key, r[1].value, r[1].timestamp),
+            ("b", None, Some(&b""[..]), None)
+        );
+        let names: Vec<&str> = r[1].headers.iter().map(|h| h.key.as_str()).collect();
+        assert_eq!(names, ["h1", "h2"]);
+        assert_eq!(r[1].headers[1].value, None);
+        assert_eq!(
+            (r[2].key, r[2].value, r[2].timestamp),
+            (Some(&b""[..]), None, Some(-1))
+        );
+        assert_eq!(r[2].headers.len(), 1);
+        assert!(r[3].headers.is_empty());
+        let mut copy = SinkBatch::default();
+        r.iter().for_each(|r| copy.push_record(*r));
+        assert_eq!(copy, batch);
+    }
 }

@@ -482,17 +482,17 @@ impl SinkTask for DatabaseSinkTask {
         })
     }
 
-    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+    fn put(&mut self, batch: &SinkBatch) -> Result<Vec<PutResult>, TaskError> {
         self.reloaded.clear();
-        let mut out = Outcome::new(batch.records.len());
-        match self.write_batch(&batch, &mut out) {
+        let mut out = Outcome::new(batch.len());
+        match self.write_batch(batch, &mut out) {
             Ok(()) => {
                 self.written_before.clear();
                 Ok(out.results)
             }
             Err(e) => {
                 if matches!(e, TaskError::Retriable(_)) {
-                    let places = out.written.iter().map(|&i| place(&batch, i));
+                    let places = out.written.iter().map(|&i| place(batch, i));
                     self.written_before.extend(places);
                 }
                 Err(e)
@@ -510,13 +510,8 @@ impl SinkTask for DatabaseSinkTask {
 
 /// Where record `index` of `batch` is in Kafka.
 fn place(batch: &SinkBatch, index: usize) -> Place {
-    let r = &batch.records[index];
-    let topic = batch
-        .topics
-        .get(r.topic as usize)
-        .cloned()
-        .unwrap_or_default();
-    (topic, r.partition, r.offset)
+    let r = batch.get(index);
+    (r.topic.to_owned(), r.partition, r.offset)
 }
 
 impl DatabaseSinkTask {
@@ -527,28 +522,27 @@ impl DatabaseSinkTask {
         let mut skipped = 0;
         // Each topic's name (shared by its records' `At`s) and table.
         let topics: Vec<(Rc<str>, String)> = batch
-            .topics
+            .topics()
             .iter()
             .map(|t| (Rc::from(t.as_str()), self.settings.table_for(t)))
             .collect();
-        let no_topic: (Rc<str>, String) = (Rc::from(""), self.settings.table_for(""));
         // A `COPY` may run while records are decoded only when no other
         // table's columns may have to be read meanwhile (the load holds a
         // pooled connection, and the pool may have no other).
         let early_copy =
             self.dialect == Dialect::Postgres && topics.windows(2).all(|w| w[0].1 == w[1].1);
-        for (index, record) in batch.records.iter().enumerate() {
+        for (index, record) in batch.records().enumerate() {
             if !self.written_before.is_empty() && self.written_before.contains(&place(batch, index))
             {
                 continue;
             }
-            let (topic, table) = topics.get(record.topic as usize).unwrap_or(&no_topic);
+            let (topic, table) = &topics[batch.topic_index(index)];
             let at = At {
                 topic: topic.clone(),
                 partition: record.partition,
                 offset: record.offset,
             };
-            let decoded = match self.decode(record) {
+            let decoded = match self.decode(&record) {
                 Ok(Some(d)) => d,
                 Ok(None) => {
                     skipped += 1;

@@ -75,11 +75,10 @@ impl SinkTask for FileSinkTask {
         })
     }
 
-    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
-        let records = batch.records;
+    fn put(&mut self, batch: &SinkBatch) -> Result<Vec<PutResult>, TaskError> {
         let mut tombstones = 0;
-        for record in &records {
-            let Some(value) = &record.value else {
+        for record in batch {
+            let Some(value) = record.value else {
                 tombstones += 1;
                 continue;
             };
@@ -91,7 +90,7 @@ impl SinkTask for FileSinkTask {
         if tombstones > 0 {
             counter_add("tombstones_skipped", tombstones);
         }
-        Ok(vec![PutResult::Ok; records.len()])
+        Ok(vec![PutResult::Ok; batch.len()])
     }
 
     fn flush(&mut self) -> Result<(), TaskError> {

@@ -330,16 +330,16 @@ impl SinkTask for S3SinkTask {
         })
     }
 
-    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
-        let mut results = Vec::with_capacity(batch.records.len());
-        for r in batch.records {
-            let topic = &batch.topics[r.topic as usize];
+    fn put(&mut self, batch: &SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+        let mut results = Vec::with_capacity(batch.len());
+        for r in batch {
+            let topic = r.topic;
             let time_path = self.settings.path_format.as_ref().map(|f| {
                 // A record without a timestamp goes by the current time.
                 let t = r.timestamp.unwrap_or_else(now_millis);
                 f.render(t)
             });
-            let slot = (topic.clone(), r.partition);
+            let slot = (topic.to_owned(), r.partition);
             if let Some(last) = self.last.insert(slot.clone(), r.offset) {
                 if r.offset <= last {
                     self.rewind(&slot, r.offset, last);
@@ -353,7 +353,7 @@ impl SinkTask for S3SinkTask {
             }
             let settings = &self.settings;
             let o = self.open.entry(slot.clone()).or_insert_with(|| Open {
-                topic: topic.clone(),
+                topic: topic.to_owned(),
                 partition: r.partition,
                 first_offset: r.offset,
                 first_timestamp: r.timestamp,
@@ -365,28 +365,25 @@ impl SinkTask for S3SinkTask {
             });
             let encoded = match settings.format {
                 Format::Json => Ok(format::envelope_line(&Envelope {
-                    topic: Some(topic.clone()),
+                    topic: Some(topic.to_owned()),
                     partition: Some(r.partition as i64),
                     offset: Some(r.offset),
                     timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
+                    key: r.key.map(<[u8]>::to_vec),
+                    value: r.value.map(<[u8]>::to_vec),
+                    headers: r.headers.to_vec(),
                 })
                 .into_iter()
                 .chain([b'\n'])
                 .collect::<Vec<u8>>()),
                 Format::Bytes => match r.value {
-                    Some(mut v) => {
-                        v.extend_from_slice(&settings.separator);
-                        Ok(v)
-                    }
+                    Some(v) => Ok([v, &settings.separator].concat()),
                     None => Err(
                         "a null value (tombstone) has no bytes to write in format `bytes`"
                             .to_string(),
                     ),
                 },
-                Format::Csv => match &r.value {
+                Format::Csv => match r.value {
                     None => Err("a null value (tombstone) has no row in format `csv`".to_string()),
                     Some(v) => match &o.columns {
                         Some(cols) => format::csv_row(v, cols),

@@ -23,9 +23,11 @@ pub mod bindings;
 pub mod blob;
 mod config;
 pub mod log;
+mod sink_batch;
 pub mod sql;
 
 pub use config::Config;
+pub use sink_batch::{SinkBatch, SinkRecord};
 
 use bindings::sink::exports::tributary::connector::sink_connector as wit_sink;
 use bindings::source::exports::tributary::connector::source_connector as wit_source;
@@ -33,7 +35,7 @@ use bindings::source::exports::tributary::connector::source_connector as wit_sou
 pub use bindings::source::tributary::connector::types::{
     ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
 };
-pub use wit_sink::{CommitLimit, PutResult, SinkBatch, SinkRecord};
+pub use wit_sink::{CommitLimit, PutResult};
 pub use wit_source::{PartitionOffset, SourceBatch, SourceRecord};
 
 /// A config key for a connector's [`Description`]: not secret.
@@ -124,8 +126,7 @@ pub trait SinkTask: Sized + 'static {
     fn open(config: Config) -> Result<Self, TaskError>;
 
     /// Takes a batch; returns one result per record, in order.
-    /// `batch.records[i].topic` indexes `batch.topics`.
-    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError>;
+    fn put(&mut self, batch: &SinkBatch) -> Result<Vec<PutResult>, TaskError>;
 
     /// Makes every accepted record durable.
     fn flush(&mut self) -> Result<(), TaskError>;
@@ -190,8 +191,9 @@ pub mod __private {
             let task = T::open(Config::from(config))?;
             Ok(wit_sink::SinkTask::new(SinkTaskCell(RefCell::new(task))))
         }
-        fn put(&self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
-            self.0.borrow_mut().put(batch)
+        fn put(&self, batch: wit_sink::SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+            let batch = SinkBatch::new(batch)?;
+            self.0.borrow_mut().put(&batch)
         }
         fn flush(&self) -> Result<Vec<CommitLimit>, TaskError> {
             self.0.borrow_mut().pre_commit()

@@ -289,7 +289,9 @@ impl WorkerConfig {
             embedded_topic_partitions: int("embedded.topic.partitions").max(1) as i32,
             source_poll_max_records: int("source.poll.max.records").clamp(1, 1 << 20) as u32,
             sink_batch_max_records: int("sink.batch.max.records").clamp(1, 1 << 20) as usize,
-            sink_batch_max_bytes: int("sink.batch.max.bytes").clamp(1, 1 << 40) as usize,
+            // At most 1 GiB: a sink batch locates its bytes with u32 offsets
+            // (ADR 0007), and one record may follow the limit.
+            sink_batch_max_bytes: int("sink.batch.max.bytes").clamp(1, 1 << 30) as usize,
             metrics_log_interval: ms("metrics.log.interval.ms"),
             shutdown_timeout: ms("task.shutdown.graceful.timeout.ms"),
             listener: listener(&get("listeners")),

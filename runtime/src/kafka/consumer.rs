@@ -1,9 +1,9 @@
 //! Consuming a sink connector's topics and committing what was flushed.
 
 use super::{client_config, props, KafkaCluster};
-use crate::contract::{Header, SinkRecord};
+use crate::contract::SinkBatch;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +39,7 @@ const FETCH_AHEAD: usize = 1;
 /// restart.
 pub struct RecordConsumer {
     consumer: Arc<BaseConsumer>,
-    batches: Option<Receiver<Vec<SinkRecord>>>,
+    batches: Option<Receiver<SinkBatch>>,
     quit: Arc<AtomicBool>,
     fetcher: Option<JoinHandle<()>>,
 }
@@ -141,11 +141,11 @@ impl RecordConsumer {
     }
 
     /// The next batch, waiting up to `wait` for one; empty when none came.
-    pub fn next_batch(&mut self, wait: Duration) -> Result<Vec<SinkRecord>, String> {
+    pub fn next_batch(&mut self, wait: Duration) -> Result<SinkBatch, String> {
         let batches = self.batches.as_ref().expect("receiver lives until drop");
         match batches.recv_timeout(wait) {
             Ok(batch) => Ok(batch),
-            Err(RecvTimeoutError::Timeout) => Ok(Vec::new()),
+            Err(RecvTimeoutError::Timeout) => Ok(SinkBatch::default()),
             Err(RecvTimeoutError::Disconnected) => {
                 Err("the Kafka consumer's fetch thread ended".to_owned())
             }
@@ -224,7 +224,7 @@ struct Fetch {
 }
 
 impl Fetch {
-    fn run(mut self, batches: &SyncSender<Vec<SinkRecord>>, quit: &AtomicBool) {
+    fn run(mut self, batches: &SyncSender<SinkBatch>, quit: &AtomicBool) {
         while !quit.load(Ordering::Relaxed) {
             let batch = self.poll_batch(Duration::from_millis(100));
             if !batch.is_empty() && batches.send(batch).is_err() {
@@ -236,20 +236,29 @@ impl Fetch {
     /// Up to `limits.records` records, ending with the one that brings
     /// their keys and values to `limits.bytes`: waits up to `wait` for the
     /// first, then takes what is already there.
-    fn poll_batch(&mut self, wait: Duration) -> Vec<SinkRecord> {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
+    fn poll_batch(&mut self, wait: Duration) -> SinkBatch {
+        let mut batch = SinkBatch::default();
         let mut timeout = wait;
-        while batch.len() < self.limits.records && bytes < self.limits.bytes {
+        while batch.len() < self.limits.records && batch.data.len() < self.limits.bytes {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(m)) => {
-                    let record = sink_record(&m);
-                    let size = record.key.as_ref().map_or(0, Vec::len)
-                        + record.value.as_ref().map_or(0, Vec::len);
-                    bytes += size;
+                    let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
                     self.cluster.consumed(m.topic(), &self.group, size as u64);
-                    batch.push(record);
+                    let headers = m.headers();
+                    let headers = headers
+                        .iter()
+                        .flat_map(|hs| hs.iter())
+                        .map(|h| (h.key, h.value));
+                    batch.push(
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        m.key(),
+                        m.payload(),
+                        headers,
+                        m.timestamp().to_millis(),
+                    );
                 }
                 Some(Err(e)) => {
                     // Transient (a topic not there yet, a broker away):
@@ -266,28 +275,6 @@ impl Fetch {
             timeout = Duration::ZERO;
         }
         batch
-    }
-}
-
-fn sink_record(m: &BorrowedMessage<'_>) -> SinkRecord {
-    SinkRecord {
-        topic: m.topic().to_owned(),
-        partition: m.partition(),
-        offset: m.offset(),
-        key: m.key().map(<[u8]>::to_vec),
-        value: m.payload().map(<[u8]>::to_vec),
-        headers: m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        key: h.key.to_owned(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        timestamp: m.timestamp().to_millis(),
     }
 }
 

@@ -8,7 +8,7 @@ use super::engine::PluginEngine;
 use super::state::{MemoryLimit, TaskState, TaskTag};
 use crate::config::Grant;
 use crate::contract::{
-    self, JsonMap, PartitionOffset, PutResult, Scalar, SinkRecord, SourceBatch, SourceRecord,
+    self, JsonMap, PartitionOffset, PutResult, Scalar, SinkBatch, SourceBatch, SourceRecord,
     TaskError,
 };
 use crate::metrics::TaskMetrics;
@@ -312,43 +312,36 @@ impl SinkInstance {
 
     /// Hands a batch to the task. Returns the records (moved through the
     /// call, not copied) with one result per record, or why the call failed.
-    pub fn put(
-        &mut self,
-        records: Vec<SinkRecord>,
-    ) -> (Vec<SinkRecord>, Result<Vec<PutResult>, CallError>) {
-        if let Err(e) = self.alive() {
-            return (records, Err(e));
-        }
-        let mut records = records;
-        let batch = sink_batch_to_wit(&mut records);
+    pub fn put(&mut self, batch: &mut SinkBatch) -> Result<Vec<PutResult>, CallError> {
+        self.alive()?;
+        let wit_batch = sink_batch_to_wit(batch);
         let outcome = self
             .guest
             .sink_task()
-            .call_put(self.sandbox.arm(), self.task, &batch);
-        let count = records.len();
-        restore_sink_records(&mut records, batch);
+            .call_put(self.sandbox.arm(), self.task, &wit_batch);
+        restore_sink_batch(batch, wit_batch);
         let results = match outcome {
             Ok(Ok(results)) => results,
-            Ok(Err(e)) => return (records, Err(CallError::Guest(task_error(e)))),
-            Err(e) => return (records, Err(self.fail("put", e))),
+            Ok(Err(e)) => return Err(CallError::Guest(task_error(e))),
+            Err(e) => return Err(self.fail("put", e)),
         };
+        let count = batch.len();
         if results.len() != count {
             let reason = format!(
                 "`put` returned {} results for {count} records (the contract wants one each)",
                 results.len()
             );
             self.dead = Some(reason.clone());
-            return (records, Err(CallError::Failed(reason)));
+            return Err(CallError::Failed(reason));
         }
-        let results = results
+        Ok(results
             .into_iter()
             .map(|r| match r {
                 wit_sink::PutResult::Ok => PutResult::Ok,
                 wit_sink::PutResult::Retriable(m) => PutResult::Retriable(m),
                 wit_sink::PutResult::BadRecord(m) => PutResult::BadRecord(m),
             })
-            .collect();
-        (records, Ok(results))
+            .collect())
     }
 
     /// Makes accepted records durable. Returns the task's commit limits:
@@ -461,47 +454,41 @@ fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
     }
 }
 
-/// Moves the payloads of `records` into a batch for the guest; the topics
-/// are listed once. [`restore_sink_records`] moves them back.
-fn sink_batch_to_wit(records: &mut [SinkRecord]) -> wit_sink::SinkBatch {
-    let mut topics: Vec<String> = Vec::new();
-    let records = records
-        .iter_mut()
-        .map(|r| {
-            let topic = match topics.iter().position(|t| *t == r.topic) {
-                Some(i) => i,
-                None => {
-                    topics.push(r.topic.clone());
-                    topics.len() - 1
-                }
-            };
-            wit_sink::SinkRecord {
-                topic: topic as u32,
-                partition: r.partition,
-                offset: r.offset,
-                key: r.key.take(),
-                value: r.value.take(),
-                headers: std::mem::take(&mut r.headers)
-                    .into_iter()
-                    .map(|h| wit::Header {
-                        key: h.key,
-                        value: h.value,
-                    })
-                    .collect(),
-                timestamp: r.timestamp,
-            }
-        })
-        .collect();
-    wit_sink::SinkBatch { topics, records }
+/// Moves the columns of `batch` into the guest's type, without copying;
+/// [`restore_sink_batch`] moves them back.
+fn sink_batch_to_wit(batch: &mut SinkBatch) -> wit_sink::SinkBatch {
+    use std::mem::take;
+    wit_sink::SinkBatch {
+        topics: take(&mut batch.topics),
+        topic: take(&mut batch.topic),
+        partition: take(&mut batch.partition),
+        offset: take(&mut batch.offset),
+        timestamp: take(&mut batch.timestamp),
+        data: take(&mut batch.data),
+        spans: take(&mut batch.spans),
+        headers: take(&mut batch.headers)
+            .into_iter()
+            .map(|h| wit::Header {
+                key: h.key,
+                value: h.value,
+            })
+            .collect(),
+        header_records: take(&mut batch.header_records),
+    }
 }
 
-/// Moves the payloads back from a batch made by [`sink_batch_to_wit`].
-fn restore_sink_records(records: &mut [SinkRecord], batch: wit_sink::SinkBatch) {
-    for (r, w) in records.iter_mut().zip(batch.records) {
-        r.key = w.key;
-        r.value = w.value;
-        r.headers = w.headers.into_iter().map(header_from_wit).collect();
-    }
+fn restore_sink_batch(batch: &mut SinkBatch, wit_batch: wit_sink::SinkBatch) {
+    *batch = SinkBatch {
+        topics: wit_batch.topics,
+        topic: wit_batch.topic,
+        partition: wit_batch.partition,
+        offset: wit_batch.offset,
+        timestamp: wit_batch.timestamp,
+        data: wit_batch.data,
+        spans: wit_batch.spans,
+        headers: wit_batch.headers.into_iter().map(header_from_wit).collect(),
+        header_records: wit_batch.header_records,
+    };
 }
 
 #[cfg(test)]
@@ -567,36 +554,24 @@ mod tests {
         assert_eq!(json_map_from_wit(wit_po.partition), po.partition);
         assert_eq!(json_map_from_wit(wit_po.offset), po.offset);
 
-        let record = SinkRecord {
-            topic: "t".into(),
-            partition: 3,
-            offset: 99,
-            key: None,
-            value: Some(b"v".to_vec()),
-            headers: vec![contract::Header {
-                key: "a".into(),
-                value: Some(b"b".to_vec()),
-            }],
-            timestamp: None,
-        };
-        let other = SinkRecord {
-            topic: "u".into(),
-            offset: 100,
-            ..record.clone()
-        };
-        let mut records = vec![record.clone(), other.clone(), record.clone()];
-        let batch = sink_batch_to_wit(&mut records);
-        assert_eq!(
-            batch.topics,
-            vec!["t".to_owned(), "u".to_owned()],
-            "each topic listed once"
+        let mut batch = SinkBatch::default();
+        let no_headers: [(&str, Option<&[u8]>); 0] = [];
+        batch.push(
+            "t",
+            3,
+            99,
+            None,
+            Some(&b"v"[..]),
+            [("a", Some(&b"b"[..]))],
+            None,
         );
-        assert_eq!(
-            batch.records.iter().map(|r| r.topic).collect::<Vec<_>>(),
-            vec![0, 1, 0]
-        );
-        assert_eq!(batch.records[0].value.as_deref(), Some(&b"v"[..]));
-        restore_sink_records(&mut records, batch);
-        assert_eq!(records, vec![record.clone(), other, record]);
+        batch.push("u", 0, 100, Some(&b"k"[..]), None, no_headers, Some(5));
+        let before = batch.clone();
+        let wit_batch = sink_batch_to_wit(&mut batch);
+        assert_eq!(wit_batch.topics, ["t", "u"]);
+        assert_eq!(wit_batch.data, b"vk");
+        assert_eq!(wit_batch.headers[0].key, "a");
+        restore_sink_batch(&mut batch, wit_batch);
+        assert_eq!(batch, before);
     }
 }

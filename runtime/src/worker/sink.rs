@@ -13,7 +13,7 @@
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
-use crate::contract::{PutResult, SinkRecord, TaskError};
+use crate::contract::{PutResult, SinkBatch, SinkRecord, TaskError};
 use crate::kafka::{BatchLimits, RecordConsumer, TopicPartition};
 use crate::metrics::TaskMetrics;
 use crate::plugin::{CallError, Plugin, SinkInstance, TaskSandbox};
@@ -73,7 +73,7 @@ pub(super) fn run(
         unflushed: BTreeMap::new(),
         committed: BTreeMap::new(),
         positions: BTreeMap::new(),
-        waiting: Vec::new(),
+        waiting: SinkBatch::default(),
         waiting_reason: String::new(),
     };
     let result = driver.run(&mut instance);
@@ -102,7 +102,7 @@ struct Driver<'a> {
     /// Next offset to consume per partition, for the lag.
     positions: BTreeMap<TopicPartition, i64>,
     /// Records the task asked to be offered again, in order.
-    waiting: Vec<SinkRecord>,
+    waiting: SinkBatch,
     waiting_reason: String,
 }
 
@@ -136,12 +136,12 @@ impl Driver<'_> {
                 logged_out = out;
                 last_log = Instant::now();
             }
-            let batch = if self.waiting.is_empty() {
+            let mut batch = if self.waiting.is_empty() {
                 let batch = self.consumer.next_batch(Duration::from_millis(100))?;
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 if !batch.is_empty() {
                     let mut positions = Runs::over(&mut self.positions);
-                    batch.iter().for_each(|r| positions.note(r));
+                    batch.records().for_each(|r| positions.note(r));
                     drop(positions);
                     let lag = self.consumer.lag(&self.positions);
                     self.metrics.consumer_lag.store(lag, Ordering::Relaxed);
@@ -160,9 +160,10 @@ impl Driver<'_> {
                             self.waiting_reason
                         );
                         let mut done = Runs::over(&mut self.unflushed);
-                        for record in std::mem::take(&mut self.waiting) {
-                            tolerate(&self.policy, self.metrics, &record, "retriable", &message)?;
-                            done.note(&record);
+                        let waiting = std::mem::take(&mut self.waiting);
+                        for record in waiting.records() {
+                            tolerate(&self.policy, self.metrics, record, "retriable", &message)?;
+                            done.note(record);
                         }
                         record_retry.reset();
                         continue;
@@ -175,7 +176,7 @@ impl Driver<'_> {
             TaskMetrics::add(&self.metrics.batches, 1);
             let batch_len = batch.len();
             let started = Instant::now();
-            let (records, outcome) = instance.put(batch);
+            let outcome = instance.put(&mut batch);
             self.metrics.call_seconds.observe(
                 crate::metrics::CALL_SECONDS_BUCKETS,
                 started.elapsed().as_secs_f64(),
@@ -201,7 +202,7 @@ impl Driver<'_> {
                         "put: {m}; retrying the batch"
                     );
                     nap(stop, delay);
-                    self.waiting = records;
+                    self.waiting = batch;
                     self.waiting_reason = m;
                     continue;
                 }
@@ -209,15 +210,15 @@ impl Driver<'_> {
             };
             let (mut accepted, mut bytes) = (0, 0);
             let mut done = Runs::over(&mut self.unflushed);
-            for (record, result) in records.into_iter().zip(results) {
+            for (record, result) in batch.records().zip(results) {
                 match result {
                     // Accepted, even after a retriable one: offering it again
                     // would write it twice. (A sink that needs order returns
                     // retriable for the records after one it cannot take.)
                     PutResult::Ok => {
                         accepted += 1;
-                        bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
-                        done.note(&record);
+                        bytes += record.value.map_or(0, <[u8]>::len) as u64;
+                        done.note(record);
                     }
                     PutResult::Retriable(m) => {
                         if self.waiting.is_empty() {
@@ -232,11 +233,11 @@ impl Driver<'_> {
                             );
                             self.waiting_reason = m;
                         }
-                        self.waiting.push(record);
+                        self.waiting.push_record(record);
                     }
                     PutResult::BadRecord(reason) => {
-                        tolerate(&self.policy, self.metrics, &record, "bad-record", &reason)?;
-                        done.note(&record);
+                        tolerate(&self.policy, self.metrics, record, "bad-record", &reason)?;
+                        done.note(record);
                     }
                 }
             }
@@ -316,17 +317,17 @@ impl Driver<'_> {
 fn tolerate(
     policy: &ErrorPolicy,
     metrics: &TaskMetrics,
-    record: &SinkRecord,
+    record: SinkRecord<'_>,
     class: &str,
     message: &str,
 ) -> Result<(), String> {
     let failed = FailedRecord {
-        topic: &record.topic,
+        topic: record.topic,
         partition: record.partition,
         offset: record.offset,
-        key: record.key.as_deref(),
-        value: record.value.as_deref(),
-        headers: &record.headers,
+        key: record.key,
+        value: record.value,
+        headers: record.headers,
         stage: "TASK_PUT",
         class,
         message,
@@ -347,7 +348,7 @@ impl<'m> Runs<'m> {
         Runs { next, open: None }
     }
 
-    fn note(&mut self, record: &SinkRecord) {
+    fn note(&mut self, record: SinkRecord<'_>) {
         let after = record.offset + 1;
         match &mut self.open {
             Some(((topic, partition), n))
@@ -357,7 +358,7 @@ impl<'m> Runs<'m> {
             }
             _ => {
                 self.close_run();
-                self.open = Some(((record.topic.clone(), record.partition), after));
+                self.open = Some(((record.topic.to_owned(), record.partition), after));
             }
         }
     }

@@ -92,17 +92,15 @@ impl SinkTask for TestkitSinkTask {
         })
     }
 
-    fn put(&mut self, batch: SinkBatch) -> Result<Vec<PutResult>, TaskError> {
-        let records = batch.records;
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+    fn put(&mut self, batch: &SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+        let bytes: usize = batch
+            .records()
+            .map(|r| r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len))
             .sum();
-        info!("put of {} records, {bytes} bytes", records.len());
-        let mut results = Vec::with_capacity(records.len());
-        for r in records {
-            let value =
-                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+        info!("put of {} records, {bytes} bytes", batch.len());
+        let mut results = Vec::with_capacity(batch.len());
+        for r in batch {
+            let value = String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned();
             if value.contains(&self.reject) {
                 results.push(PutResult::BadRecord(format!(
                     "value contains {:?}",

@@ -1,0 +1,232 @@
+//! The records of one `put`, as a sink connector sees them.
+//!
+//! A batch crosses the boundary in columns (one list per field, all keys
+//! and values in one byte list: see `sink-batch` in `plugins/wit/sink.wit`
+//! and ADR 0007). [`SinkBatch`] checks that layout once and hands out
+//! [`SinkRecord`]s that borrow from it, so reading a record copies nothing.
+
+use crate::bindings::sink::exports::tributary::connector::sink_connector as wit;
+use crate::{Header, TaskError};
+
+/// A span length meaning "none": no key, or no value (a tombstone).
+const ABSENT: u32 = u32::MAX;
+/// The timestamp of a record that has none.
+const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// One record consumed from Kafka, borrowed from its [`SinkBatch`].
+#[derive(Clone, Copy, Debug)]
+pub struct SinkRecord<'a> {
+    /// The topic it was consumed from.
+    pub topic: &'a str,
+    pub partition: i32,
+    /// Its offset in its Kafka partition.
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    /// `None`: a tombstone.
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [Header],
+    /// Milliseconds since the Unix epoch, if the record has one.
+    pub timestamp: Option<i64>,
+}
+
+/// The records handed to one `put`, in the order they were consumed.
+#[derive(Debug)]
+pub struct SinkBatch {
+    raw: wit::SinkBatch,
+    /// Where each record's headers start in `raw.headers`, and one entry
+    /// past the last record; empty when no record has headers.
+    header_starts: Vec<usize>,
+}
+
+impl SinkBatch {
+    /// Checks the worker's columns against the layout the contract gives.
+    pub(crate) fn new(raw: wit::SinkBatch) -> Result<SinkBatch, TaskError> {
+        let malformed = |what: String| {
+            Err(TaskError::Fatal(format!(
+                "the worker handed over a malformed batch ({what}): worker and SDK disagree on the contract"
+            )))
+        };
+        let n = raw.topic.len();
+        for (name, len) in [
+            ("partition", raw.partition.len()),
+            ("offset", raw.offset.len()),
+            ("timestamp", raw.timestamp.len()),
+        ] {
+            if len != n {
+                return malformed(format!("{n} topic entries but {len} {name} entries"));
+            }
+        }
+        if raw.spans.len() != 4 * n {
+            return malformed(format!("{} spans for {n} records", raw.spans.len()));
+        }
+        if let Some(t) = raw.topic.iter().find(|t| **t as usize >= raw.topics.len()) {
+            return malformed(format!("topic index {t} of {}", raw.topics.len()));
+        }
+        for (i, span) in raw.spans.chunks_exact(2).enumerate() {
+            let (start, len) = (span[0] as usize, span[1]);
+            if len != ABSENT && start + len as usize > raw.data.len() {
+                return malformed(format!(
+                    "record {} reaches byte {} of {}",
+                    i / 2,
+                    start + len as usize,
+                    raw.data.len()
+                ));
+            }
+        }
+        if raw.header_records.len() != raw.headers.len() {
+            return malformed(format!(
+                "{} headers but {} header-records entries",
+                raw.headers.len(),
+                raw.header_records.len()
+            ));
+        }
+        let mut header_starts = Vec::new();
+        if !raw.headers.is_empty() {
+            if raw.header_records.windows(2).any(|w| w[0] > w[1])
+                || raw.header_records.last().is_some_and(|r| *r as usize >= n)
+            {
+                return malformed("header-records out of order or past the last record".into());
+            }
+            header_starts = (0..=n)
+                .map(|i| raw.header_records.partition_point(|r| (*r as usize) < i))
+                .collect();
+        }
+        Ok(SinkBatch { raw, header_starts })
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.raw.topic.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.topic.is_empty()
+    }
+
+    /// The topics the records come from, each once.
+    pub fn topics(&self) -> &[String] {
+        &self.raw.topics
+    }
+
+    /// Where in [`SinkBatch::topics`] record `index`'s topic is: for
+    /// per-topic state kept beside the batch.
+    pub fn topic_index(&self, index: usize) -> usize {
+        self.raw.topic[index] as usize
+    }
+
+    /// Record `index` (panics past the end, like a slice).
+    pub fn get(&self, index: usize) -> SinkRecord<'_> {
+        let raw = &self.raw;
+        let bytes = |at: usize| {
+            let (start, len) = (raw.spans[at] as usize, raw.spans[at + 1]);
+            (len != ABSENT).then(|| &raw.data[start..start + len as usize])
+        };
+        let headers = match self.header_starts.get(index..index + 2) {
+            Some(&[from, to]) => &raw.headers[from..to],
+            _ => &[],
+        };
+        let timestamp = raw.timestamp[index];
+        SinkRecord {
+            topic: &raw.topics[raw.topic[index] as usize],
+            partition: raw.partition[index],
+            offset: raw.offset[index],
+            key: bytes(4 * index),
+            value: bytes(4 * index + 2),
+            headers,
+            timestamp: (timestamp != NO_TIMESTAMP).then_some(timestamp),
+        }
+    }
+
+    /// The records, in order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = SinkRecord<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl<'a> IntoIterator for &'a SinkBatch {
+    type Item = SinkRecord<'a>;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = SinkRecord<'a>> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.records())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three records as the contract lays them out: a key and a value; no
+    /// key and an empty value with two headers; a tombstone without a
+    /// timestamp, on a second topic, with one header.
+    fn raw() -> wit::SinkBatch {
+        wit::SinkBatch {
+            topics: vec!["orders".into(), "users".into()],
+            topic: vec![0, 0, 1],
+            partition: vec![0, 3, 1],
+            offset: vec![41, 7, 9],
+            timestamp: vec![1_700_000_000_000, 5, NO_TIMESTAMP],
+            data: b"k1v-onek2".to_vec(),
+            spans: vec![0, 2, 2, 5, 0, ABSENT, 7, 0, 7, 2, 0, ABSENT],
+            headers: vec![
+                Header {
+                    key: "a".into(),
+                    value: Some(b"1".to_vec()),
+                },
+                Header {
+                    key: "b".into(),
+                    value: None,
+                },
+                Header {
+                    key: "c".into(),
+                    value: Some(Vec::new()),
+                },
+            ],
+            header_records: vec![1, 1, 2],
+        }
+    }
+
+    #[test]
+    fn records_borrow_their_fields_from_the_columns() {
+        let batch = SinkBatch::new(raw()).unwrap();
+        assert_eq!(batch.len(), 3);
+        let r: Vec<SinkRecord<'_>> = batch.records().collect();
+        assert_eq!((r[0].topic, r[0].partition, r[0].offset), ("orders", 0, 41));
+        assert_eq!(
+            (r[0].key, r[0].value),
+            (Some(&b"k1"[..]), Some(&b"v-one"[..]))
+        );
+        assert_eq!(r[0].timestamp, Some(1_700_000_000_000));
+        assert!(r[0].headers.is_empty());
+        assert_eq!((r[1].key, r[1].value), (None, Some(&b""[..])));
+        let names: Vec<&str> = r[1].headers.iter().map(|h| h.key.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            (r[2].topic, r[2].offset, r[2].timestamp),
+            ("users", 9, None)
+        );
+        assert_eq!((r[2].key, r[2].value), (Some(&b"k2"[..]), None));
+        assert_eq!(r[2].headers.len(), 1);
+        assert_eq!(r[2].headers[0].value.as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_layout_that_breaks_the_contract_is_refused_with_what_is_wrong() {
+        let fatal = |raw| match SinkBatch::new(raw) {
+            Err(TaskError::Fatal(m)) => m,
+            other => panic!("expected a fatal error, got {other:?}"),
+        };
+        let mut past_the_end = raw();
+        past_the_end.spans[3] = 8;
+        assert!(fatal(past_the_end).contains("record 0 reaches byte 10 of 9"));
+        let mut short_column = raw();
+        short_column.offset.pop();
+        assert!(fatal(short_column).contains("3 topic entries but 2 offset entries"));
+        let mut no_such_topic = raw();
+        no_such_topic.topic[1] = 2;
+        assert!(fatal(no_such_topic).contains("topic index 2 of 2"));
+        let mut unordered = raw();
+        unordered.header_records = vec![2, 1, 1];
+        assert!(fatal(unordered).contains("header-records out of order"));
+    }
+}
