@@ -134,34 +134,25 @@ pub struct SinkRecord<'a> {
 }
 
 impl SinkBatch {
-    /// Appends a record; its headers come as `(key, value)` pairs.
-    pub fn push<'h>(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
-        timestamp: Option<i64>,
-    ) {
-        let index = self.topic.len() as u32;
+    /// Appends a copy of `record`, with its headers.
+    pub fn push(&mut self, record: SinkRecord<'_>) {
         // Records come in runs of one topic: try the last one first.
         let t = match self.topic.last() {
-            Some(&t) if self.topics[t as usize] == topic => t,
-            _ => match self.topics.iter().position(|t| t == topic) {
+            Some(&t) if self.topics[t as usize] == record.topic => t,
+            _ => match self.topics.iter().position(|t| t == record.topic) {
                 Some(t) => t as u32,
                 None => {
-                    self.topics.push(topic.to_owned());
+                    self.topics.push(record.topic.to_owned());
                     self.topics.len() as u32 - 1
                 }
             },
         };
         self.topic.push(t);
-        self.partition.push(partition);
-        self.offset.push(offset);
-        self.timestamp.push(timestamp.unwrap_or(NO_TIMESTAMP));
-        for bytes in [key, value] {
+        self.partition.push(record.partition);
+        self.offset.push(record.offset);
+        self.timestamp
+            .push(record.timestamp.unwrap_or(NO_TIMESTAMP));
+        for bytes in [record.key, record.value] {
             self.spans.push(self.data.len() as u32);
             match bytes {
                 Some(b) => {
@@ -171,30 +162,22 @@ impl SinkBatch {
                 None => self.spans.push(ABSENT),
             }
         }
-        for (key, value) in headers {
-            self.headers.push(Header {
-                key: key.to_owned(),
-                value: value.map(<[u8]>::to_vec),
-            });
-            self.header_records.push(index);
+        for h in record.headers {
+            self.push_header(&h.key, h.value.as_deref());
         }
     }
 
-    /// Appends a copy of `record`.
-    pub fn push_record(&mut self, record: SinkRecord<'_>) {
-        let headers = record
-            .headers
-            .iter()
-            .map(|h| (h.key.as_str(), h.value.as_deref()));
-        self.push(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            headers,
-            record.timestamp,
-        );
+    /// Adds a header to the record pushed last.
+    pub fn push_header(&mut self, key: &str, value: Option<&[u8]>) {
+        let record = self
+            .len()
+            .checked_sub(1)
+            .expect("a record to add a header to");
+        self.headers.push(Header {
+            key: key.to_owned(),
+            value: value.map(<[u8]>::to_vec),
+        });
+        self.header_records.push(record as u32);
     }
 
     pub fn len(&self) -> usize {
@@ -343,22 +326,24 @@ mod tests {
 
     #[test]
     fn a_sink_batch_gives_back_each_record_as_pushed() {
-        let none: [(&str, Option<&[u8]>); 0] = [];
         let (k, v1, empty): (&[u8], &[u8], &[u8]) = (b"k", b"v1", b"");
+        let record = |topic, partition, offset, key, value, timestamp| SinkRecord {
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            headers: &[],
+            timestamp,
+        };
         let mut batch = SinkBatch::default();
-        batch.push("a", 0, 5, Some(k), Some(v1), none, Some(10));
-        let two = [("h1", Some(&b"x"[..])), ("h2", None)];
-        batch.push("b", 2, 9, None, Some(empty), two, None);
-        batch.push(
-            "a",
-            1,
-            7,
-            Some(empty),
-            None,
-            [("h3", Some(empty))],
-            Some(-1),
-        );
-        batch.push("b", 2, 10, None, None, none, None);
+        batch.push(record("a", 0, 5, Some(k), Some(v1), Some(10)));
+        batch.push(record("b", 2, 9, None, Some(empty), None));
+        batch.push_header("h1", Some(b"x"));
+        batch.push_header("h2", None);
+        batch.push(record("a", 1, 7, Some(empty), None, Some(-1)));
+        batch.push_header("h3", Some(empty));
+        batch.push(record("b", 2, 10, None, None, None));
         assert_eq!(batch.topics, ["a", "b"]);
         assert_eq!(batch.topic, [0, 1, 0, 1]);
         assert_eq!(batch.data, b"kv1");
@@ -395,7 +380,7 @@ mod tests {
         assert_eq!(r[2].headers.len(), 1);
         assert!(r[3].headers.is_empty());
         let mut copy = SinkBatch::default();
-        r.iter().for_each(|r| copy.push_record(*r));
+        r.iter().for_each(|r| copy.push(*r));
         assert_eq!(copy, batch);
     }
 }

@@ -1,7 +1,7 @@
 //! Consuming a sink connector's topics and committing what was flushed.
 
 use super::{client_config, props, KafkaCluster};
-use crate::contract::SinkBatch;
+use crate::contract::{SinkBatch, SinkRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -245,20 +245,18 @@ impl Fetch {
                 Some(Ok(m)) => {
                     let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
                     self.cluster.consumed(m.topic(), &self.group, size as u64);
-                    let headers = m.headers();
-                    let headers = headers
-                        .iter()
-                        .flat_map(|hs| hs.iter())
-                        .map(|h| (h.key, h.value));
-                    batch.push(
-                        m.topic(),
-                        m.partition(),
-                        m.offset(),
-                        m.key(),
-                        m.payload(),
-                        headers,
-                        m.timestamp().to_millis(),
-                    );
+                    batch.push(SinkRecord {
+                        topic: m.topic(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key(),
+                        value: m.payload(),
+                        headers: &[],
+                        timestamp: m.timestamp().to_millis(),
+                    });
+                    for h in m.headers().iter().flat_map(|hs| hs.iter()) {
+                        batch.push_header(h.key, h.value);
+                    }
                 }
                 Some(Err(e)) => {
                     // Transient (a topic not there yet, a broker away):

@@ -555,17 +555,23 @@ mod tests {
         assert_eq!(json_map_from_wit(wit_po.offset), po.offset);
 
         let mut batch = SinkBatch::default();
-        let no_headers: [(&str, Option<&[u8]>); 0] = [];
-        batch.push(
-            "t",
-            3,
-            99,
-            None,
-            Some(&b"v"[..]),
-            [("a", Some(&b"b"[..]))],
-            None,
-        );
-        batch.push("u", 0, 100, Some(&b"k"[..]), None, no_headers, Some(5));
+        let record = contract::SinkRecord {
+            topic: "t",
+            partition: 3,
+            offset: 99,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp: None,
+        };
+        batch.push(record);
+        batch.push_header("a", Some(b"b"));
+        batch.push(contract::SinkRecord {
+            topic: "u",
+            key: Some(b"k"),
+            value: None,
+            ..record
+        });
         let before = batch.clone();
         let wit_batch = sink_batch_to_wit(&mut batch);
         assert_eq!(wit_batch.topics, ["t", "u"]);

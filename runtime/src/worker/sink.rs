@@ -233,7 +233,7 @@ impl Driver<'_> {
                             );
                             self.waiting_reason = m;
                         }
-                        self.waiting.push_record(record);
+                        self.waiting.push(record);
                     }
                     PutResult::BadRecord(reason) => {
                         tolerate(&self.policy, self.metrics, record, "bad-record", &reason)?;
