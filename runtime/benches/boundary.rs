@@ -55,13 +55,12 @@ fn measure(offset_every_record: bool) {
     let mut bytes = 0;
     while n < RECORDS {
         let batch = task.poll(BATCH).unwrap();
-        assert_eq!(batch.records.len(), BATCH as usize);
+        assert_eq!(batch.len(), BATCH as usize);
         bytes += batch
-            .records
-            .iter()
-            .map(|r| r.value.as_ref().map_or(0, Vec::len))
+            .records()
+            .map(|r| r.value.map_or(0, <[u8]>::len))
             .sum::<usize>();
-        n += batch.records.len();
+        n += batch.len();
     }
     let elapsed = start.elapsed();
     assert_eq!(bytes, RECORDS * 100);
@@ -70,7 +69,7 @@ fn measure(offset_every_record: bool) {
     let calls = 100_000;
     let start = Instant::now();
     for _ in 0..calls {
-        assert!(task.poll(BATCH).unwrap().records.is_empty());
+        assert!(task.poll(BATCH).unwrap().is_empty());
     }
     let per_call = start.elapsed();
 

@@ -68,29 +68,6 @@ pub struct Header {
     pub value: Option<Vec<u8>>,
 }
 
-/// A record a source task produced, bound for Kafka.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SourceRecord {
-    /// Index into [`SourceBatch::topics`].
-    pub topic: u32,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<Header>,
-    pub timestamp: Option<i64>,
-    /// Index into [`SourceBatch::partitions`].
-    pub partition: u32,
-    /// The partition's offset after this record, if the task said.
-    pub offset: Option<JsonMap>,
-}
-
-/// What one poll returned.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SourceBatch {
-    pub topics: Vec<String>,
-    pub partitions: Vec<JsonMap>,
-    pub records: Vec<SourceRecord>,
-}
-
 /// A source partition with its offset.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartitionOffset {
@@ -98,16 +75,110 @@ pub struct PartitionOffset {
     pub offset: JsonMap,
 }
 
-/// A span length meaning "none" in [`SinkBatch::spans`].
+/// A span length meaning "none": no key, or no value (a tombstone).
 const ABSENT: u32 = u32::MAX;
-/// [`SinkBatch::timestamp`] of a record without one.
+/// The timestamp column's entry for a record without one.
 const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// The keys, values and headers of a batch's records, laid out as the
+/// contract's columns (ADR 0007): `data` holds keys and values back to
+/// back, `spans` four numbers per record (start and length of its key, then
+/// of its value; length `u32::MAX`: none), `headers` every record's headers
+/// in record order with their record's index in `header_records`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Payloads {
+    pub data: Vec<u8>,
+    pub spans: Vec<u32>,
+    pub headers: Vec<Header>,
+    pub header_records: Vec<u32>,
+}
+
+impl Payloads {
+    /// Appends the next record's key and value.
+    fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) {
+        for bytes in [key, value] {
+            self.spans.push(self.data.len() as u32);
+            match bytes {
+                Some(b) => {
+                    self.spans.push(b.len() as u32);
+                    self.data.extend_from_slice(b);
+                }
+                None => self.spans.push(ABSENT),
+            }
+        }
+    }
+
+    fn push_header(&mut self, record: usize, key: &str, value: Option<&[u8]>) {
+        self.headers.push(Header {
+            key: key.to_owned(),
+            value: value.map(<[u8]>::to_vec),
+        });
+        self.header_records.push(record as u32);
+    }
+
+    /// Record `index`'s key and value.
+    fn key_value(&self, index: usize) -> [Option<&[u8]>; 2] {
+        [4 * index, 4 * index + 2].map(|at| {
+            let (start, len) = (self.spans[at] as usize, self.spans[at + 1]);
+            (len != ABSENT).then(|| &self.data[start..start + len as usize])
+        })
+    }
+
+    /// Record `index`'s headers.
+    fn headers_of(&self, index: usize) -> &[Header] {
+        if self.headers.is_empty() {
+            return &[];
+        }
+        let i = index as u32;
+        let from = self.header_records.partition_point(|r| *r < i);
+        let to = self.header_records.partition_point(|r| *r <= i);
+        &self.headers[from..to]
+    }
+
+    /// What is wrong with this layout for `records` records, if anything:
+    /// for columns a guest made.
+    fn check(&self, records: usize) -> Result<(), String> {
+        if self.spans.len() != 4 * records {
+            return Err(format!(
+                "{} spans for {records} records (4 each)",
+                self.spans.len()
+            ));
+        }
+        for (i, span) in self.spans.chunks_exact(2).enumerate() {
+            let (start, len) = (span[0] as usize, span[1]);
+            if len != ABSENT && start.saturating_add(len as usize) > self.data.len() {
+                return Err(format!(
+                    "record {}'s {} reaches byte {} of {} in `data`",
+                    i / 2,
+                    ["key", "value"][i % 2],
+                    start.saturating_add(len as usize),
+                    self.data.len()
+                ));
+            }
+        }
+        if self.header_records.len() != self.headers.len() {
+            return Err(format!(
+                "{} headers but {} header-records entries",
+                self.headers.len(),
+                self.header_records.len()
+            ));
+        }
+        if self.header_records.windows(2).any(|w| w[0] > w[1])
+            || self
+                .header_records
+                .last()
+                .is_some_and(|r| *r as usize >= records)
+        {
+            return Err("header-records out of order or past the last record".into());
+        }
+        Ok(())
+    }
+}
 
 /// Records consumed from Kafka, bound for one `put`, in the columns the
 /// contract hands them over in (`sink-batch` in `plugins/wit/sink.wit`):
-/// per record a topic index, partition, offset and timestamp, four numbers
-/// in `spans` locating its key and value in `data`, and its headers in
-/// `headers` (with their record in `header_records`).
+/// per record a topic index, partition, offset and timestamp, and its key,
+/// value and headers in `payloads`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SinkBatch {
     pub topics: Vec<String>,
@@ -115,10 +186,7 @@ pub struct SinkBatch {
     pub partition: Vec<i32>,
     pub offset: Vec<i64>,
     pub timestamp: Vec<i64>,
-    pub data: Vec<u8>,
-    pub spans: Vec<u32>,
-    pub headers: Vec<Header>,
-    pub header_records: Vec<u32>,
+    pub payloads: Payloads,
 }
 
 /// One record of a [`SinkBatch`], borrowed from it.
@@ -152,16 +220,7 @@ impl SinkBatch {
         self.offset.push(record.offset);
         self.timestamp
             .push(record.timestamp.unwrap_or(NO_TIMESTAMP));
-        for bytes in [record.key, record.value] {
-            self.spans.push(self.data.len() as u32);
-            match bytes {
-                Some(b) => {
-                    self.spans.push(b.len() as u32);
-                    self.data.extend_from_slice(b);
-                }
-                None => self.spans.push(ABSENT),
-            }
-        }
+        self.payloads.push(record.key, record.value);
         for h in record.headers {
             self.push_header(&h.key, h.value.as_deref());
         }
@@ -173,11 +232,7 @@ impl SinkBatch {
             .len()
             .checked_sub(1)
             .expect("a record to add a header to");
-        self.headers.push(Header {
-            key: key.to_owned(),
-            value: value.map(<[u8]>::to_vec),
-        });
-        self.header_records.push(record as u32);
+        self.payloads.push_header(record, key, value);
     }
 
     pub fn len(&self) -> usize {
@@ -188,35 +243,129 @@ impl SinkBatch {
         self.topic.is_empty()
     }
 
+    /// Bytes of keys and values.
+    pub fn bytes(&self) -> usize {
+        self.payloads.data.len()
+    }
+
     /// Record `index` (panics past the end, like a slice).
     pub fn get(&self, index: usize) -> SinkRecord<'_> {
-        let bytes = |at: usize| {
-            let (start, len) = (self.spans[at] as usize, self.spans[at + 1]);
-            (len != ABSENT).then(|| &self.data[start..start + len as usize])
-        };
-        let i = index as u32;
-        let headers = match self.headers.is_empty() {
-            true => &[][..],
-            false => {
-                let from = self.header_records.partition_point(|r| *r < i);
-                let to = self.header_records.partition_point(|r| *r <= i);
-                &self.headers[from..to]
-            }
-        };
+        let [key, value] = self.payloads.key_value(index);
         let timestamp = self.timestamp[index];
         SinkRecord {
             topic: &self.topics[self.topic[index] as usize],
             partition: self.partition[index],
             offset: self.offset[index],
-            key: bytes(4 * index),
-            value: bytes(4 * index + 2),
-            headers,
+            key,
+            value,
+            headers: self.payloads.headers_of(index),
             timestamp: (timestamp != NO_TIMESTAMP).then_some(timestamp),
         }
     }
 
     /// The records, in order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = SinkRecord<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// What one `poll` returned, in the contract's columns (`source-batch` in
+/// `plugins/wit/source.wit`): per record a topic index, a source partition
+/// index and a timestamp, its key, value and headers in `payloads`, and the
+/// offsets the task gave, by record index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceBatch {
+    pub topics: Vec<String>,
+    pub partitions: Vec<JsonMap>,
+    pub topic: Vec<u32>,
+    pub partition: Vec<u32>,
+    pub timestamp: Vec<i64>,
+    pub payloads: Payloads,
+    /// `(record index, offset)`, in record order.
+    pub offsets: Vec<(u32, JsonMap)>,
+}
+
+/// One record of a [`SourceBatch`], borrowed from it, bound for Kafka.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SourceRecord<'a> {
+    pub topic: &'a str,
+    /// Index into [`SourceBatch::partitions`].
+    pub partition: u32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [Header],
+    /// `None`: the time of production.
+    pub timestamp: Option<i64>,
+}
+
+impl SourceBatch {
+    pub fn len(&self) -> usize {
+        self.topic.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.topic.is_empty()
+    }
+
+    /// What is wrong with the batch a task returned, if anything, naming
+    /// the record: the columns must agree, and every index and span point
+    /// at something.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.len();
+        for (name, len) in [
+            ("partition", self.partition.len()),
+            ("timestamp", self.timestamp.len()),
+        ] {
+            if len != n {
+                return Err(format!("{n} topic entries but {len} {name} entries"));
+            }
+        }
+        if let Some(i) = self
+            .topic
+            .iter()
+            .position(|t| self.topics.get(*t as usize).is_none_or(String::is_empty))
+        {
+            return Err(format!(
+                "record {i} has topic index {}, but the batch has {} topics (all non-empty)",
+                self.topic[i],
+                self.topics.len()
+            ));
+        }
+        if let Some(i) = self
+            .partition
+            .iter()
+            .position(|p| *p as usize >= self.partitions.len())
+        {
+            return Err(format!(
+                "record {i} has partition index {}, but the batch has {} partitions",
+                self.partition[i],
+                self.partitions.len()
+            ));
+        }
+        if self.offsets.windows(2).any(|w| w[0].0 >= w[1].0)
+            || self.offsets.last().is_some_and(|(r, _)| *r as usize >= n)
+        {
+            return Err("offsets out of record order or past the last record".into());
+        }
+        self.payloads.check(n)
+    }
+
+    /// Record `index` (panics past the end, like a slice).
+    pub fn get(&self, index: usize) -> SourceRecord<'_> {
+        let [key, value] = self.payloads.key_value(index);
+        let timestamp = self.timestamp[index];
+        SourceRecord {
+            topic: &self.topics[self.topic[index] as usize],
+            partition: self.partition[index],
+            key,
+            value,
+            headers: self.payloads.headers_of(index),
+            timestamp: (timestamp != NO_TIMESTAMP).then_some(timestamp),
+        }
+    }
+
+    /// The records, in order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = SourceRecord<'_>> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
 }
@@ -346,12 +495,12 @@ mod tests {
         batch.push(record("b", 2, 10, None, None, None));
         assert_eq!(batch.topics, ["a", "b"]);
         assert_eq!(batch.topic, [0, 1, 0, 1]);
-        assert_eq!(batch.data, b"kv1");
+        assert_eq!(batch.payloads.data, b"kv1");
         assert_eq!(
-            batch.spans,
+            batch.payloads.spans,
             [0, 1, 1, 2, 3, ABSENT, 3, 0, 3, 0, 3, ABSENT, 3, ABSENT, 3, ABSENT]
         );
-        assert_eq!(batch.header_records, [1, 1, 2]);
+        assert_eq!(batch.payloads.header_records, [1, 1, 2]);
         let r: Vec<SinkRecord<'_>> = batch.records().collect();
         assert_eq!(r.len(), 4);
         assert_eq!(
@@ -382,5 +531,61 @@ mod tests {
         let mut copy = SinkBatch::default();
         r.iter().for_each(|r| copy.push(*r));
         assert_eq!(copy, batch);
+    }
+
+    /// A source batch as a guest could return it: two records on topic 0,
+    /// partition 0, keys absent, values "ab" and "c", the second with an
+    /// offset.
+    fn guest_batch() -> SourceBatch {
+        SourceBatch {
+            topics: vec!["t".into()],
+            partitions: vec![JsonMap::new()],
+            topic: vec![0, 0],
+            partition: vec![0, 0],
+            timestamp: vec![NO_TIMESTAMP; 2],
+            payloads: Payloads {
+                data: b"abc".to_vec(),
+                spans: vec![0, ABSENT, 0, 2, 2, ABSENT, 2, 1],
+                ..Payloads::default()
+            },
+            offsets: vec![(1, JsonMap::new())],
+        }
+    }
+
+    #[test]
+    fn a_source_batch_that_breaks_the_layout_is_refused_naming_the_record() {
+        assert_eq!(guest_batch().check(), Ok(()));
+        assert_eq!(guest_batch().get(1).value, Some(&b"c"[..]));
+        let broken = |f: fn(&mut SourceBatch)| {
+            let mut b = guest_batch();
+            f(&mut b);
+            b.check().unwrap_err()
+        };
+        assert_eq!(
+            broken(|b| b.payloads.spans[7] = 2),
+            "record 1's value reaches byte 4 of 3 in `data`"
+        );
+        assert_eq!(
+            broken(|b| b.topic[1] = 1),
+            "record 1 has topic index 1, but the batch has 1 topics (all non-empty)"
+        );
+        assert_eq!(
+            broken(|b| b.partition[0] = 3),
+            "record 0 has partition index 3, but the batch has 1 partitions"
+        );
+        assert_eq!(
+            broken(|b| b.timestamp.push(0)),
+            "2 topic entries but 3 timestamp entries"
+        );
+        assert!(broken(|b| b.offsets.push((1, JsonMap::new()))).starts_with("offsets out of"));
+        assert!(broken(|b| b.payloads.spans.truncate(4)).contains("spans"));
+        assert!(broken(|b| {
+            b.payloads.headers.push(Header {
+                key: "h".into(),
+                value: None,
+            });
+            b.payloads.header_records.push(2);
+        })
+        .starts_with("header-records"));
     }
 }

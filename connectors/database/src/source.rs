@@ -354,11 +354,7 @@ impl SourceTask for DatabaseSourceTask {
         if self.s.query.is_none() {
             self.refresh_tables()?;
         }
-        let mut batch = SourceBatch {
-            topics: Vec::new(),
-            partitions: Vec::new(),
-            records: Vec::new(),
-        };
+        let mut batch = SourceBatch::new();
         let now = Instant::now();
         let n = self.sources.len();
         // Round robin from the cursor: the first source that is due.
@@ -376,21 +372,22 @@ impl SourceTask for DatabaseSourceTask {
         if src.pending.is_empty() {
             return Ok(batch);
         }
-        batch.topics.push(src.topic.clone());
-        batch.partitions.push(src.partition.clone());
-        while batch.records.len() < max_records as usize {
+        let topic = batch.add_topic(&src.topic);
+        let partition = batch.add_partition(src.partition.clone());
+        while batch.len() < max_records as usize {
             let Some(p) = src.pending.pop_front() else {
                 break;
             };
-            batch.records.push(SourceRecord {
-                topic: 0,
-                key: p.key,
-                value: Some(p.value),
-                headers: Vec::new(),
-                timestamp: None,
-                partition: 0,
-                offset: p.offset,
+            batch.push(SourceRecord {
+                topic,
+                partition,
+                key: p.key.as_deref(),
+                value: Some(&p.value),
+                ..SourceRecord::default()
             });
+            if let Some(offset) = p.offset {
+                batch.set_offset(offset);
+            }
         }
         Ok(batch)
     }

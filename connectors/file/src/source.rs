@@ -170,34 +170,23 @@ impl SourceTask for FileSourceTask {
 
     fn poll(&mut self, max_records: u32) -> Result<SourceBatch, TaskError> {
         let limit = self.batch_size.min(max_records) as usize;
-        let mut records = Vec::with_capacity(limit.min(4096));
-        if self.read_lines(limit, &mut records)? && self.check_rotation()? && records.is_empty() {
+        let mut batch = SourceBatch::new();
+        batch.add_topic(&self.topic);
+        batch.add_partition(self.partition.clone());
+        if self.read_lines(limit, &mut batch)? && self.check_rotation()? && batch.is_empty() {
             // Started over on a truncated or new file: read it now rather
             // than a poll later.
-            self.read_lines(limit, &mut records)?;
+            self.read_lines(limit, &mut batch)?;
         }
-        let partitions = if records.is_empty() {
-            Vec::new()
-        } else {
-            vec![self.partition.clone()]
-        };
-        Ok(SourceBatch {
-            topics: vec![self.topic.clone()],
-            partitions,
-            records,
-        })
+        Ok(batch)
     }
 }
 
 impl FileSourceTask {
-    /// Appends complete lines to `records` until it holds `limit`, and sets
-    /// the offset on the last one appended. True if it stopped at the end of
-    /// the file.
-    fn read_lines(
-        &mut self,
-        limit: usize,
-        records: &mut Vec<SourceRecord>,
-    ) -> Result<bool, TaskError> {
+    /// Appends complete lines to `batch` (topic 0, partition 0) until it
+    /// holds `limit`, and sets the offset on the last one appended. True if
+    /// it stopped at the end of the file.
+    fn read_lines(&mut self, limit: usize, batch: &mut SourceBatch) -> Result<bool, TaskError> {
         if self.at_eof {
             // A WASI file read stream that reported the end stays at the end;
             // seeking (to where we are) opens a fresh one that sees appends.
@@ -207,8 +196,8 @@ impl FileSourceTask {
                 .map_err(|e| read_error(&self.path, e))?;
             self.at_eof = false;
         }
-        let first = records.len();
-        while records.len() < limit {
+        let first = batch.len();
+        while batch.len() < limit {
             self.reader
                 .read_until(b'\n', &mut self.pending)
                 .map_err(|e| read_error(&self.path, e))?;
@@ -218,20 +207,14 @@ impl FileSourceTask {
                 break;
             }
             self.position += self.pending.len() as u64;
-            let line = strip_newline(&self.pending).to_vec();
-            self.pending.clear();
-            records.push(SourceRecord {
-                topic: 0,
-                key: None,
-                value: Some(line),
-                headers: Vec::new(),
-                timestamp: None,
-                partition: 0,
-                offset: None,
+            batch.push(SourceRecord {
+                value: Some(strip_newline(&self.pending)),
+                ..SourceRecord::default()
             });
+            self.pending.clear();
         }
-        if let Some(last) = records[first..].last_mut() {
-            last.offset = Some(vec![(
+        if batch.len() > first {
+            batch.set_offset(vec![(
                 POSITION.into(),
                 Scalar::Integer(i64::try_from(self.position).unwrap_or(i64::MAX)),
             )]);

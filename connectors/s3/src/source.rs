@@ -344,17 +344,12 @@ impl SourceTask for S3SourceTask {
 
     fn poll(&mut self, max_records: u32) -> Result<SourceBatch, TaskError> {
         let max = max_records.max(1) as usize;
-        let mut batch = SourceBatch {
-            topics: Vec::new(),
-            partitions: Vec::new(),
-            records: Vec::new(),
-        };
-        let mut topic_index: BTreeMap<String, u32> = BTreeMap::new();
+        let mut batch = SourceBatch::new();
         let n = self.prefixes.len();
         // Each prefix gets a turn; stop when the batch is full or every
         // prefix has nothing now.
         let mut idle = 0;
-        while batch.records.len() < max && idle < n {
+        while batch.len() < max && idle < n {
             let i = self.next % n;
             let p = &mut self.prefixes[i];
             if p.reading.is_none() {
@@ -368,11 +363,11 @@ impl SourceTask for S3SourceTask {
                 }
             }
             idle = 0;
-            let partition_index = batch.partitions.len() as u32;
-            let mut used_partition = false;
+            // Listed with the first record that comes from it.
+            let mut partition_index = None;
             let bucket = self.store.bucket();
             let r = p.reading.as_mut().expect("opened above");
-            while batch.records.len() < max && r.cursor < r.data.len() {
+            while batch.len() < max && r.cursor < r.data.len() {
                 let rest = &r.data[r.cursor..];
                 let (len, next) = match rest.iter().position(|b| *b == b'\n') {
                     Some(i) => (i, i + 1),
@@ -417,28 +412,22 @@ impl SourceTask for S3SourceTask {
                     counter_add("bad_records", 1);
                     continue;
                 };
-                let next_topic = topic_index.len() as u32;
-                let t = *topic_index.entry(topic.clone()).or_insert_with(|| {
-                    batch.topics.push(topic);
-                    next_topic
-                });
-                used_partition = true;
-                batch.records.push(SourceRecord {
-                    topic: t,
-                    key: e.key,
-                    value: e.value,
-                    headers: e.headers,
+                let topic = batch.add_topic(&topic);
+                let partition = *partition_index
+                    .get_or_insert_with(|| batch.add_partition(p.partition.clone()));
+                batch.push(SourceRecord {
+                    topic,
+                    partition,
+                    key: e.key.as_deref(),
+                    value: e.value.as_deref(),
+                    headers: &e.headers,
                     timestamp: e.timestamp,
-                    partition: partition_index,
-                    offset: Some(vec![
-                        (KEY.into(), Scalar::Text(r.key.clone())),
-                        (POSITION.into(), Scalar::Integer(position as i64)),
-                        (LINE.into(), Scalar::Integer(r.line as i64)),
-                    ]),
                 });
-            }
-            if used_partition {
-                batch.partitions.push(p.partition.clone());
+                batch.set_offset(vec![
+                    (KEY.into(), Scalar::Text(r.key.clone())),
+                    (POSITION.into(), Scalar::Integer(position as i64)),
+                    (LINE.into(), Scalar::Integer(r.line as i64)),
+                ]);
             }
             if r.cursor >= r.data.len() {
                 p.reading = None;

@@ -24,10 +24,12 @@ pub mod blob;
 mod config;
 pub mod log;
 mod sink_batch;
+mod source_batch;
 pub mod sql;
 
 pub use config::Config;
 pub use sink_batch::{SinkBatch, SinkRecord};
+pub use source_batch::{SourceBatch, SourceRecord};
 
 use bindings::sink::exports::tributary::connector::sink_connector as wit_sink;
 use bindings::source::exports::tributary::connector::source_connector as wit_source;
@@ -36,7 +38,7 @@ pub use bindings::source::tributary::connector::types::{
     ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
 };
 pub use wit_sink::{CommitLimit, PutResult};
-pub use wit_source::{PartitionOffset, SourceBatch, SourceRecord};
+pub use wit_source::PartitionOffset;
 
 /// A config key for a connector's [`Description`]: not secret.
 pub fn config_key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
@@ -172,8 +174,11 @@ pub mod __private {
                 task,
             ))))
         }
-        fn poll(&self, max_records: u32) -> Result<SourceBatch, TaskError> {
-            self.0.borrow_mut().poll(max_records)
+        fn poll(&self, max_records: u32) -> Result<wit_source::SourceBatch, TaskError> {
+            self.0
+                .borrow_mut()
+                .poll(max_records)
+                .map(SourceBatch::into_wit)
         }
         fn commit(&self, offsets: Vec<PartitionOffset>) {
             self.0.borrow_mut().commit(offsets)

@@ -239,7 +239,7 @@ impl Fetch {
     fn poll_batch(&mut self, wait: Duration) -> SinkBatch {
         let mut batch = SinkBatch::default();
         let mut timeout = wait;
-        while batch.len() < self.limits.records && batch.data.len() < self.limits.bytes {
+        while batch.len() < self.limits.records && batch.bytes() < self.limits.bytes {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(m)) => {

@@ -97,27 +97,26 @@ impl RecordProducer {
         topics.iter().try_for_each(|t| self.cluster.ensure_topic(t))
     }
 
-    /// Queues `record` for Kafka's `topic` (prepared), tagged `seq`. Waits while librdkafka's
+    /// Queues `record` for Kafka (its topic prepared), tagged `seq`. Waits while librdkafka's
     /// queue is full (or, on the embedded Kafka, while the topic's readers
     /// lag too far); never drops a record. `Ok(false)`: `cancel` was set
     /// while waiting and the record was not sent.
     pub fn send(
         &self,
-        topic: &str,
-        record: &SourceRecord,
+        record: SourceRecord<'_>,
         seq: usize,
         cancel: &AtomicBool,
     ) -> Result<bool, String> {
-        let size =
-            record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
+        let topic = record.topic;
+        let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
         if !self.cluster.reserve(topic, size as u64, cancel) {
             return Ok(false);
         }
         let mut base: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, seq);
-        base.key = record.key.as_deref();
-        base.payload = record.value.as_deref();
+        base.key = record.key;
+        base.payload = record.value;
         base.timestamp = record.timestamp;
-        base.headers = owned_headers(&record.headers);
+        base.headers = owned_headers(record.headers);
         send_when_room(&self.producer, base)
             .map_err(|e| format!("cannot produce to topic `{topic}`: {e}"))?;
         Ok(true)

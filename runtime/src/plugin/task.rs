@@ -8,8 +8,7 @@ use super::engine::PluginEngine;
 use super::state::{MemoryLimit, TaskState, TaskTag};
 use crate::config::Grant;
 use crate::contract::{
-    self, JsonMap, PartitionOffset, PutResult, Scalar, SinkBatch, SourceBatch, SourceRecord,
-    TaskError,
+    self, JsonMap, PartitionOffset, Payloads, PutResult, Scalar, SinkBatch, SourceBatch, TaskError,
 };
 use crate::metrics::TaskMetrics;
 use std::collections::BTreeMap;
@@ -239,7 +238,17 @@ impl SourceInstance {
             .source_task()
             .call_poll(store, self.task, max_records)
         {
-            Ok(Ok(batch)) => Ok(source_batch_from_wit(batch)),
+            Ok(Ok(batch)) => {
+                let batch = source_batch_from_wit(batch);
+                match batch.check() {
+                    Ok(()) => Ok(batch),
+                    Err(e) => {
+                        let reason = format!("`poll` returned a malformed batch: {e}");
+                        self.dead = Some(reason.clone());
+                        Err(CallError::Failed(reason))
+                    }
+                }
+            }
             Ok(Err(e)) => Err(CallError::Guest(task_error(e))),
             Err(e) => Err(self.fail("poll", e)),
         }
@@ -438,18 +447,19 @@ fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
             .into_iter()
             .map(json_map_from_wit)
             .collect(),
-        records: batch
-            .records
+        topic: batch.topic,
+        partition: batch.partition,
+        timestamp: batch.timestamp,
+        payloads: Payloads {
+            data: batch.data,
+            spans: batch.spans,
+            headers: batch.headers.into_iter().map(header_from_wit).collect(),
+            header_records: batch.header_records,
+        },
+        offsets: batch
+            .offsets
             .into_iter()
-            .map(|r| SourceRecord {
-                topic: r.topic,
-                key: r.key,
-                value: r.value,
-                headers: r.headers.into_iter().map(header_from_wit).collect(),
-                timestamp: r.timestamp,
-                partition: r.partition,
-                offset: r.offset.map(json_map_from_wit),
-            })
+            .map(|o| (o.record, json_map_from_wit(o.offset)))
             .collect(),
     }
 }
@@ -458,22 +468,24 @@ fn source_batch_from_wit(batch: wit_source::SourceBatch) -> SourceBatch {
 /// [`restore_sink_batch`] moves them back.
 fn sink_batch_to_wit(batch: &mut SinkBatch) -> wit_sink::SinkBatch {
     use std::mem::take;
+    let payloads = take(&mut batch.payloads);
     wit_sink::SinkBatch {
         topics: take(&mut batch.topics),
         topic: take(&mut batch.topic),
         partition: take(&mut batch.partition),
         offset: take(&mut batch.offset),
         timestamp: take(&mut batch.timestamp),
-        data: take(&mut batch.data),
-        spans: take(&mut batch.spans),
-        headers: take(&mut batch.headers)
+        data: payloads.data,
+        spans: payloads.spans,
+        headers: payloads
+            .headers
             .into_iter()
             .map(|h| wit::Header {
                 key: h.key,
                 value: h.value,
             })
             .collect(),
-        header_records: take(&mut batch.header_records),
+        header_records: payloads.header_records,
     }
 }
 
@@ -484,10 +496,12 @@ fn restore_sink_batch(batch: &mut SinkBatch, wit_batch: wit_sink::SinkBatch) {
         partition: wit_batch.partition,
         offset: wit_batch.offset,
         timestamp: wit_batch.timestamp,
-        data: wit_batch.data,
-        spans: wit_batch.spans,
-        headers: wit_batch.headers.into_iter().map(header_from_wit).collect(),
-        header_records: wit_batch.header_records,
+        payloads: Payloads {
+            data: wit_batch.data,
+            spans: wit_batch.spans,
+            headers: wit_batch.headers.into_iter().map(header_from_wit).collect(),
+            header_records: wit_batch.header_records,
+        },
     };
 }
 
@@ -500,42 +514,49 @@ mod tests {
         let wit_batch = wit_source::SourceBatch {
             topics: vec!["lines".into()],
             partitions: vec![vec![("filename".into(), wit::Scalar::Text("/in".into()))]],
-            records: vec![wit_source::SourceRecord {
-                topic: 0,
-                key: Some(b"k".to_vec()),
+            topic: vec![0, 0],
+            partition: vec![0, 0],
+            timestamp: vec![7, i64::MIN],
+            data: b"kv".to_vec(),
+            spans: vec![0, 1, 1, u32::MAX, 1, u32::MAX, 1, 1],
+            headers: vec![wit::Header {
+                key: "h".into(),
                 value: None,
-                headers: vec![wit::Header {
-                    key: "h".into(),
-                    value: None,
-                }],
-                timestamp: Some(7),
-                partition: 0,
-                offset: Some(vec![
+            }],
+            header_records: vec![0],
+            offsets: vec![wit_source::RecordOffset {
+                record: 1,
+                offset: vec![
                     ("position".into(), wit::Scalar::Integer(42)),
                     ("done".into(), wit::Scalar::Boolean(false)),
                     ("ratio".into(), wit::Scalar::Float(0.5)),
                     ("gone".into(), wit::Scalar::Null),
-                ]),
+                ],
             }],
         };
         let batch = source_batch_from_wit(wit_batch);
+        assert_eq!(batch.check(), Ok(()));
         assert_eq!(batch.topics, vec!["lines".to_owned()]);
         assert_eq!(
             batch.partitions[0].get("filename"),
             Some(&Scalar::Text("/in".into()))
         );
-        let r = &batch.records[0];
-        assert_eq!((r.topic, r.partition, r.timestamp), (0, 0, Some(7)));
-        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        let r = batch.get(0);
+        assert_eq!((r.topic, r.partition, r.timestamp), ("lines", 0, Some(7)));
+        assert_eq!(r.key, Some(&b"k"[..]));
         assert_eq!(r.value, None, "a tombstone stays a tombstone");
         assert_eq!(
             r.headers,
-            vec![contract::Header {
+            [contract::Header {
                 key: "h".into(),
                 value: None
             }]
         );
-        let offset = r.offset.as_ref().unwrap();
+        let r = batch.get(1);
+        assert_eq!((r.key, r.value, r.timestamp), (None, Some(&b"v"[..]), None));
+        assert!(r.headers.is_empty());
+        assert_eq!(batch.offsets[0].0, 1);
+        let offset = &batch.offsets[0].1;
         assert_eq!(offset.get("position"), Some(&Scalar::Int(42)));
         assert_eq!(offset.get("done"), Some(&Scalar::Bool(false)));
         assert_eq!(offset.get("ratio"), Some(&Scalar::Float(0.5)));

@@ -15,7 +15,7 @@
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
-use crate::contract::{JsonMap, PartitionOffset, SourceRecord, TaskError};
+use crate::contract::{JsonMap, PartitionOffset, SourceBatch, TaskError};
 use crate::kafka::{Ack, RecordProducer};
 use crate::metrics::TaskMetrics;
 use crate::offsets::offset_key;
@@ -34,9 +34,8 @@ const SEND_AHEAD: usize = 2;
 
 /// A polled batch on its way to the sender thread.
 struct Outgoing {
-    topics: Vec<String>,
-    records: Vec<SourceRecord>,
-    /// Sequence number of `records[0]`; the rest follow.
+    batch: SourceBatch,
+    /// Sequence number of the batch's first record; the rest follow.
     first_seq: usize,
 }
 
@@ -179,25 +178,24 @@ pub(super) fn run(
 fn send_batches(
     producer: &RecordProducer,
     batches: Receiver<Outgoing>,
-    spent: std::sync::mpsc::Sender<Vec<SourceRecord>>,
+    spent: std::sync::mpsc::Sender<SourceBatch>,
     [stop, abort]: [&AtomicBool; 2],
     metrics: &TaskMetrics,
 ) -> Result<(), String> {
-    for batch in batches {
+    for Outgoing { batch, first_seq } in batches {
         let mut bytes = 0;
-        for (seq, record) in (batch.first_seq..).zip(&batch.records) {
-            let topic = &batch.topics[record.topic as usize];
+        for (seq, record) in (first_seq..).zip(batch.records()) {
             // `stop` also ends a wait inside `send` (the embedded Kafka's
             // flow control, whose readers stop too).
-            if abort.load(Ordering::Relaxed) || !producer.send(topic, record, seq, stop)? {
+            if abort.load(Ordering::Relaxed) || !producer.send(record, seq, stop)? {
                 return Ok(()); // stopping: this record and the rest stay uncommitted
             }
-            bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
+            bytes += record.value.map_or(0, <[u8]>::len) as u64;
         }
         TaskMetrics::add(&metrics.bytes_out, bytes);
         // Freed where they were allocated: glibc's malloc makes a thread
         // that frees another thread's memory wait on that thread's arena.
-        let _ = spent.send(batch.records);
+        let _ = spent.send(batch);
     }
     Ok(())
 }
@@ -222,7 +220,7 @@ impl Driver<'_> {
         &mut self,
         instance: &mut SourceInstance,
         sender: &SyncSender<Outgoing>,
-        spent: &Receiver<Vec<SourceRecord>>,
+        spent: &Receiver<SourceBatch>,
     ) -> Result<(), String> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
@@ -236,7 +234,7 @@ impl Driver<'_> {
             // sender ended (its error, if any, comes from joining it).
             loop {
                 match spent.try_recv() {
-                    Ok(records) => drop(records),
+                    Ok(batch) => drop(batch),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return Ok(()),
                 }
@@ -274,7 +272,7 @@ impl Driver<'_> {
                 crate::metrics::CALL_SECONDS_BUCKETS,
                 started.elapsed().as_secs_f64(),
             );
-            let batch = match polled {
+            let mut batch = match polled {
                 Ok(b) => {
                     retry.reset();
                     b
@@ -296,50 +294,31 @@ impl Driver<'_> {
                 }
                 Err(e) => return Err(format!("poll: {e}")),
             };
-            if batch.records.is_empty() {
+            if batch.is_empty() {
                 self.take_acks(idle)?;
                 idle = (idle * 2).min(Duration::from_millis(100));
                 continue;
             }
             idle = Duration::from_millis(1);
             TaskMetrics::add(&self.metrics.batches, 1);
-            TaskMetrics::add(&self.metrics.records_in, batch.records.len() as u64);
-            self.metrics.batch_records.observe(
-                crate::metrics::BATCH_RECORDS_BUCKETS,
-                batch.records.len() as f64,
-            );
+            TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
+            self.metrics
+                .batch_records
+                .observe(crate::metrics::BATCH_RECORDS_BUCKETS, batch.len() as f64);
             self.producer.prepare(&batch.topics)?;
-            let partitions: Vec<Arc<JsonMap>> =
-                batch.partitions.into_iter().map(Arc::new).collect();
-            let mut records = batch.records;
+            // Checked by `poll`: every index points at something.
+            let partitions: Vec<Arc<JsonMap>> = std::mem::take(&mut batch.partitions)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+            let mut offsets = std::mem::take(&mut batch.offsets).into_iter().peekable();
             let first_seq = self.in_flight.next_seq();
-            for (i, record) in records.iter_mut().enumerate() {
-                let Some(partition) = partitions.get(record.partition as usize) else {
-                    return Err(format!(
-                        "poll returned record {i} with partition index {}, but the batch has {} partitions",
-                        record.partition,
-                        partitions.len()
-                    ));
-                };
-                if batch
-                    .topics
-                    .get(record.topic as usize)
-                    .is_none_or(|t| t.is_empty())
-                {
-                    return Err(format!(
-                        "poll returned record {i} with topic index {}, but the batch has {} topics (all non-empty)",
-                        record.topic,
-                        batch.topics.len()
-                    ));
-                }
-                self.in_flight
-                    .push(record.offset.take().map(|o| (partition.clone(), o)));
+            for (i, p) in batch.partition.iter().enumerate() {
+                let offset = offsets.next_if(|(r, _)| *r as usize == i).map(|(_, o)| o);
+                let partition = &partitions[*p as usize];
+                self.in_flight.push(offset.map(|o| (partition.clone(), o)));
             }
-            let outgoing = Outgoing {
-                topics: batch.topics,
-                records,
-                first_seq,
-            };
+            let outgoing = Outgoing { batch, first_seq };
             if sender.send(outgoing).is_err() {
                 // The sender thread ended (stopping, or an error it returns):
                 // what it did not send stays uncommitted.

@@ -234,11 +234,7 @@ impl SourceTask for TestkitTask {
             return Ok(self.generate(max_records));
         }
         match self.mode {
-            Mode::Generate => Ok(SourceBatch {
-                topics: Vec::new(),
-                partitions: Vec::new(),
-                records: Vec::new(),
-            }),
+            Mode::Generate => Ok(SourceBatch::new()),
             Mode::Spin => spin(),
             Mode::Alloc => self.alloc(),
             Mode::Escape => self.escape(),
@@ -252,38 +248,42 @@ impl TestkitTask {
     fn generate(&mut self, max_records: u32) -> SourceBatch {
         let count = (self.total - self.next).min(u64::from(max_records));
         let end = self.next + count;
-        let records = (self.next..end)
-            .map(|n| {
-                let mut value = self.padding.clone();
-                write_label(&mut value, n);
-                let mut record = self.record(value, n + 1);
-                if !self.offset_every_record && n + 1 != end {
-                    record.offset = None;
-                }
-                record
-            })
-            .collect();
-        self.next += count;
-        SourceBatch {
-            topics: vec![self.topic.clone()],
-            partitions: vec![self.partition.clone()],
-            records,
+        let mut batch = self.batch();
+        let mut value = Vec::with_capacity(self.padding.len());
+        for n in self.next..end {
+            value.clear();
+            value.extend_from_slice(&self.padding);
+            write_label(&mut value, n);
+            self.push(
+                &mut batch,
+                &value,
+                n + 1,
+                self.offset_every_record || n + 1 == end,
+            );
         }
+        self.next += count;
+        batch
     }
 
-    /// A record with `value` and offset `{"seq": seq}`.
-    fn record(&self, value: Vec<u8>, seq: u64) -> SourceRecord {
-        SourceRecord {
-            topic: 0,
-            key: None,
+    /// A batch listing the task's topic and source partition.
+    fn batch(&self) -> SourceBatch {
+        let mut batch = SourceBatch::new();
+        batch.add_topic(&self.topic);
+        batch.add_partition(self.partition.clone());
+        batch
+    }
+
+    /// Pushes a record with `value`, and offset `{"seq": seq}` if `offset`.
+    fn push(&self, batch: &mut SourceBatch, value: &[u8], seq: u64, offset: bool) {
+        batch.push(SourceRecord {
             value: Some(value),
-            headers: Vec::new(),
-            timestamp: None,
-            partition: 0,
-            offset: Some(vec![(
+            ..SourceRecord::default()
+        });
+        if offset {
+            batch.set_offset(vec![(
                 SEQ.into(),
                 Scalar::Integer(i64::try_from(seq).unwrap_or(i64::MAX)),
-            )]),
+            )]);
         }
     }
 
@@ -299,11 +299,9 @@ impl TestkitTask {
     fn escape(&mut self) -> Result<SourceBatch, TaskError> {
         let content = std::fs::read(&self.path)
             .map_err(|e| TaskError::Fatal(format!("cannot read {}: {e}", self.path)))?;
-        Ok(SourceBatch {
-            topics: vec![self.topic.clone()],
-            partitions: vec![self.partition.clone()],
-            records: vec![self.record(content, self.next)],
-        })
+        let mut batch = self.batch();
+        self.push(&mut batch, &content, self.next, true);
+        Ok(batch)
     }
 }
 
