@@ -320,13 +320,16 @@ impl SourceBatch {
                 return Err(format!("{n} topic entries but {len} {name} entries"));
             }
         }
+        if let Some(i) = self.topics.iter().position(String::is_empty) {
+            return Err(format!("topic {i} of the batch is an empty name"));
+        }
         if let Some(i) = self
             .topic
             .iter()
-            .position(|t| self.topics.get(*t as usize).is_none_or(String::is_empty))
+            .position(|t| *t as usize >= self.topics.len())
         {
             return Err(format!(
-                "record {i} has topic index {}, but the batch has {} topics (all non-empty)",
+                "record {i} has topic index {}, but the batch has {} topics",
                 self.topic[i],
                 self.topics.len()
             ));
@@ -567,7 +570,11 @@ mod tests {
         );
         assert_eq!(
             broken(|b| b.topic[1] = 1),
-            "record 1 has topic index 1, but the batch has 1 topics (all non-empty)"
+            "record 1 has topic index 1, but the batch has 1 topics"
+        );
+        assert_eq!(
+            broken(|b| b.topics.push(String::new())),
+            "topic 1 of the batch is an empty name"
         );
         assert_eq!(
             broken(|b| b.partition[0] = 3),

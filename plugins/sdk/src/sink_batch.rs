@@ -64,11 +64,12 @@ impl SinkBatch {
         }
         for (i, span) in raw.spans.chunks_exact(2).enumerate() {
             let (start, len) = (span[0] as usize, span[1]);
-            if len != ABSENT && start + len as usize > raw.data.len() {
+            let end = start.checked_add(len as usize);
+            if len != ABSENT && end.is_none_or(|end| end > raw.data.len()) {
                 return malformed(format!(
                     "record {} reaches byte {} of {}",
                     i / 2,
-                    start + len as usize,
+                    start as u64 + u64::from(len),
                     raw.data.len()
                 ));
             }

@@ -24,11 +24,6 @@ pub struct BatchLimits {
     pub bytes: usize,
 }
 
-/// Batches fetched ahead of the task: one waits while the task writes the
-/// one before, so consuming overlaps writing; no more, so a stopped or
-/// slow task holds at most one batch it has not seen.
-const FETCH_AHEAD: usize = 1;
-
 /// A consumer in a sink connector's group.
 ///
 /// A thread of its own polls librdkafka and builds the next batch while
@@ -117,7 +112,11 @@ impl RecordConsumer {
             .map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
         let consumer = Arc::new(consumer);
         let quit = Arc::new(AtomicBool::new(false));
-        let (sender, batches) = mpsc::sync_channel(FETCH_AHEAD);
+        // A rendezvous: the thread builds the next batch while the task
+        // writes the last one, then waits until the task takes it. So one
+        // batch is ahead, no more: a stopped or slow task holds at most one
+        // batch it has not seen.
+        let (sender, batches) = mpsc::sync_channel(0);
         let fetch = Fetch {
             consumer: consumer.clone(),
             cluster: cluster.clone(),

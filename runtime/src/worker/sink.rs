@@ -140,7 +140,7 @@ impl Driver<'_> {
                 let batch = self.consumer.next_batch(Duration::from_millis(100))?;
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 if !batch.is_empty() {
-                    let mut positions = Runs::over(&mut self.positions);
+                    let mut positions = Runs::replacing(&mut self.positions);
                     batch.records().for_each(|r| positions.note(r));
                     drop(positions);
                     let lag = self.consumer.lag(&self.positions);
@@ -341,11 +341,28 @@ fn tolerate(
 struct Runs<'m> {
     next: &'m mut BTreeMap<TopicPartition, i64>,
     open: Option<(TopicPartition, i64)>,
+    /// Replace what the map held (a consumer position, which a rebalance
+    /// can move back) instead of only moving it forward.
+    replace: bool,
 }
 
 impl<'m> Runs<'m> {
+    /// Moves entries forward only: records done.
     fn over(next: &'m mut BTreeMap<TopicPartition, i64>) -> Self {
-        Runs { next, open: None }
+        Runs {
+            next,
+            open: None,
+            replace: false,
+        }
+    }
+
+    /// Sets entries to the records noted: positions, for the lag.
+    fn replacing(next: &'m mut BTreeMap<TopicPartition, i64>) -> Self {
+        Runs {
+            next,
+            open: None,
+            replace: true,
+        }
     }
 
     fn note(&mut self, record: SinkRecord<'_>) {
@@ -366,7 +383,7 @@ impl<'m> Runs<'m> {
     fn close_run(&mut self) {
         if let Some((tp, after)) = self.open.take() {
             let n = self.next.entry(tp).or_insert(after);
-            *n = (*n).max(after);
+            *n = if self.replace { after } else { (*n).max(after) };
         }
     }
 }
