@@ -112,11 +112,14 @@ impl RecordConsumer {
             .map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
         let consumer = Arc::new(consumer);
         let quit = Arc::new(AtomicBool::new(false));
-        // A rendezvous: the thread builds the next batch while the task
-        // writes the last one, then waits until the task takes it. So one
-        // batch is ahead, no more: a stopped or slow task holds at most one
-        // batch it has not seen.
-        let (sender, batches) = mpsc::sync_channel(0);
+        // While the task writes a batch, one more waits in the channel and
+        // the thread builds (then holds) the one after: at most two batches
+        // the task has not seen, each within `limits`. A rendezvous (one
+        // ahead) was slower: Kafka -> file took 0.83-0.89 s per million
+        // records against 0.70-0.80 s, run for run (docs/benchmarks.md),
+        // with the same peak RSS; a put's time varies, and the second
+        // batch covers it.
+        let (sender, batches) = mpsc::sync_channel(1);
         let fetch = Fetch {
             consumer: consumer.clone(),
             cluster: cluster.clone(),
