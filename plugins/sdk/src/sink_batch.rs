@@ -33,9 +33,6 @@ pub struct SinkRecord<'a> {
 #[derive(Debug)]
 pub struct SinkBatch {
     raw: wit::SinkBatch,
-    /// Where each record's headers start in `raw.headers`, and one entry
-    /// past the last record; empty when no record has headers.
-    header_starts: Vec<usize>,
 }
 
 impl SinkBatch {
@@ -81,18 +78,12 @@ impl SinkBatch {
                 raw.header_records.len()
             ));
         }
-        let mut header_starts = Vec::new();
-        if !raw.headers.is_empty() {
-            if raw.header_records.windows(2).any(|w| w[0] > w[1])
-                || raw.header_records.last().is_some_and(|r| *r as usize >= n)
-            {
-                return malformed("header-records out of order or past the last record".into());
-            }
-            header_starts = (0..=n)
-                .map(|i| raw.header_records.partition_point(|r| (*r as usize) < i))
-                .collect();
+        if raw.header_records.windows(2).any(|w| w[0] > w[1])
+            || raw.header_records.last().is_some_and(|r| *r as usize >= n)
+        {
+            return malformed("header-records out of order or past the last record".into());
         }
-        Ok(SinkBatch { raw, header_starts })
+        Ok(SinkBatch { raw })
     }
 
     /// How many records.
@@ -122,10 +113,11 @@ impl SinkBatch {
             let (start, len) = (raw.spans[at] as usize, raw.spans[at + 1]);
             (len != ABSENT).then(|| &raw.data[start..start + len as usize])
         };
-        let headers = match self.header_starts.get(index..index + 2) {
-            Some(&[from, to]) => &raw.headers[from..to],
-            _ => &[],
-        };
+        // `header-records` is sorted: the record's headers are one run.
+        let i = index as u32;
+        let from = raw.header_records.partition_point(|r| *r < i);
+        let to = raw.header_records.partition_point(|r| *r <= i);
+        let headers = &raw.headers[from..to];
         let timestamp = raw.timestamp[index];
         SinkRecord {
             topic: &raw.topics[raw.topic[index] as usize],

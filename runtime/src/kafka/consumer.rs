@@ -26,12 +26,12 @@ pub struct BatchLimits {
 
 /// A consumer in a sink connector's group.
 ///
-/// A thread of its own polls librdkafka and builds the next batch while
+/// A thread of its own polls librdkafka and builds the next batches while
 /// the task writes the last one, so consuming no longer adds to the time
-/// the task spends writing (docs/benchmarks.md). Offsets are committed from the task's thread,
-/// only for what it says is flushed, so fetching ahead changes nothing in
-/// what is committed: a batch fetched but not written is read again after a
-/// restart.
+/// the task spends writing (docs/benchmarks.md). Offsets are committed from
+/// the task's thread, only for what it says is flushed, so fetching ahead
+/// changes nothing in what is committed: a batch fetched but not written is
+/// read again after a restart.
 pub struct RecordConsumer {
     consumer: Arc<BaseConsumer>,
     batches: Option<Receiver<SinkBatch>>,

@@ -319,8 +319,9 @@ impl SinkInstance {
         e
     }
 
-    /// Hands a batch to the task. Returns the records (moved through the
-    /// call, not copied) with one result per record, or why the call failed.
+    /// Hands a batch to the task: its columns are moved into the call and
+    /// back, not copied. Returns one result per record, or why the call
+    /// failed.
     pub fn put(&mut self, batch: &mut SinkBatch) -> Result<Vec<PutResult>, CallError> {
         self.alive()?;
         let wit_batch = sink_batch_to_wit(batch);
