@@ -63,6 +63,11 @@ fn free_port() -> u16 {
 }
 
 impl Broker {
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts tansu in memory.
     pub fn memory() -> Broker {
         Broker::start_with(format!("memory://tansu-{}/", free_port()))

@@ -13,6 +13,7 @@
 //! every other task keep running.
 
 mod errors;
+mod progress;
 mod sink;
 mod source;
 mod status;

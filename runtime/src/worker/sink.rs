@@ -11,6 +11,7 @@
 //! `errors.tolerance=all`, dead-lettered.
 
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
+use super::progress::Progress;
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{PutResult, SinkBatch, SinkRecord, TaskError};
@@ -111,8 +112,7 @@ impl Driver<'_> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
         let mut last_flush = Instant::now();
-        let mut last_log = Instant::now();
-        let mut logged_out = 0;
+        let mut progress = Progress::new(worker.metrics_log_interval);
         let mut batch_retry = Retry::default();
         let mut record_retry = Retry::default();
         while !stop.load(Ordering::Relaxed) {
@@ -121,11 +121,7 @@ impl Driver<'_> {
                 last_flush = Instant::now();
             }
             let out = TaskMetrics::get(&self.metrics.records_out);
-            if !worker.metrics_log_interval.is_zero()
-                && last_log.elapsed() >= worker.metrics_log_interval
-                && out != logged_out
-            {
-                let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
+            if let Some(rate) = progress.due(out, false) {
                 tracing::info!(
                     connector = self.name,
                     task = self.task,
@@ -133,11 +129,10 @@ impl Driver<'_> {
                     written = out,
                     "{rate:.0} records/s from Kafka"
                 );
-                logged_out = out;
-                last_log = Instant::now();
             }
             let mut batch = if self.waiting.is_empty() {
-                let batch = self.consumer.next_batch(Duration::from_millis(100))?;
+                let wait = progress.wait(Duration::from_millis(100), out, false);
+                let batch = self.consumer.next_batch(wait)?;
                 TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
                 if !batch.is_empty() {
                     let mut positions = Runs::replacing(&mut self.positions);

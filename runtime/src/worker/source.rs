@@ -13,6 +13,7 @@
 //! thread polls the next one.
 
 use super::errors::{ErrorPolicy, FailedRecord, Retry};
+use super::progress::Progress;
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{JsonMap, PartitionOffset, SourceBatch, TaskError};
@@ -225,8 +226,7 @@ impl Driver<'_> {
         let worker = &self.shared.worker;
         let stop = &self.shared.stop;
         let mut last_flush = Instant::now();
-        let mut last_log = Instant::now();
-        let mut logged_out = 0;
+        let mut progress = Progress::new(worker.metrics_log_interval);
         let mut idle = Duration::from_millis(1);
         let mut retry = Retry::default();
         while !stop.load(Ordering::Relaxed) {
@@ -246,11 +246,7 @@ impl Driver<'_> {
             }
             let out = TaskMetrics::get(&self.metrics.records_out);
             // Idle tasks stay quiet.
-            if !worker.metrics_log_interval.is_zero()
-                && last_log.elapsed() >= worker.metrics_log_interval
-                && (out != logged_out || !self.in_flight.entries.is_empty())
-            {
-                let rate = (out - logged_out) as f64 / last_log.elapsed().as_secs_f64();
+            if let Some(rate) = progress.due(out, !self.in_flight.entries.is_empty()) {
                 tracing::info!(
                     connector = self.name,
                     task = self.task,
@@ -259,8 +255,6 @@ impl Driver<'_> {
                     in_flight = self.in_flight.entries.len(),
                     "{rate:.0} records/s to Kafka"
                 );
-                logged_out = out;
-                last_log = Instant::now();
             }
             if self.in_flight.entries.len() >= MAX_IN_FLIGHT {
                 self.take_acks(Duration::from_millis(20))?;
@@ -295,7 +289,9 @@ impl Driver<'_> {
                 Err(e) => return Err(format!("poll: {e}")),
             };
             if batch.is_empty() {
-                self.take_acks(idle)?;
+                let done = TaskMetrics::get(&self.metrics.records_out);
+                let busy = !self.in_flight.entries.is_empty();
+                self.take_acks(progress.wait(idle, done, busy))?;
                 idle = (idle * 2).min(Duration::from_millis(100));
                 continue;
             }
