@@ -116,6 +116,13 @@ impl Payloads {
         self.header_records.push(record as u32);
     }
 
+    fn clear(&mut self) {
+        self.data.clear();
+        self.spans.clear();
+        self.headers.clear();
+        self.header_records.clear();
+    }
+
     /// Record `index`'s key and value.
     fn key_value(&self, index: usize) -> [Option<&[u8]>; 2] {
         [4 * index, 4 * index + 2].map(|at| {
@@ -224,6 +231,16 @@ impl SinkBatch {
         for h in record.headers {
             self.push_header(&h.key, h.value.as_deref());
         }
+    }
+
+    /// Empties the batch, keeping its allocations for the next one.
+    pub fn clear(&mut self) {
+        self.topics.clear();
+        self.topic.clear();
+        self.partition.clear();
+        self.offset.clear();
+        self.timestamp.clear();
+        self.payloads.clear();
     }
 
     /// Adds a header to the record pushed last.

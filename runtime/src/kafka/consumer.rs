@@ -7,7 +7,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ pub struct BatchLimits {
 pub struct RecordConsumer {
     consumer: Arc<BaseConsumer>,
     batches: Option<Receiver<SinkBatch>>,
+    /// Batches the task is done with, back to the fetch thread to be
+    /// filled again ([`RecordConsumer::recycle`]).
+    spares: Sender<SinkBatch>,
     quit: Arc<AtomicBool>,
     fetcher: Option<JoinHandle<()>>,
 }
@@ -120,8 +123,10 @@ impl RecordConsumer {
         // with the same peak RSS; a put's time varies, and the second
         // batch covers it.
         let (sender, batches) = mpsc::sync_channel(1);
+        let (spares, spare) = mpsc::channel();
         let fetch = Fetch {
             consumer: consumer.clone(),
+            spare,
             cluster: cluster.clone(),
             group: group_id.to_owned(),
             limits,
@@ -137,6 +142,7 @@ impl RecordConsumer {
         Ok(RecordConsumer {
             consumer,
             batches: Some(batches),
+            spares,
             quit,
             fetcher: Some(fetcher),
         })
@@ -152,6 +158,15 @@ impl RecordConsumer {
                 Err("the Kafka consumer's fetch thread ended".to_owned())
             }
         }
+    }
+
+    /// Hands a batch the task is done with back to the fetch thread, which
+    /// fills it again: its columns keep their allocations, so a batch does
+    /// not cost fresh memory (page faults, a megabyte or more) each time,
+    /// and it is freed by the thread that allocated it.
+    pub fn recycle(&self, batch: SinkBatch) {
+        // The fetch thread gone: the batch is dropped here.
+        let _ = self.spares.send(batch);
     }
 
     /// Records not consumed yet in these partitions, given the next offset
@@ -219,6 +234,8 @@ impl Drop for RecordConsumer {
 /// The fetch thread's side of a [`RecordConsumer`].
 struct Fetch {
     consumer: Arc<BaseConsumer>,
+    /// Batches to fill again.
+    spare: Receiver<SinkBatch>,
     cluster: Arc<KafkaCluster>,
     group: String,
     limits: BatchLimits,
@@ -227,19 +244,24 @@ struct Fetch {
 
 impl Fetch {
     fn run(mut self, batches: &SyncSender<SinkBatch>, quit: &AtomicBool) {
+        let mut next = SinkBatch::default();
         while !quit.load(Ordering::Relaxed) {
-            let batch = self.poll_batch(Duration::from_millis(100));
-            if !batch.is_empty() && batches.send(batch).is_err() {
+            self.poll_batch(&mut next, Duration::from_millis(100));
+            if next.is_empty() {
+                continue;
+            }
+            let mut spare = self.spare.try_recv().unwrap_or_default();
+            spare.clear();
+            if batches.send(std::mem::replace(&mut next, spare)).is_err() {
                 return;
             }
         }
     }
 
-    /// Up to `limits.records` records, ending with the one that brings
-    /// their keys and values to `limits.bytes`: waits up to `wait` for the
-    /// first, then takes what is already there.
-    fn poll_batch(&mut self, wait: Duration) -> SinkBatch {
-        let mut batch = SinkBatch::default();
+    /// Fills the empty `batch` with up to `limits.records` records, ending
+    /// with the one that brings their keys and values to `limits.bytes`:
+    /// waits up to `wait` for the first, then takes what is already there.
+    fn poll_batch(&mut self, batch: &mut SinkBatch, wait: Duration) {
         let mut timeout = wait;
         while batch.len() < self.limits.records && batch.bytes() < self.limits.bytes {
             match self.consumer.poll(timeout) {
@@ -274,7 +296,6 @@ impl Fetch {
             }
             timeout = Duration::ZERO;
         }
-        batch
     }
 }
 

@@ -237,6 +237,7 @@ impl Driver<'_> {
                 }
             }
             drop(done);
+            self.consumer.recycle(batch);
             TaskMetrics::add(&self.metrics.bytes_out, bytes);
             if self.waiting.is_empty() {
                 record_retry.reset();
