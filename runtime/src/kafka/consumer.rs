@@ -267,14 +267,17 @@ impl Fetch {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(m)) => {
-                    let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
-                    self.cluster.consumed(m.topic(), &self.group, size as u64);
+                    // Once: each call checks the name is UTF-8 again.
+                    let topic = m.topic();
+                    let (key, value) = (m.key(), m.payload());
+                    let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+                    self.cluster.consumed(topic, &self.group, size as u64);
                     batch.push(SinkRecord {
-                        topic: m.topic(),
+                        topic,
                         partition: m.partition(),
                         offset: m.offset(),
-                        key: m.key(),
-                        value: m.payload(),
+                        key,
+                        value,
                         headers: &[],
                         timestamp: m.timestamp().to_millis(),
                     });
