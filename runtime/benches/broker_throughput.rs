@@ -37,6 +37,22 @@ fn progress_ms() -> u64 {
         .unwrap_or(10)
 }
 
+/// Consumer properties for both readers, the bare loop and the worker's
+/// sink (`BENCH_CONSUMER="key=value,key=value"`), besides tansu's
+/// `fetch.wait.max.ms`.
+fn consumer_properties() -> Vec<(String, String)> {
+    let mut props = vec![(
+        "fetch.wait.max.ms".to_owned(),
+        common::broker::TANSU_FETCH_WAIT_MS.to_owned(),
+    )];
+    for pair in std::env::var("BENCH_CONSUMER").unwrap_or_default().split(',') {
+        if let Some((k, v)) = pair.split_once('=') {
+            props.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    props
+}
+
 /// One round's four times (seconds) and what they cost.
 struct Round {
     bare_produce: f64,
@@ -144,12 +160,15 @@ fn round(site: &common::Site, input: &Path, n: usize) -> Round {
     let worker = site.write(
         "worker.yaml",
         &format!(
-            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: {}\nlisteners: ''\nconsumer.fetch.wait.max.ms: {}\n",
+            "bootstrap.servers: {}\nplugin.path: {}\nplugin.cache.dir: {}\nmetrics.log.interval.ms: {}\nlisteners: ''\n{}",
             broker.bootstrap(),
             site.path("plugins").display(),
             site.path("cache").display(),
             progress_ms(),
-            common::broker::TANSU_FETCH_WAIT_MS
+            consumer_properties()
+                .iter()
+                .map(|(k, v)| format!("consumer.{k}: {v}\n"))
+                .collect::<String>()
         ),
     );
     broker.create_topic("trib", 1, &[]);
@@ -175,10 +194,9 @@ fn round(site: &common::Site, input: &Path, n: usize) -> Round {
 
     // Bare consumer: read the topic, append values to a file, sync it.
     let cpu = Cpu::start(&bare_broker);
-    let consumer = bare_broker.reader_with(
-        "bare",
-        &[("fetch.wait.max.ms", common::broker::TANSU_FETCH_WAIT_MS)],
-    );
+    let props = consumer_properties();
+    let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let consumer = bare_broker.reader_with("bare", &props);
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
         std::fs::File::create(site.path(&format!("data/bare-out-{n}.txt"))).unwrap(),
