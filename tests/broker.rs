@@ -304,6 +304,65 @@ fn bad_records_reach_the_dead_letter_queue_with_context_headers() {
     assert_eq!(line_count(&good), 495);
 }
 
+/// testkit-sink says it does not read headers, so its batches carry none;
+/// with a dead letter queue they must, for the records it refuses.
+#[test]
+fn a_sink_that_reads_no_headers_still_dead_letters_records_with_theirs() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    broker.create_topic("hin", 1, &[]);
+    let values: Vec<String> = (0..20)
+        .map(|i| {
+            if i % 10 == 3 {
+                format!("line {i} REJECT")
+            } else {
+                format!("line {i}")
+            }
+        })
+        .collect();
+    broker.produce_with_headers("hin", &values, |i| {
+        vec![
+            ("trace".into(), format!("t-{i}")),
+            ("origin".into(), "upstream".into()),
+        ]
+    });
+    site.write("data/.keep", "");
+    let worker = worker(&site, &broker);
+    let picky = site.write(
+        "picky.yaml",
+        "name: picky\nconfig:\n  connector.class: testkit-sink\n  topics: hin\n  file: data/good.txt\n  errors.tolerance: all\n  errors.deadletterqueue.topic.name: hin-dlq\n",
+    );
+    let good = site.path("data/good.txt");
+    let mut run = site.run(&worker, &[&picky]);
+    run.wait_for("18 good records", Duration::from_secs(120), |_| {
+        line_count(&good) >= 18
+    });
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    let dead = broker.consume_all("hin-dlq");
+    assert_eq!(dead.len(), 2);
+    for (r, i) in dead.iter().zip([3, 13]) {
+        assert_eq!(r.value.as_deref(), Some(format!("line {i} REJECT").as_bytes()));
+        let h = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(h("trace"), Some(format!("t-{i}").as_str()), "{:?}", r.headers);
+        assert_eq!(h("origin"), Some("upstream"));
+        assert_eq!(h("__connect.errors.offset"), Some(i.to_string().as_str()));
+        assert_eq!(
+            r.headers[..2],
+            [
+                ("trace".to_owned(), format!("t-{i}")),
+                ("origin".to_owned(), "upstream".to_owned())
+            ],
+            "the record's own headers first, in order"
+        );
+    }
+}
+
 #[test]
 fn the_broker_restarts_mid_run_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();

@@ -480,6 +480,8 @@ pub struct Description {
     pub kind: ConnectorKind,
     pub summary: String,
     pub keys: Vec<KeySpec>,
+    /// Sinks: `put` looks at headers (`reads-headers` in the contract).
+    pub reads_headers: bool,
 }
 
 /// A problem `validate` found in one key.

@@ -177,6 +177,31 @@ impl Broker {
         producer.flush(Duration::from_secs(30)).unwrap();
     }
 
+    /// Produces `values` (no keys), each with the headers `headers(i)`
+    /// gives for its index, and waits until every one is acknowledged.
+    pub fn produce_with_headers(
+        &self,
+        topic: &str,
+        values: &[String],
+        headers: impl Fn(usize) -> Vec<(String, String)>,
+    ) {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let producer: BaseProducer = self.config().create().unwrap();
+        for (i, v) in values.iter().enumerate() {
+            let mut owned = OwnedHeaders::new();
+            for (k, hv) in headers(i) {
+                owned = owned.insert(Header {
+                    key: &k,
+                    value: Some(hv.as_bytes()),
+                });
+            }
+            let record: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(topic).payload(v.as_bytes()).headers(owned);
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+    }
+
     /// Produces `values` (no keys) in order with one producer, and waits
     /// until every one is acknowledged.
     pub fn produce_all(&self, topic: &str, values: &[String]) {

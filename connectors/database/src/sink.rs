@@ -81,6 +81,7 @@ impl Sink for DatabaseSink {
             version: crate::VERSION.into(),
             kind: ConnectorKind::Sink,
             summary: "Writes records into database tables (PostgreSQL, MySQL/MariaDB, SQLite): insert, upsert, update, delete on tombstone.".into(),
+            reads_headers: false, // rows come from keys and values
             config: vec![
                 key("insert.mode", ConfigType::String, Some("insert"),
                     "`insert` (plain INSERT), `upsert` (insert, or update the row with the same primary key) or `update` (UPDATE the row with the record's key). `upsert` and `update` need `pk.mode`."),

@@ -84,6 +84,7 @@ impl Source for DatabaseSource {
             version: crate::VERSION.into(),
             kind: ConnectorKind::Source,
             summary: "Reads tables or a query of PostgreSQL, MySQL/MariaDB or SQLite into topics, a record per row (Kafka Connect JDBC source semantics).".into(),
+            reads_headers: false, // a source: ignored
             config: vec![
                 key("mode", ConfigType::String, Some("bulk"), "bulk, incrementing, timestamp or timestamp+incrementing: how new rows are found."),
                 key("table.whitelist", ConfigType::List, Some(""), "Tables to read: names or regular expressions matched against whole table names. Empty with `query` set."),

@@ -28,6 +28,7 @@ impl Sink for FileSink {
             version: crate::VERSION.into(),
             kind: ConnectorKind::Sink,
             summary: "Appends the value of every record to a file, one line per record.".into(),
+            reads_headers: false, // values only
             config: vec![ConfigKey {
                 name: "file".into(),
                 type_: ConfigType::FileWrite,

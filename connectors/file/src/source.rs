@@ -45,6 +45,7 @@ impl Source for FileSource {
             version: crate::VERSION.into(),
             kind: ConnectorKind::Source,
             summary: "Follows a text file and produces one record per line.".into(),
+            reads_headers: false, // a source: ignored
             config: vec![
                 key(
                     "file",

@@ -54,6 +54,7 @@ impl Sink for S3Sink {
             version: crate::VERSION.into(),
             kind: ConnectorKind::Sink,
             summary: "Writes records into S3 objects per topic partition (Confluent's layout): JSON lines, raw bytes or CSV, optionally gzipped.".into(),
+            reads_headers: true, // `format: json` keeps them
             config: vec![
                 key("format", ConfigType::String, Some("json"),
                     "`json` (a JSON envelope per line with topic, partition, offset, timestamp, key, value and headers; `s3-source` restores records from it), `bytes` (raw values, each followed by `format.bytearray.separator`) or `csv` (values that are flat JSON objects, under a header row)."),

@@ -49,6 +49,7 @@ impl Source for S3Source {
             version: crate::VERSION.into(),
             kind: ConnectorKind::Source,
             summary: "Reads objects under S3 prefixes in key order, a record per line; restores records s3-sink wrote as JSON envelopes.".into(),
+            reads_headers: false, // a source: ignored
             config: vec![
                 key("prefixes", ConfigType::List, None,
                     "The key prefixes to read, e.g. `topics/orders/partition=0/`; each is a source partition, read in key order. Spread over tasks."),

@@ -717,6 +717,7 @@ mod tests {
                 version: "0.1.0".into(),
                 kind: ConnectorKind::Source,
                 summary: String::new(),
+                reads_headers: false,
                 keys: vec![
                     KeySpec {
                         name: "file".into(),

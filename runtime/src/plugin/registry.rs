@@ -491,6 +491,7 @@ fn description_from_wit(d: wit::Description) -> Description {
             wit::ConnectorKind::Sink => ConnectorKind::Sink,
         },
         summary: d.summary,
+        reads_headers: d.reads_headers,
         keys: d
             .config
             .into_iter()

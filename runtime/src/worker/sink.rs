@@ -46,6 +46,7 @@ pub(super) fn run(
             .sink_batch_max_records
             .unwrap_or(shared.worker.sink_batch_max_records),
         bytes: shared.worker.sink_batch_max_bytes,
+        headers: needs_headers(connector),
     };
     let consumer = RecordConsumer::new(
         &shared.cluster,
@@ -85,6 +86,13 @@ pub(super) fn run(
     };
     instance.close();
     result.and(finish)
+}
+
+/// Whether the records of `connector`'s batches must carry their headers:
+/// when its sink reads them, or when records may go to its dead letter
+/// queue, which keeps them.
+fn needs_headers(connector: &ConnectorConfig) -> bool {
+    connector.description.reads_headers || connector.runtime.errors.dlq_topic.is_some()
 }
 
 struct Driver<'a> {

@@ -75,6 +75,7 @@ impl Source for Testkit {
             summary:
                 "A hostile test source: generates records, spins, allocates, escapes or panics."
                     .into(),
+            reads_headers: false, // a source: ignored
             config: vec![
                 key(
                     "mode",

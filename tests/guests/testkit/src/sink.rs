@@ -56,6 +56,7 @@ impl Sink for TestkitSink {
             version: env!("CARGO_PKG_VERSION").into(),
             kind: ConnectorKind::Sink,
             summary: "A test sink that refuses or delays chosen records.".into(),
+            reads_headers: false,
             config: keys,
         }
     }
