@@ -24,9 +24,10 @@ pub struct BatchLimits {
     pub bytes: usize,
     /// Records carry their headers. librdkafka decodes a record's headers
     /// only when asked, and asking costs about 0.1 µs per record even for
-    /// records without any (it sets up a parser for the header count): a
-    /// tenth of the fetch thread's time in the broker benchmark
-    /// (docs/benchmarks.md). Without, every record's headers are empty.
+    /// records without any (it sets up a parser for the header count):
+    /// about a quarter of the fetch thread's CPU in the broker benchmark
+    /// (docs/benchmarks.md, ADR 0008). Without, every record's headers are
+    /// empty.
     pub headers: bool,
 }
 
