@@ -7,7 +7,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub struct RecordConsumer {
     batches: Option<Receiver<SinkBatch>>,
     /// Batches the task is done with, back to the fetch thread to be
     /// filled again ([`RecordConsumer::recycle`]).
-    spares: Sender<SinkBatch>,
+    spares: SyncSender<SinkBatch>,
     quit: Arc<AtomicBool>,
     fetcher: Option<JoinHandle<()>>,
 }
@@ -130,7 +130,8 @@ impl RecordConsumer {
         // with the same peak RSS; a put's time varies, and the second
         // batch covers it.
         let (sender, batches) = mpsc::sync_channel(1);
-        let (spares, spare) = mpsc::channel();
+        // Two spares at most: as many as the fetch thread can fill ahead.
+        let (spares, spare) = mpsc::sync_channel(2);
         let fetch = Fetch {
             consumer: consumer.clone(),
             spare,
@@ -169,11 +170,11 @@ impl RecordConsumer {
 
     /// Hands a batch the task is done with back to the fetch thread, which
     /// fills it again: its columns keep their allocations, so a batch does
-    /// not cost fresh memory (page faults, a megabyte or more) each time,
-    /// and it is freed by the thread that allocated it.
+    /// not cost fresh memory (page faults, a megabyte or more) each time.
+    /// Beyond two spare batches (the task also makes batches of its own,
+    /// of records to offer again) it is dropped here.
     pub fn recycle(&self, batch: SinkBatch) {
-        // The fetch thread gone: the batch is dropped here.
-        let _ = self.spares.send(batch);
+        let _ = self.spares.try_send(batch);
     }
 
     /// Records not consumed yet in these partitions, given the next offset

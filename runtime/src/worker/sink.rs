@@ -90,9 +90,10 @@ pub(super) fn run(
 
 /// Whether the records of `connector`'s batches must carry their headers:
 /// when its sink reads them, or when records may go to its dead letter
-/// queue, which keeps them.
+/// queue (used under `errors.tolerance=all` only), which keeps them.
 fn needs_headers(connector: &ConnectorConfig) -> bool {
-    connector.description.reads_headers || connector.runtime.errors.dlq_topic.is_some()
+    let errors = &connector.runtime.errors;
+    connector.description.reads_headers || (errors.dlq_topic.is_some() && errors.tolerate_all)
 }
 
 struct Driver<'a> {
