@@ -342,14 +342,22 @@ fn a_sink_that_reads_no_headers_still_dead_letters_records_with_theirs() {
     let dead = broker.consume_all("hin-dlq");
     assert_eq!(dead.len(), 2);
     for (r, i) in dead.iter().zip([3, 13]) {
-        assert_eq!(r.value.as_deref(), Some(format!("line {i} REJECT").as_bytes()));
+        assert_eq!(
+            r.value.as_deref(),
+            Some(format!("line {i} REJECT").as_bytes())
+        );
         let h = |name: &str| {
             r.headers
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        assert_eq!(h("trace"), Some(format!("t-{i}").as_str()), "{:?}", r.headers);
+        assert_eq!(
+            h("trace"),
+            Some(format!("t-{i}").as_str()),
+            "{:?}",
+            r.headers
+        );
         assert_eq!(h("origin"), Some("upstream"));
         assert_eq!(h("__connect.errors.offset"), Some(i.to_string().as_str()));
         assert_eq!(

@@ -45,7 +45,10 @@ fn consumer_properties() -> Vec<(String, String)> {
         "fetch.wait.max.ms".to_owned(),
         common::broker::TANSU_FETCH_WAIT_MS.to_owned(),
     )];
-    for pair in std::env::var("BENCH_CONSUMER").unwrap_or_default().split(',') {
+    for pair in std::env::var("BENCH_CONSUMER")
+        .unwrap_or_default()
+        .split(',')
+    {
         if let Some((k, v)) = pair.split_once('=') {
             props.push((k.trim().to_owned(), v.trim().to_owned()));
         }
@@ -195,7 +198,10 @@ fn round(site: &common::Site, input: &Path, n: usize) -> Round {
     // Bare consumer: read the topic, append values to a file, sync it.
     let cpu = Cpu::start(&bare_broker);
     let props = consumer_properties();
-    let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let props: Vec<(&str, &str)> = props
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let consumer = bare_broker.reader_with("bare", &props);
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
@@ -334,7 +340,12 @@ fn cpu_seconds(stat: &str) -> f64 {
     // Fields after the command name (which may hold spaces, in parentheses).
     let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
     (ticks(11) + ticks(12)) / clock_ticks()
 }

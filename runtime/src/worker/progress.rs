@@ -59,7 +59,10 @@ mod tests {
         assert_eq!(p.due(5, false), None, "not before the interval");
         std::thread::sleep(Duration::from_millis(210));
         assert_eq!(p.due(0, false), None, "nothing moved");
-        assert!(p.due(0, true).is_some(), "busy: a line even without progress");
+        assert!(
+            p.due(0, true).is_some(),
+            "busy: a line even without progress"
+        );
         std::thread::sleep(Duration::from_millis(210));
         let rate = p.due(10, false).expect("due");
         assert!(rate > 0.0 && rate <= 10.0 / 0.21, "{rate}");
@@ -70,11 +73,19 @@ mod tests {
     fn an_idle_wait_ends_when_a_line_is_due() {
         let idle = Duration::from_millis(100);
         let p = Progress::new(Duration::from_millis(50));
-        assert_eq!(p.wait(idle, 0, false), idle, "nothing to report: the whole wait");
+        assert_eq!(
+            p.wait(idle, 0, false),
+            idle,
+            "nothing to report: the whole wait"
+        );
         for (done, busy) in [(7, false), (0, true)] {
             let wait = p.wait(idle, done, busy);
             assert!(wait <= Duration::from_millis(50), "{wait:?}");
         }
-        assert_eq!(Progress::new(Duration::ZERO).wait(idle, 7, true), idle, "lines off");
+        assert_eq!(
+            Progress::new(Duration::ZERO).wait(idle, 7, true),
+            idle,
+            "lines off"
+        );
     }
 }
