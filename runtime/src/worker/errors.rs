@@ -136,6 +136,11 @@ impl ErrorPolicy {
     pub fn settings(&self) -> &ErrorSettings {
         &self.settings
     }
+
+    /// Tolerated records go to a dead letter queue.
+    pub fn dead_letters(&self) -> bool {
+        self.dlq.is_some()
+    }
 }
 
 /// Retrying one failing operation: exponential backoff with jitter, capped

@@ -46,7 +46,8 @@ pub(super) fn run(
             .sink_batch_max_records
             .unwrap_or(shared.worker.sink_batch_max_records),
         bytes: shared.worker.sink_batch_max_bytes,
-        headers: needs_headers(connector),
+        // The sink reads them, or the dead letter queue keeps them.
+        headers: connector.description.reads_headers || policy.dead_letters(),
     };
     let consumer = RecordConsumer::new(
         &shared.cluster,
@@ -86,14 +87,6 @@ pub(super) fn run(
     };
     instance.close();
     result.and(finish)
-}
-
-/// Whether the records of `connector`'s batches must carry their headers:
-/// when its sink reads them, or when records may go to its dead letter
-/// queue (used under `errors.tolerance=all` only), which keeps them.
-fn needs_headers(connector: &ConnectorConfig) -> bool {
-    let errors = &connector.runtime.errors;
-    connector.description.reads_headers || (errors.dlq_topic.is_some() && errors.tolerate_all)
 }
 
 struct Driver<'a> {
