@@ -25,16 +25,21 @@ use std::time::{Duration, Instant};
 
 const LINES: usize = 1_000_000;
 
+/// The number in environment variable `name`, or `default`.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{name}={v:?}: {e}")))
+        .unwrap_or(default)
+}
+
 /// How often the worker logs progress (ms; `BENCH_PROGRESS_MS` to change
 /// it): the benchmark reads tributary's times off those lines, so they
 /// bound how precise the times are. Up to session 6 it was 100: the line
 /// counting the last record came up to 100 ms after it, which the times
 /// counted as work (about 50 ms of 0.5 s on average).
 fn progress_ms() -> u64 {
-    std::env::var("BENCH_PROGRESS_MS")
-        .ok()
-        .map(|v| v.parse().expect("BENCH_PROGRESS_MS: a number"))
-        .unwrap_or(10)
+    env_number("BENCH_PROGRESS_MS", 10)
 }
 
 /// Consumer properties for both readers, the bare loop and the worker's
@@ -66,10 +71,7 @@ struct Round {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .map(|r| r.parse().expect("BENCH_ROUNDS: a number"))
-        .unwrap_or(3);
+    let rounds = env_number("BENCH_ROUNDS", 3) as usize;
     let site = common::Site::new(&["tributary_connector_file"]);
     let input = site.write("data/in.txt", &common::numbered_lines(0, LINES, 99));
     let results: Vec<Round> = (1..=rounds).map(|r| round(&site, &input, r)).collect();
