@@ -52,6 +52,52 @@ fn hundred_thousand_lines_arrive_exactly_and_in_order() {
     );
 }
 
+/// The worker as a library: loaded, started, stopped and reported on in
+/// this process, as tests and benchmarks embed it.
+#[test]
+fn a_worker_runs_in_process_and_reports_at_shutdown() {
+    use tributary::app::{App, Options, StopReason};
+    let site = Site::new(&[FILE]);
+    let input = numbered_lines(0, 5_000, 40);
+    site.write("data/in.txt", &input);
+    let worker = site.worker("");
+    // The process's working directory is not the site's: absolute paths.
+    let (input_file, out) = (site.path("data/in.txt"), site.path("data/out.txt"));
+    let (src, sink) = connectors(
+        &site,
+        &input_file.display().to_string(),
+        &out.display().to_string(),
+        "in-process",
+    );
+    let app = App::load(&Options {
+        worker: Some(worker),
+        connectors: vec![src, sink],
+        signals: false,
+    })
+    .unwrap();
+    assert_eq!(app.connectors().len(), 2);
+    let mut running = app.start().unwrap();
+    assert!(running.rest_addr().is_none(), "no listeners configured");
+    let stop = running.stop_handle();
+    let watcher = std::thread::spawn({
+        let out = out.clone();
+        move || {
+            let start = std::time::Instant::now();
+            while line_count(&out) < 5_000 && start.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stop.stop();
+        }
+    });
+    let reason = running.wait();
+    watcher.join().unwrap();
+    assert_eq!(reason, StopReason::Requested);
+    let report = running.shutdown(reason);
+    assert_eq!(report.outcome(), Ok(()), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), input);
+}
+
 #[test]
 fn a_restart_resumes_at_the_committed_byte_offset() {
     let site = Site::new(&[FILE]);

@@ -472,6 +472,19 @@ pub struct KeySpec {
     pub secret: bool,
 }
 
+impl KeySpec {
+    /// The default as listings show it: `required` when there is none,
+    /// a secret's value never (only whether it is empty).
+    pub fn shown_default(&self) -> String {
+        match &self.default {
+            None => "required".to_owned(),
+            Some(v) if self.secret && v.is_empty() => "default: (empty)".to_owned(),
+            Some(_) if self.secret => "default: (secret)".to_owned(),
+            Some(v) => format!("default: {v:?}"),
+        }
+    }
+}
+
 /// What a connector says of itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Description {

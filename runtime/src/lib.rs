@@ -23,7 +23,11 @@
 //! - [`herder`]: the connectors of a running worker: configs and target
 //!   states (kept in a store), lifecycle, statuses, offsets.
 //! - [`rest`]: the HTTP API (Kafka Connect's), on top of `herder`.
+//! - [`app`]: the composition root: loads a worker's configs and plugins,
+//!   wires the parts together, runs and stops it (the `tributary` binary
+//!   and in-process tests start workers through it).
 
+pub mod app;
 pub mod blob;
 pub mod config;
 pub mod contract;

@@ -77,9 +77,13 @@ impl ErrorPolicy {
                     b.map(|b| String::from_utf8_lossy(b).into_owned())
                         .unwrap_or_else(|| "null".into())
                 };
-                tracing::warn!(connector = %self.connector, task = self.task, stage = r.stage, key = %show(r.key), value = %show(r.value), "tolerated error for record {place}: {}", r.message);
+                tracing::warn!(stage = r.stage, key = %show(r.key), value = %show(r.value), "tolerated error for record {place}: {}", r.message);
             } else {
-                tracing::warn!(connector = %self.connector, task = self.task, stage = r.stage, "tolerated error for record {place}: {}", r.message);
+                tracing::warn!(
+                    stage = r.stage,
+                    "tolerated error for record {place}: {}",
+                    r.message
+                );
             }
         }
         if let (Some(dlq), Some(topic)) = (&self.dlq, &self.settings.dlq_topic) {

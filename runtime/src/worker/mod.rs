@@ -342,15 +342,29 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(format!("{}-{task}", connector.name))
             .spawn(move || {
-                let outcome = match connector.description.kind {
-                    ConnectorKind::Source => source::run(&shared, &plugin, &connector, sandbox, &task_config),
-                    ConnectorKind::Sink => sink::run(&shared, &plugin, &connector, sandbox, &task_config),
-                };
+                let span = tracing::info_span!("task", connector = %connector.name, task);
+                let _in_task = span.enter();
+                // A panic on this thread (host code, or the glue around the
+                // guest) fails this task alone, with the panic's message.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    fail::fail_point!("task-run", |m| Err(m.unwrap_or_default()));
+                    match connector.description.kind {
+                        ConnectorKind::Source => {
+                            source::run(&shared, &plugin, &connector, sandbox, &task_config)
+                        }
+                        ConnectorKind::Sink => {
+                            sink::run(&shared, &plugin, &connector, sandbox, &task_config)
+                        }
+                    }
+                }))
+                .unwrap_or_else(|panic| {
+                    Err(format!("panicked: {}", panic_message(panic.as_ref())))
+                });
                 let mut s = status2.lock().unwrap_or_else(|p| p.into_inner());
                 match outcome {
                     Ok(()) => s.state = TaskState::Stopped,
                     Err(reason) => {
-                        tracing::error!(connector = %s.connector, task = s.task, "task failed: {reason}");
+                        tracing::error!("task failed: {reason}");
                         s.state = TaskState::Failed(reason);
                     }
                 }
@@ -449,6 +463,16 @@ impl Worker {
     }
 }
 
+/// The message a panic was raised with (`panic!("…")` carries a `&str`
+/// or a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// Signals every task in `tasks` to stop, then waits for them up to
 /// `timeout`; returns those that did not finish in time.
 fn stop_and_wait(mut tasks: Vec<&mut TaskHandle>, timeout: Duration) -> Vec<String> {
@@ -479,8 +503,6 @@ pub(crate) fn open_with_retry<T>(
     stop: &AtomicBool,
     settings: &crate::config::ErrorSettings,
     metrics: &TaskMetrics,
-    connector: &str,
-    task: u32,
     mut open: impl FnMut() -> Result<T, crate::plugin::CallError>,
 ) -> Result<T, String> {
     let mut retry = errors::Retry::default();
@@ -496,7 +518,7 @@ pub(crate) fn open_with_retry<T>(
                         "open: still failing after errors.retry.timeout: {m}"
                     ));
                 };
-                tracing::warn!(connector, task, "open: {m}; retrying");
+                tracing::warn!("open: {m}; retrying");
                 nap(stop, delay);
             }
             Err(e) => return Err(format!("open: {e}")),

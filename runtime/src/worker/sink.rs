@@ -36,7 +36,7 @@ pub(super) fn run(
     let settings = &connector.runtime.errors;
     let policy = ErrorPolicy::for_connector(shared, connector, task)?;
 
-    let mut instance = open_with_retry(stop, settings, &metrics, name, task, || {
+    let mut instance = open_with_retry(stop, settings, &metrics, || {
         plugin.open_sink(&sandbox, task_config)
     })?;
     let group = format!("{}{}", shared.worker.sink_group_id_prefix, name);
@@ -65,11 +65,9 @@ pub(super) fn run(
             return Err(e);
         }
     };
-    tracing::info!(connector = name, task, group = %group, "sink task running");
+    tracing::info!(group = %group, "sink task running");
     let mut driver = Driver {
         shared,
-        name,
-        task,
         metrics: &metrics,
         policy,
         consumer,
@@ -91,8 +89,6 @@ pub(super) fn run(
 
 struct Driver<'a> {
     shared: &'a Shared,
-    name: &'a str,
-    task: u32,
     metrics: &'a TaskMetrics,
     policy: ErrorPolicy,
     consumer: RecordConsumer,
@@ -125,8 +121,6 @@ impl Driver<'_> {
             let out = TaskMetrics::get(&self.metrics.records_out);
             if let Some(rate) = progress.due(out, false) {
                 tracing::info!(
-                    connector = self.name,
-                    task = self.task,
                     consumed = TaskMetrics::get(&self.metrics.records_in),
                     written = out,
                     "{rate:.0} records/s from Kafka"
@@ -193,11 +187,7 @@ impl Driver<'_> {
                             "put: still failing after errors.retry.timeout: {m}"
                         ));
                     };
-                    tracing::warn!(
-                        connector = self.name,
-                        task = self.task,
-                        "put: {m}; retrying the batch"
-                    );
+                    tracing::warn!("put: {m}; retrying the batch");
                     nap(stop, delay);
                     self.waiting = batch;
                     self.waiting_reason = m;
@@ -221,8 +211,6 @@ impl Driver<'_> {
                         if self.waiting.is_empty() {
                             TaskMetrics::add(&self.metrics.retries, 1);
                             tracing::debug!(
-                                connector = self.name,
-                                task = self.task,
                                 "put: record {}[{}]@{} retriable: {m}",
                                 record.topic,
                                 record.partition,
@@ -258,11 +246,7 @@ impl Driver<'_> {
             Ok(limits) => limits,
             Err(CallError::Guest(TaskError::Retriable(m))) => {
                 TaskMetrics::add(&self.metrics.retries, 1);
-                tracing::warn!(
-                    connector = self.name,
-                    task = self.task,
-                    "flush: {m}; will retry"
-                );
+                tracing::warn!("flush: {m}; will retry");
                 return Ok(());
             }
             Err(e) => return Err(format!("flush: {e}")),
@@ -284,8 +268,6 @@ impl Driver<'_> {
         for (tp, limit) in &limits {
             if let Some(next) = self.unflushed.get(tp).filter(|next| limit < *next) {
                 tracing::debug!(
-                    connector = self.name,
-                    task = self.task,
                     "{}[{}]: the task holds offsets {limit}..{next} back (not durable yet)",
                     tp.0,
                     tp.1
@@ -305,7 +287,7 @@ impl Driver<'_> {
                     .retain(|tp, next| committed.get(tp).is_none_or(|c| c < next));
             }
             // The records are durable; committing again later is harmless.
-            Err(e) => tracing::warn!(connector = self.name, task = self.task, "{e}; will retry"),
+            Err(e) => tracing::warn!("{e}; will retry"),
         }
         Ok(())
     }

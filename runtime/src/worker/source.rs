@@ -116,15 +116,10 @@ pub(super) fn run(
     let settings = &connector.runtime.errors;
     let policy = ErrorPolicy::for_connector(shared, connector, task)?;
     let offsets = shared.offsets.load(name);
-    let mut instance = open_with_retry(stop, settings, &metrics, name, task, || {
+    let mut instance = open_with_retry(stop, settings, &metrics, || {
         plugin.open_source(&sandbox, task_config, &offsets)
     })?;
-    tracing::info!(
-        connector = name,
-        task,
-        resumed_partitions = offsets.len(),
-        "source task running"
-    );
+    tracing::info!(resumed_partitions = offsets.len(), "source task running");
 
     let producer = RecordProducer::new(
         shared.cluster.clone(),
@@ -134,7 +129,6 @@ pub(super) fn run(
     let mut driver = Driver {
         shared,
         name,
-        task,
         metrics: &metrics,
         policy,
         producer: &producer,
@@ -204,7 +198,6 @@ fn send_batches(
 struct Driver<'a> {
     shared: &'a Shared,
     name: &'a str,
-    task: u32,
     metrics: &'a TaskMetrics,
     policy: ErrorPolicy,
     producer: &'a RecordProducer,
@@ -248,8 +241,6 @@ impl Driver<'_> {
             // Idle tasks stay quiet.
             if let Some(rate) = progress.due(out, !self.in_flight.entries.is_empty()) {
                 tracing::info!(
-                    connector = self.name,
-                    task = self.task,
                     polled = TaskMetrics::get(&self.metrics.records_in),
                     acknowledged = out,
                     in_flight = self.in_flight.entries.len(),
@@ -273,11 +264,7 @@ impl Driver<'_> {
                 }
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
-                    tracing::warn!(
-                        connector = self.name,
-                        task = self.task,
-                        "poll: {m}; retrying"
-                    );
+                    tracing::warn!("poll: {m}; retrying");
                     let Some(delay) = retry.next_delay(self.policy.settings()) else {
                         return Err(format!(
                             "poll: still failing after errors.retry.timeout: {m}"
@@ -371,11 +358,7 @@ impl Driver<'_> {
         }
         let offsets: Vec<PartitionOffset> = self.ready.values().cloned().collect();
         if let Err(e) = self.shared.offsets.write(self.name, &offsets) {
-            tracing::warn!(
-                connector = self.name,
-                task = self.task,
-                "offsets not written, will retry: {e}"
-            );
+            tracing::warn!("offsets not written, will retry: {e}");
             return Ok(());
         }
         self.ready.clear();
@@ -388,12 +371,7 @@ impl Driver<'_> {
     /// At stop: deliver what is in flight, then commit its offsets.
     fn finish(&mut self, instance: &mut SourceInstance) -> Result<(), String> {
         if let Err(e) = self.producer.flush(self.shared.worker.shutdown_timeout) {
-            tracing::warn!(
-                connector = self.name,
-                task = self.task,
-                "{e}; {} records unacknowledged",
-                self.producer.in_flight()
-            );
+            tracing::warn!("{e}; {} records unacknowledged", self.producer.in_flight());
         }
         let acks = self.take_acks(Duration::ZERO);
         let commit = self.commit_offsets(instance);

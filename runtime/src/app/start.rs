@@ -1,0 +1,272 @@
+//! Wiring: Kafka, the offset and config stores, TLS and the listener, the
+//! worker, the herder with the connector files, REST and the background
+//! threads.
+
+use super::{load, App, Error, Running, StopHandle, StopReason};
+use crate::config::WorkerConfig;
+use crate::herder::{ConfigStore, FileConnector, Herder, MemoryConfigStore};
+use crate::kafka::{
+    ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings, OffsetTopicStore,
+};
+use crate::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+use crate::worker::Worker;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// SIGTERM and SIGINT, caught.
+pub(super) struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    pub fn catch(runtime: &tokio::runtime::Runtime) -> Result<Signals, String> {
+        let _in_runtime = runtime.enter();
+        let catch = |kind| signal(kind).map_err(|e| format!("cannot catch signals: {e}"));
+        Ok(Signals {
+            term: catch(SignalKind::terminate())?,
+            int: catch(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal; never, when signals are not caught.
+    pub async fn next(signals: &mut Option<Signals>) -> Option<StopReason> {
+        match signals {
+            Some(s) => tokio::select! {
+                _ = s.term.recv() => Some(StopReason::Sigterm),
+                _ = s.int.recv() => Some(StopReason::Sigint),
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+pub(super) fn start(app: App) -> Result<Running, Error> {
+    let App {
+        loaded,
+        runtime,
+        signals,
+    } = app;
+    let worker = loaded.worker.clone();
+    let cluster = cluster(&worker)?;
+    let offsets = offset_store(&cluster, &worker)?;
+    let store = config_store(&cluster, &worker)?;
+    // The certificate is read and the listener bound before any task
+    // starts: a bad key file or a port in use is a start-up error.
+    let tls = match &worker.rest_tls {
+        Some((cert, key)) => {
+            Some(crate::rest::tls::server_config(cert, key).map_err(Error::Start)?)
+        }
+        None => None,
+    };
+    let listener = match &worker.listener {
+        Some(addr) => Some(bind(addr)?),
+        None => None,
+    };
+    let rest_addr = match &listener {
+        Some(l) => Some(l.local_addr().map_err(|e| Error::Start(e.to_string()))?),
+        None => None,
+    };
+    let worker_id = rest_addr.map_or_else(|| "standalone".to_owned(), |a| a.to_string());
+    let cluster_id = listener.as_ref().and_then(|_| cluster.cluster_id());
+    let w = Arc::new(Worker::new(
+        worker.clone(),
+        Arc::new(cluster),
+        offsets,
+        loaded.registry.clone(),
+        loaded.providers.clone(),
+    ));
+    let herder = Arc::new(Herder::new(
+        w.clone(),
+        loaded.registry.clone(),
+        loaded.providers.clone(),
+        store,
+        worker_id,
+    ));
+    herder
+        .start_up(file_connectors(loaded.connectors, loaded.unavailable)?)
+        .map_err(|e| Error::Start(e.to_string()))?;
+    follow_rotations(&loaded.secrets_manager, &herder)?;
+    let server = match listener {
+        Some(l) => {
+            let api = Arc::new(crate::rest::Api {
+                herder: herder.clone(),
+                token: worker.rest_token.clone(),
+                kafka_cluster_id: cluster_id,
+                secrets: Some(loaded.secrets_manager.clone()),
+            });
+            Some(serve_rest(&runtime, l, tls, api)?)
+        }
+        None => None,
+    };
+    let publishing = publish_statuses(&herder);
+    Ok(Running {
+        runtime,
+        signals,
+        worker: w,
+        herder,
+        server,
+        rest_addr,
+        publishing,
+        stop: StopHandle::new(),
+    })
+}
+
+fn cluster(worker: &WorkerConfig) -> Result<KafkaCluster, Error> {
+    Ok(match &worker.bootstrap_servers {
+        Some(servers) => KafkaCluster::external(servers, worker.topic_creation),
+        None => {
+            let cluster =
+                KafkaCluster::embedded(worker.embedded_topic_partitions).map_err(Error::Start)?;
+            tracing::info!(bootstrap = cluster.bootstrap_servers(), "no bootstrap.servers configured: started the embedded Kafka (in memory, nothing is kept after exit)");
+            cluster
+        }
+    })
+}
+
+/// Where source offsets are kept: the offset file when one is named, the
+/// offsets topic with a configured Kafka, memory with the embedded one.
+fn offset_store(
+    cluster: &KafkaCluster,
+    worker: &WorkerConfig,
+) -> Result<Arc<dyn OffsetStore>, Error> {
+    Ok(match (&worker.offset_file, cluster.is_embedded()) {
+        (Some(path), _) => Arc::new(FileOffsetStore::open(path).map_err(Error::Start)?),
+        (None, false) => {
+            let settings = OffsetTopicSettings {
+                topic: worker.offset_topic.clone(),
+                partitions: worker.offset_topic_partitions,
+                replication_factor: worker.offset_topic_replication_factor,
+            };
+            Arc::new(
+                OffsetTopicStore::open(cluster, &settings, &worker.producer, &worker.consumer)
+                    .map_err(Error::Start)?,
+            )
+        }
+        (None, true) => {
+            tracing::info!(
+                "no offset.storage.file.filename: source offsets are kept in memory only"
+            );
+            Arc::new(MemoryOffsetStore::default())
+        }
+    })
+}
+
+/// Where connector configs, target states and statuses are kept: compacted
+/// topics with a configured Kafka, memory with the embedded one.
+fn config_store(
+    cluster: &KafkaCluster,
+    worker: &WorkerConfig,
+) -> Result<Arc<dyn ConfigStore>, Error> {
+    if cluster.is_embedded() {
+        return Ok(Arc::new(MemoryConfigStore::default()));
+    }
+    let settings = ConfigTopicSettings {
+        config_topic: worker.config_topic.clone(),
+        config_replication_factor: worker.config_topic_replication_factor,
+        status_topic: worker.status_topic.clone(),
+        status_replication_factor: worker.status_topic_replication_factor,
+    };
+    Ok(Arc::new(
+        ConfigTopicStore::open(cluster, &settings, &worker.producer, &worker.consumer)
+            .map_err(Error::Start)?,
+    ))
+}
+
+fn bind(addr: &str) -> Result<std::net::TcpListener, Error> {
+    let cannot =
+        |e: std::io::Error| Error::Start(format!("cannot listen on {addr} (listeners): {e}"));
+    let l = std::net::TcpListener::bind(addr).map_err(cannot)?;
+    l.set_nonblocking(true).map_err(cannot)?;
+    Ok(l)
+}
+
+/// The connector files, as the herder takes them: each with its config as
+/// written and as checked, or why it cannot run now.
+fn file_connectors(
+    connectors: Vec<crate::config::ConnectorConfig>,
+    unavailable: Vec<load::Unavailable>,
+) -> Result<Vec<FileConnector>, Error> {
+    let mut files = Vec::new();
+    for c in connectors {
+        files.push(FileConnector {
+            name: c.name.clone(),
+            raw: load::raw_config(&c.file)?,
+            file: c.file.clone(),
+            config: Ok(c),
+        });
+    }
+    for u in unavailable {
+        let why: Vec<String> = u.problems.0.iter().map(|p| p.to_string()).collect();
+        files.push(FileConnector {
+            name: u.name,
+            raw: load::raw_config(&u.file)?,
+            file: u.file,
+            config: Err(why.join("; ")),
+        });
+    }
+    Ok(files)
+}
+
+/// A rotated secret reaches the connectors that read it.
+fn follow_rotations(
+    secrets: &crate::secrets::SecretsManager,
+    herder: &Arc<Herder>,
+) -> Result<(), Error> {
+    let (changed, rotations) = std::sync::mpsc::channel();
+    secrets.subscribe(changed);
+    let herder = herder.clone();
+    std::thread::Builder::new()
+        .name("secret-rotations".into())
+        .spawn(move || {
+            for secret in rotations {
+                herder.secret_changed(crate::secrets::AWS_SECRETS_MANAGER, &secret);
+            }
+        })
+        .map_err(|e| Error::Start(format!("cannot start a thread: {e}")))?;
+    Ok(())
+}
+
+/// Statuses go to the status topic as they change, until the returned
+/// flag is cleared.
+fn publish_statuses(herder: &Arc<Herder>) -> Arc<AtomicBool> {
+    let publishing = Arc::new(AtomicBool::new(true));
+    let (herder, flag) = (herder.clone(), publishing.clone());
+    std::thread::spawn(move || {
+        while flag.load(Ordering::Relaxed) {
+            herder.publish_statuses();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    publishing
+}
+
+/// Serves the REST API on `listener` (over TLS with `tls`) on `runtime`.
+fn serve_rest(
+    runtime: &tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<crate::rest::tls::ServerConfig>>,
+    api: Arc<crate::rest::Api>,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Start(e.to_string()))?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::Start(format!("cannot listen on {addr}: {e}")))?
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("REST API listening on {scheme}://{addr}");
+    Ok(runtime.spawn(async move {
+        let served = match tls {
+            None => crate::rest::serve(listener, api).await,
+            Some(config) => crate::rest::tls::serve(listener, api, config).await,
+        };
+        if let Err(e) = served {
+            tracing::error!("REST API stopped: {e}");
+        }
+    }))
+}
