@@ -6,6 +6,7 @@
 
 use super::{Problem, Problems};
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr_parser::Event;
 use std::path::Path;
 
 /// A scalar or a list of scalars, as written.
@@ -64,8 +65,14 @@ pub fn load_flat(file: &Path) -> Result<Vec<Entry>, Problems> {
     parse_flat(file, &text)
 }
 
+/// How deeply mappings and lists may nest in a config document. Real
+/// configs nest two or three levels; the bound keeps a hostile document
+/// from exhausting the stack of the thread that loads it.
+pub const MAX_DEPTH: usize = 32;
+
 /// Flattens a YAML text; `file` is only used in problems.
 pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
+    check_depth(file, text)?;
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
         Problems(vec![Problem::new(
             file,
@@ -103,6 +110,35 @@ pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
         }
     }
     problems.into_result(entries)
+}
+
+/// Refuses a document nested deeper than [`MAX_DEPTH`], before it is
+/// loaded. The parser's event stream is read without recursion; loading
+/// the document into a tree recurses once per level.
+fn check_depth(file: &Path, text: &str) -> Result<(), Problems> {
+    let mut depth = 0usize;
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        let Ok((event, span)) = event else {
+            // Syntax errors are reported by the loader, with their line.
+            return Ok(());
+        };
+        match event {
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Problems(vec![Problem::new(
+                        file,
+                        Some(span.start.line()),
+                        None,
+                        format!("nested more than {MAX_DEPTH} levels deep (the limit for a config document)"),
+                    )]));
+                }
+            }
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn flatten(
@@ -217,6 +253,36 @@ mod tests {
             .into_iter()
             .map(|e| (e.key, e.value, e.line))
             .collect()
+    }
+
+    /// `a:` nested `levels` deep in block style, one more space a level.
+    fn block_nested(levels: usize) -> String {
+        (0..levels)
+            .map(|i| format!("{}a:\n", " ".repeat(i)))
+            .collect::<String>()
+            + &" ".repeat(levels)
+            + "x: 1\n"
+    }
+
+    #[test]
+    fn deep_documents_are_refused_before_they_are_loaded() {
+        // Deep enough to overflow a thread's stack if loaded as a tree.
+        for (text, line) in [
+            (block_nested(5_000), 33),
+            ("- ".repeat(50_000) + "x\n", 1),
+            ("[".repeat(40) + &"]".repeat(40), 1),
+        ] {
+            let p = parse_flat(Path::new("t.yaml"), &text).unwrap_err();
+            let shown = p.to_string();
+            assert!(shown.contains("nested more than 32 levels deep"), "{shown}");
+            assert_eq!(p.0[0].line, Some(line), "{shown}");
+        }
+        // The scanner bounds flow collections itself.
+        assert!(parse_flat(Path::new("t.yaml"), &"[".repeat(50_000)).is_err());
+        // At the limit a document loads.
+        let entries = flat(&block_nested(MAX_DEPTH - 1));
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].0, format!("{}x", "a.".repeat(MAX_DEPTH - 1)));
     }
 
     #[test]
