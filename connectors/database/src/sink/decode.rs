@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use serde_json::{Map, Value as Json};
-use tributary_sdk::sql::Value;
+use tributary_sdk::sql::{SqlCapability, Value};
 use tributary_sdk::SinkRecord;
 
 use super::settings::PkMode;
@@ -52,9 +52,7 @@ impl Decoded {
     }
 }
 
-/// Where a record is in Kafka, for messages: `topic[partition]@offset`
-
-impl DatabaseSinkTask {
+impl<D: SqlCapability> DatabaseSinkTask<D> {
     /// The row a record asks for; `None` for a tombstone to skip; `Err` with
     /// the reason for a bad record.
     pub(super) fn decode(&self, record: &SinkRecord) -> Result<Option<Decoded>, String> {

@@ -39,10 +39,9 @@ use std::rc::Rc;
 
 use serde_json::Value as Json;
 use tributary_sdk::log::counter_add;
-use tributary_sdk::sql::{Connection, CopyWriter, Dialect, SqlError, Value};
+use tributary_sdk::sql::{Connection, Dialect, SqlCapability, SqlError, Value};
 use tributary_sdk::{
-    config_key as key, debug, Config, ConfigIssue, ConfigType, ConnectorKind, Description,
-    PutResult, Sink, SinkBatch, SinkTask, TaskError,
+    debug, Config, ConfigIssue, Description, Key, PutResult, Sink, SinkBatch, SinkTask, TaskError,
 };
 
 use crate::dialect::{self, ColumnInfo};
@@ -71,27 +70,21 @@ impl Sink for DatabaseSink {
     type Task = DatabaseSinkTask;
 
     fn describe() -> Description {
-        Description {
-            name: "database-sink".into(),
-            version: crate::VERSION.into(),
-            kind: ConnectorKind::Sink,
-            summary: "Writes records into database tables (PostgreSQL, MySQL/MariaDB, SQLite): insert, upsert, update, delete on tombstone.".into(),
-            reads_headers: false, // rows come from keys and values
-            config: vec![
-                key("insert.mode", ConfigType::String, Some("insert"),
-                    "`insert` (plain INSERT), `upsert` (insert, or update the row with the same primary key) or `update` (UPDATE the row with the record's key). `upsert` and `update` need `pk.mode`."),
-                key("pk.mode", ConfigType::String, Some("none"),
-                    "Where the primary key columns come from: `none`, `record_key` (the record key: the fields of a JSON object, or one column for a primitive key) or `record_value` (fields of the value)."),
-                key("pk.fields", ConfigType::List, Some(""),
-                    "The primary key columns. `record_key`: the key's fields to use (all when empty), or the one column of a primitive key (default `__connect_key`). `record_value`: the value's fields that form the key (all when empty)."),
-                key("delete.enabled", ConfigType::Boolean, Some("false"),
-                    "Delete the row with the record's key on a tombstone (a null value); needs `pk.mode=record_key`. When false, tombstones are skipped (counter `tombstones_skipped`)."),
-                key("table.name.format", ConfigType::String, Some("${topic}"),
-                    "The table a record goes to; `${topic}` is replaced by the record's topic."),
-                key("auto.create", ConfigType::Boolean, Some("false"),
-                    "Create a missing table from the first record written to it: column types from the JsonConverter schema when the record has one, else from the JSON values; the key columns become the primary key."),
-            ],
-        }
+        Description::sink("database-sink", crate::VERSION)
+            .summary("Writes records into database tables (PostgreSQL, MySQL/MariaDB, SQLite): insert, upsert, update, delete on tombstone.")
+            // Rows come from keys and values: headers are not read.
+            .key(Key::string("insert.mode").default("insert").doc(
+                "`insert` (plain INSERT), `upsert` (insert, or update the row with the same primary key) or `update` (UPDATE the row with the record's key). `upsert` and `update` need `pk.mode`."))
+            .key(Key::string("pk.mode").default("none").doc(
+                "Where the primary key columns come from: `none`, `record_key` (the record key: the fields of a JSON object, or one column for a primitive key) or `record_value` (fields of the value)."))
+            .key(Key::list("pk.fields").default("").doc(
+                "The primary key columns. `record_key`: the key's fields to use (all when empty), or the one column of a primitive key (default `__connect_key`). `record_value`: the value's fields that form the key (all when empty)."))
+            .key(Key::boolean("delete.enabled").default("false").doc(
+                "Delete the row with the record's key on a tombstone (a null value); needs `pk.mode=record_key`. When false, tombstones are skipped (counter `tombstones_skipped`)."))
+            .key(Key::string("table.name.format").default("${topic}").doc(
+                "The table a record goes to; `${topic}` is replaced by the record's topic."))
+            .key(Key::boolean("auto.create").default("false").doc(
+                "Create a missing table from the first record written to it: column types from the JsonConverter schema when the record has one, else from the JSON values; the key columns become the primary key."))
     }
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
@@ -108,6 +101,8 @@ enum Op {
     Delete,
 }
 
+/// Where a record is in Kafka, for messages: `topic[partition]@offset`
+/// (formatted only when a message needs it).
 #[derive(Clone)]
 struct At {
     topic: Rc<str>,
@@ -130,7 +125,7 @@ struct Row {
 }
 
 /// Consecutive records of one table with the same operation and fields.
-struct Group {
+struct Group<W> {
     table: String,
     op: Op,
     /// The field names of every row, in order.
@@ -139,22 +134,22 @@ struct Group {
     key: Vec<String>,
     rows: Vec<Row>,
     /// The group's `COPY`, when it started before the group was complete.
-    copying: Copying,
+    copying: Copying<W>,
 }
 
 /// Whether an insert group's `COPY` runs while its records are decoded.
-enum Copying {
+enum Copying<W> {
     /// Not (yet): the group is written when it is complete.
     No,
     /// It runs: rows up to `done` are converted, `prepared` and sent.
-    Open(Box<OpenCopy>),
+    Open(Box<OpenCopy<W>>),
     /// It could not start; the group is written when it is complete.
     Off,
 }
 
 /// A `COPY` that runs while its group grows.
-struct OpenCopy {
-    writer: CopyWriter,
+struct OpenCopy<W> {
+    writer: W,
     columns: Vec<ColumnInfo>,
     /// The rows converted so far (kept for the `INSERT` way, should the
     /// database reject the data).
@@ -167,8 +162,8 @@ struct OpenCopy {
     failed: Option<SqlError>,
 }
 
-impl Group {
-    fn new(table: String, op: Op, key: Vec<String>, row: Row) -> Group {
+impl<W> Group<W> {
+    fn new(table: String, op: Op, key: Vec<String>, row: Row) -> Group<W> {
         Group {
             table,
             op,
@@ -259,8 +254,8 @@ fn task_error(table: &str, sql: &str, e: &SqlError) -> TaskError {
 }
 
 /// One task of a `database-sink`.
-pub struct DatabaseSinkTask {
-    db: Connection,
+pub struct DatabaseSinkTask<D = Connection> {
+    db: D,
     dialect: Dialect,
     settings: Settings,
     /// The columns of every table written so far, from the catalog.
@@ -274,7 +269,7 @@ pub struct DatabaseSinkTask {
     written_before: HashSet<Place>,
 }
 
-impl SinkTask for DatabaseSinkTask {
+impl<D: SqlCapability + 'static> SinkTask for DatabaseSinkTask<D> {
     fn open(config: Config) -> Result<Self, TaskError> {
         let settings = Settings::parse(&config).map_err(|issues| {
             let text: Vec<String> = issues
@@ -283,7 +278,7 @@ impl SinkTask for DatabaseSinkTask {
                 .collect();
             TaskError::Fatal(text.join("; "))
         })?;
-        let db = Connection::open(CONNECTION).map_err(|e| {
+        let db = D::open(CONNECTION).map_err(|e| {
             let text = format!("cannot open connection `{CONNECTION}`: {}", e.message());
             if e.is_transient() {
                 TaskError::Retriable(text)
@@ -335,11 +330,11 @@ fn place(batch: &SinkBatch, index: usize) -> Place {
     (r.topic.to_owned(), r.partition, r.offset)
 }
 
-impl DatabaseSinkTask {
+impl<D: SqlCapability> DatabaseSinkTask<D> {
     /// Decodes the records, groups them and writes the groups.
     fn write_batch(&mut self, batch: &SinkBatch, out: &mut Outcome) -> Result<(), TaskError> {
         // At most one open group per table; a table's records keep their order.
-        let mut pending: Vec<Group> = Vec::new();
+        let mut pending: Vec<Group<D::Writer>> = Vec::new();
         let mut skipped = 0;
         // Each topic's name (shared by its records' `At`s) and table.
         let topics: Vec<(Rc<str>, String)> = batch
@@ -415,38 +410,4 @@ impl DatabaseSinkTask {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn validate_names_the_key_of_each_inconsistency() {
-        let config = |pairs: &[(&str, &str)]| {
-            Config::from(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-        };
-        let keys = |pairs: &[(&str, &str)]| -> Vec<String> {
-            DatabaseSink::validate(&config(pairs))
-                .into_iter()
-                .map(|i| i.key)
-                .collect()
-        };
-        assert!(keys(&[]).is_empty());
-        assert_eq!(keys(&[("insert.mode", "upsert")]), ["pk.mode"]);
-        assert_eq!(
-            keys(&[("pk.mode", "record_value"), ("delete.enabled", "true")]),
-            ["delete.enabled"]
-        );
-        assert_eq!(keys(&[("insert.mode", "merge")]), ["insert.mode"]);
-        assert_eq!(keys(&[("pk.fields", "id")]), ["pk.fields"]);
-        assert!(keys(&[
-            ("insert.mode", "upsert"),
-            ("pk.mode", "record_key"),
-            ("delete.enabled", "true")
-        ])
-        .is_empty());
-    }
-}
+mod tests;

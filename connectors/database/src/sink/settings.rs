@@ -6,7 +6,6 @@ use tributary_sdk::{Config, ConfigIssue};
 use super::Op;
 
 /// `insert.mode`.
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum InsertMode {
     Insert,
@@ -37,13 +36,12 @@ impl Settings {
     /// The settings, or every problem with them (each naming its key).
     pub(super) fn parse(config: &Config) -> Result<Settings, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
-        let mut issue = |key: &str, message: String| {
-            issues.push(ConfigIssue {
-                key: key.into(),
-                message,
-            })
-        };
-        let insert_mode = match config.get("insert.mode").unwrap_or("insert").trim() {
+        let mut issue = |key: &str, message: String| issues.push(ConfigIssue::new(key, message));
+        let insert_mode = match config
+            .get::<String>("insert.mode")
+            .unwrap_or_default()
+            .trim()
+        {
             "insert" => InsertMode::Insert,
             "upsert" => InsertMode::Upsert,
             "update" => InsertMode::Update,
@@ -55,7 +53,7 @@ impl Settings {
                 InsertMode::Insert
             }
         };
-        let pk_mode = match config.get("pk.mode").unwrap_or("none").trim() {
+        let pk_mode = match config.get::<String>("pk.mode").unwrap_or_default().trim() {
             "none" => PkMode::None,
             "record_key" => PkMode::RecordKey,
             "record_value" => PkMode::RecordValue,
@@ -67,27 +65,18 @@ impl Settings {
                 PkMode::None
             }
         };
-        let pk_fields: Vec<String> = config
-            .get("pk.fields")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-            .map(String::from)
-            .collect();
-        let mut boolean = |name: &str| match config.get(name).unwrap_or("false").trim() {
-            "true" => true,
-            "false" => false,
-            other => {
-                issue(name, format!("expects true or false, got {other:?}"));
+        let pk_fields: Vec<String> = config.get("pk.fields").unwrap_or_default();
+        let mut boolean = |name: &str| {
+            config.get::<bool>(name).unwrap_or_else(|e| {
+                issue(name, e.message);
                 false
-            }
+            })
         };
         let delete_enabled = boolean("delete.enabled");
         let auto_create = boolean("auto.create");
         let table_format = config
-            .get("table.name.format")
-            .unwrap_or("${topic}")
+            .get::<String>("table.name.format")
+            .unwrap_or_default()
             .trim()
             .to_owned();
         if table_format.is_empty() {

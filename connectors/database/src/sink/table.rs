@@ -2,14 +2,14 @@
 //! says they changed), and `CREATE TABLE` from a record under `auto.create`.
 
 use serde_json::Value as Json;
-use tributary_sdk::sql::Dialect;
+use tributary_sdk::sql::{Dialect, SqlCapability};
 use tributary_sdk::{debug, info, TaskError};
 
 use super::decode::{scale_of, Decoded, DATE, DECIMAL, TIME, TIMESTAMP};
 use super::{task_error, DatabaseSinkTask, Op, CONNECTION};
 use crate::dialect::{self, ColumnInfo};
 
-impl DatabaseSinkTask {
+impl<D: SqlCapability> DatabaseSinkTask<D> {
     /// Makes sure the columns of `table` are known, creating the table from
     /// `record` under `auto.create`. `false`: the table is missing and the
     /// record is a delete, so there is nothing to do.

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use tributary_sdk::log::counter_add;
-use tributary_sdk::sql::{copy_text_row, CopyWriter, Dialect, SqlError, Value};
+use tributary_sdk::sql::{copy_text_row, CopyWrite, Dialect, SqlCapability, SqlError, Value};
 use tributary_sdk::{debug, PutResult, TaskError};
 
 use super::statement::Statement;
@@ -16,11 +16,15 @@ use super::{
 use crate::dialect::ColumnInfo;
 use crate::json;
 
-impl DatabaseSinkTask {
+impl<D: SqlCapability> DatabaseSinkTask<D> {
     /// Writes a group. Records the database rejects become bad records;
     /// a statement error reads the table's columns again once and retries
     /// what was not written, then fails the task.
-    pub(super) fn write(&mut self, mut group: Group, out: &mut Outcome) -> Result<(), TaskError> {
+    pub(super) fn write(
+        &mut self,
+        mut group: Group<D::Writer>,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
         let mut start = 0;
         let mut open = match std::mem::replace(&mut group.copying, Copying::No) {
             Copying::Open(c) => Some(c),
@@ -68,7 +72,7 @@ impl DatabaseSinkTask {
     /// The SQL text of `group` for `columns`.
     pub(super) fn statement<'a>(
         &self,
-        group: &'a Group,
+        group: &'a Group<D::Writer>,
         columns: &'a [ColumnInfo],
     ) -> Statement<'a> {
         Statement {
@@ -99,7 +103,7 @@ impl DatabaseSinkTask {
     }
 
     /// Every row is bad: a field has no column.
-    pub(super) fn no_column(&self, group: &Group, rows: &[Row], out: &mut Outcome) {
+    pub(super) fn no_column(&self, group: &Group<D::Writer>, rows: &[Row], out: &mut Outcome) {
         let known = self
             .tables
             .get(&group.table)
@@ -217,7 +221,7 @@ impl DatabaseSinkTask {
     /// it the rows that came since the last time. A `COPY` that cannot
     /// start or fails is left for [`Self::write`] to deal with when the
     /// group is complete.
-    pub(super) fn copy_some(&mut self, group: &mut Group, out: &mut Outcome) {
+    pub(super) fn copy_some(&mut self, group: &mut Group<D::Writer>, out: &mut Outcome) {
         if matches!(group.copying, Copying::No) {
             group.copying = match self.open_copy(group) {
                 Some(c) => Copying::Open(Box::new(c)),
@@ -241,7 +245,7 @@ impl DatabaseSinkTask {
 
     /// A `COPY` into the group's table, begun; `None` when it cannot run
     /// now (the group is then written the usual way, which says why).
-    pub(super) fn open_copy(&mut self, group: &Group) -> Option<OpenCopy> {
+    pub(super) fn open_copy(&mut self, group: &Group<D::Writer>) -> Option<OpenCopy<D::Writer>> {
         let columns = self.columns_of(&group.table, &group.names).ok()??;
         let load = self.statement(group, &columns).copy_load(false);
         let writer = self.db.copy_begin(&load).ok()?;
@@ -258,8 +262,8 @@ impl DatabaseSinkTask {
     /// Sends the rest of a group whose `COPY` runs, and ends the `COPY`.
     pub(super) fn finish_copy(
         &self,
-        group: &Group,
-        c: OpenCopy,
+        group: &Group<D::Writer>,
+        c: OpenCopy<D::Writer>,
         out: &mut Outcome,
     ) -> Result<(), Failure> {
         let OpenCopy {
@@ -395,8 +399,8 @@ impl DatabaseSinkTask {
 
 /// Appends rows to `text` in COPY's text format, and writes `text` to the
 /// load whenever it holds a piece; stops at the load's first error.
-pub(super) fn send_rows<'a>(
-    writer: &mut CopyWriter,
+pub(super) fn send_rows<'a, W: CopyWrite>(
+    writer: &mut W,
     text: &mut Vec<u8>,
     rows: impl IntoIterator<Item = &'a Prepared>,
 ) -> Result<(), SqlError> {
@@ -412,11 +416,11 @@ pub(super) fn send_rows<'a>(
 
 /// Writes what is left of `text` to the load and ends it: the rows it
 /// loaded.
-pub(super) fn end_load(writer: CopyWriter, text: &[u8]) -> Result<u64, SqlError> {
+pub(super) fn end_load<W: CopyWrite>(mut writer: W, text: &[u8]) -> Result<u64, SqlError> {
     if !text.is_empty() {
         writer.write(text)?;
     }
-    CopyWriter::finish(writer)
+    writer.finish()
 }
 
 /// The column called `name`: exactly, or else ignoring case.
@@ -428,7 +432,7 @@ pub(super) fn find_column<'a>(columns: &'a [ColumnInfo], name: &str) -> Option<&
 }
 
 /// The positions of the key fields among the group's fields.
-pub(super) fn key_positions(group: &Group) -> Vec<usize> {
+pub(super) fn key_positions<W>(group: &Group<W>) -> Vec<usize> {
     group
         .key
         .iter()
