@@ -3,8 +3,7 @@
 //!
 //! In a guest both go to the worker. Compiled for the host (a connector's
 //! unit tests), they go to the test's thread instead, where
-//! [`testing::logs`](crate::testing::logs) and
-//! [`testing::counter`](crate::testing::counter) read them back.
+//! `testing::logs` and `testing::counter` read them back.
 
 #[cfg(target_arch = "wasm32")]
 use crate::bindings::source::tributary::connector::host;

@@ -64,7 +64,8 @@ impl Db {
         DatabaseSinkTask::<FakeSql>::open(config).expect("the task opens")
     }
 
-    /// The calls that write (catalog queries left out).
+    /// The calls that write: statements, batches and finished loads
+    /// (catalog queries and load starts left out).
     fn writes(&self) -> Vec<SqlCall> {
         let calls = self.sql.calls().into_iter();
         calls
