@@ -5,7 +5,7 @@
 //! Tables are looked up in the connection's current schema (PostgreSQL's
 //! `search_path`, MySQL's database, SQLite's main database).
 
-use tributary_sdk::sql::{Connection, Dialect, SqlError, Value};
+use tributary_sdk::sql::{Dialect, SqlCapability, SqlError, Value};
 
 /// What family a column's type belongs to: decides how JSON is bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct ColumnInfo {
 }
 
 /// The first column of every row, as text.
-fn texts(db: &Connection, sql: &str, params: &[Value]) -> Result<Vec<String>, SqlError> {
+fn texts(db: &impl SqlCapability, sql: &str, params: &[Value]) -> Result<Vec<String>, SqlError> {
     let rows = db.query(sql, params)?;
     Ok(rows
         .rows
@@ -51,7 +51,7 @@ fn texts(db: &Connection, sql: &str, params: &[Value]) -> Result<Vec<String>, Sq
 }
 
 /// The base tables of the current schema, sorted.
-pub fn list_tables(db: &Connection) -> Result<Vec<String>, SqlError> {
+pub fn list_tables(db: &impl SqlCapability) -> Result<Vec<String>, SqlError> {
     let sql = match db.dialect() {
         Dialect::Postgres => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
         Dialect::Mysql => "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1",
@@ -61,7 +61,7 @@ pub fn list_tables(db: &Connection) -> Result<Vec<String>, SqlError> {
 }
 
 /// The primary key columns of `table`, in key order (empty: none).
-pub fn primary_key(db: &Connection, table: &str) -> Result<Vec<String>, SqlError> {
+pub fn primary_key(db: &impl SqlCapability, table: &str) -> Result<Vec<String>, SqlError> {
     let t = [Value::Text(table.to_owned())];
     match db.dialect() {
         Dialect::Postgres => texts(db, "SELECT kcu.column_name::text FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema AND kcu.table_name = tc.table_name WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = current_schema() AND tc.table_name = $1 ORDER BY kcu.ordinal_position", &t),
@@ -71,7 +71,7 @@ pub fn primary_key(db: &Connection, table: &str) -> Result<Vec<String>, SqlError
 }
 
 /// The columns of `table` in order; empty when there is no such table.
-pub fn columns(db: &Connection, table: &str) -> Result<Vec<ColumnInfo>, SqlError> {
+pub fn columns(db: &impl SqlCapability, table: &str) -> Result<Vec<ColumnInfo>, SqlError> {
     let dialect = db.dialect();
     let t = [Value::Text(table.to_owned())];
     let sql = match dialect {

@@ -29,9 +29,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 use tributary_sdk::sql::{Connection, Dialect, SqlError, Value};
 use tributary_sdk::{
-    config_issue as issue, config_key as key, info, json_get, Config, ConfigIssue, ConfigType,
-    ConnectorKind, Description, JsonMap, PartitionOffset, Scalar, Source, SourceBatch,
-    SourceRecord, SourceTask, TaskError,
+    info, json_get, Config, ConfigIssue, Description, JsonMap, Key, PartitionOffset, Scalar,
+    Source, SourceBatch, SourceRecord, SourceTask, TaskError,
 };
 
 const TABLE: &str = "table";
@@ -79,87 +78,80 @@ impl Source for DatabaseSource {
     type Task = DatabaseSourceTask;
 
     fn describe() -> Description {
-        Description {
-            name: "database-source".into(),
-            version: crate::VERSION.into(),
-            kind: ConnectorKind::Source,
-            summary: "Reads tables or a query of PostgreSQL, MySQL/MariaDB or SQLite into topics, a record per row (Kafka Connect JDBC source semantics).".into(),
-            reads_headers: false, // a source: ignored
-            config: vec![
-                key("mode", ConfigType::String, Some("bulk"), "bulk, incrementing, timestamp or timestamp+incrementing: how new rows are found."),
-                key("table.whitelist", ConfigType::List, Some(""), "Tables to read: names or regular expressions matched against whole table names. Empty with `query` set."),
-                key("query", ConfigType::String, Some(""), "A custom query to read instead of tables (one task; topic = topic.prefix). Mode conditions are added around it."),
-                key("topic.prefix", ConfigType::String, None, "Prefix of each table's topic (topic = prefix + table); the topic itself for a custom query."),
-                key("incrementing.column.name", ConfigType::String, Some(""), "A strictly increasing integer column (incrementing modes)."),
-                key("timestamp.column.name", ConfigType::String, Some(""), "A column set to the time a row was written or changed (timestamp modes)."),
-                key("timestamp.delay.interval.ms", ConfigType::Integer, Some("0"), "Rows newer than the database's now minus this are left for a later poll, so transactions that commit late are not skipped."),
-                key("poll.interval.ms", ConfigType::Integer, Some("5000"), "How long a table that has been read up to its end waits before it is queried again."),
-                key("batch.max.rows", ConfigType::Integer, Some("1000"), "Most rows one query fetches."),
-                key("table.poll.interval.ms", ConfigType::Integer, Some("60000"), "How often the list of matching tables is read again."),
-            ],
-        }
+        Description::source("database-source", crate::VERSION)
+            .summary("Reads tables or a query of PostgreSQL, MySQL/MariaDB or SQLite into topics, a record per row (Kafka Connect JDBC source semantics).")
+            .key(Key::string("mode").default("bulk").doc("bulk, incrementing, timestamp or timestamp+incrementing: how new rows are found."))
+            .key(Key::list("table.whitelist").default("").doc("Tables to read: names or regular expressions matched against whole table names. Empty with `query` set."))
+            .key(Key::string("query").default("").doc("A custom query to read instead of tables (one task; topic = topic.prefix). Mode conditions are added around it."))
+            .key(Key::string("topic.prefix").doc("Prefix of each table's topic (topic = prefix + table); the topic itself for a custom query."))
+            .key(Key::string("incrementing.column.name").default("").doc("A strictly increasing integer column (incrementing modes)."))
+            .key(Key::string("timestamp.column.name").default("").doc("A column set to the time a row was written or changed (timestamp modes)."))
+            .key(Key::integer("timestamp.delay.interval.ms").default("0").doc("Rows newer than the database's now minus this are left for a later poll, so transactions that commit late are not skipped."))
+            .key(Key::integer("poll.interval.ms").default("5000").doc("How long a table that has been read up to its end waits before it is queried again."))
+            .key(Key::integer("batch.max.rows").default("1000").doc("Most rows one query fetches."))
+            .key(Key::integer("table.poll.interval.ms").default("60000").doc("How often the list of matching tables is read again."))
     }
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        let mode = match Mode::parse(config.get("mode").unwrap_or("bulk")) {
+        let mode_text = config.get::<String>("mode").unwrap_or_default();
+        let mode = match Mode::parse(&mode_text) {
             Ok(m) => Some(m),
             Err(e) => {
-                issues.push(issue("mode", e));
+                issues.push(ConfigIssue::new("mode", e));
                 None
             }
         };
-        let tables = config.get("table.whitelist").unwrap_or("").trim();
-        let query = config.get("query").unwrap_or("").trim();
+        let tables = config.get::<String>("table.whitelist").unwrap_or_default();
+        let tables = tables.trim();
+        let query = config.get::<String>("query").unwrap_or_default();
+        let query = query.trim();
         match (tables.is_empty(), query.is_empty()) {
-            (true, true) => {
-                issues.push(issue("table.whitelist", "set `table.whitelist` or `query`"))
-            }
-            (false, false) => {
-                issues.push(issue("query", "set `table.whitelist` or `query`, not both"))
-            }
+            (true, true) => issues.push(ConfigIssue::new(
+                "table.whitelist",
+                "set `table.whitelist` or `query`",
+            )),
+            (false, false) => issues.push(ConfigIssue::new(
+                "query",
+                "set `table.whitelist` or `query`, not both",
+            )),
             _ => {}
         }
         for pattern in tables.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             if let Err(e) = Regex::new(&format!("^(?:{pattern})$")) {
-                issues.push(issue(
+                issues.push(ConfigIssue::new(
                     "table.whitelist",
                     format!("{pattern:?} is not a valid regular expression: {e}"),
                 ));
             }
         }
         if let Some(mode) = mode {
-            if mode.incrementing()
-                && config
-                    .get("incrementing.column.name")
-                    .unwrap_or("")
+            let unset = |key: &str| {
+                config
+                    .get::<String>(key)
+                    .unwrap_or_default()
                     .trim()
                     .is_empty()
-            {
-                issues.push(issue(
+            };
+            if mode.incrementing() && unset("incrementing.column.name") {
+                issues.push(ConfigIssue::new(
                     "incrementing.column.name",
-                    format!("is required in mode {}", config.get("mode").unwrap_or("")),
+                    format!("is required in mode {mode_text}"),
                 ));
             }
-            if mode.timestamp()
-                && config
-                    .get("timestamp.column.name")
-                    .unwrap_or("")
-                    .trim()
-                    .is_empty()
-            {
-                issues.push(issue(
+            if mode.timestamp() && unset("timestamp.column.name") {
+                issues.push(ConfigIssue::new(
                     "timestamp.column.name",
-                    format!("is required in mode {}", config.get("mode").unwrap_or("")),
+                    format!("is required in mode {mode_text}"),
                 ));
             }
         }
         if config
-            .get("topic.prefix")
+            .raw("topic.prefix")
             .is_some_and(|p| p.trim().is_empty())
             && !query.is_empty()
         {
-            issues.push(issue(
+            issues.push(ConfigIssue::new(
                 "topic.prefix",
                 "is the topic of a custom query: must not be empty",
             ));
@@ -169,20 +161,18 @@ impl Source for DatabaseSource {
             "poll.interval.ms",
             "table.poll.interval.ms",
         ] {
-            if config
-                .get(k)
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|n| n < 1)
-            {
-                issues.push(issue(k, "must be at least 1"));
+            if config.get::<i64>(k).is_ok_and(|n| n < 1) {
+                issues.push(ConfigIssue::new(k, "must be at least 1"));
             }
         }
         if config
-            .get("timestamp.delay.interval.ms")
-            .and_then(|v| v.parse::<i64>().ok())
-            .is_some_and(|n| n < 0)
+            .get::<i64>("timestamp.delay.interval.ms")
+            .is_ok_and(|n| n < 0)
         {
-            issues.push(issue("timestamp.delay.interval.ms", "must not be negative"));
+            issues.push(ConfigIssue::new(
+                "timestamp.delay.interval.ms",
+                "must not be negative",
+            ));
         }
         issues
     }
@@ -191,7 +181,8 @@ impl Source for DatabaseSource {
     /// by position (each task lists the tables itself, so tables created
     /// later are picked up without a restart).
     fn task_configs(config: &Config, max_tasks: u32) -> Result<Vec<Config>, String> {
-        let count = if config.get("query").unwrap_or("").trim().is_empty() {
+        let query = config.get::<String>("query").map_err(|e| e.to_string())?;
+        let count = if query.trim().is_empty() {
             max_tasks.max(1)
         } else {
             1
@@ -229,40 +220,34 @@ fn fatal(key: &str, e: impl std::fmt::Display) -> TaskError {
 
 impl Settings {
     fn read(config: &Config) -> Result<Settings, TaskError> {
-        let mode =
-            Mode::parse(config.get("mode").unwrap_or("bulk")).map_err(|e| fatal("mode", e))?;
+        let mode = Mode::parse(&config.get::<String>("mode")?).map_err(|e| fatal("mode", e))?;
         let patterns = config
-            .get("table.whitelist")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
+            .get::<Vec<String>>("table.whitelist")?
+            .iter()
             .map(|p| Regex::new(&format!("^(?:{p})$")).map_err(|e| fatal("table.whitelist", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let query =
-            Some(config.get("query").unwrap_or("").trim().to_owned()).filter(|q| !q.is_empty());
-        let ms = |k: &str, d: u64| config.parse_or::<u64>(k, d);
+            Some(config.get::<String>("query")?.trim().to_owned()).filter(|q| !q.is_empty());
+        let ms = |k: &str| config.get::<u64>(k).map(Duration::from_millis);
         Ok(Settings {
             mode,
             patterns,
             query,
-            topic_prefix: config.require("topic.prefix")?.to_owned(),
+            topic_prefix: config.get("topic.prefix")?,
             incrementing: config
-                .get("incrementing.column.name")
-                .unwrap_or("")
+                .get::<String>("incrementing.column.name")?
                 .trim()
                 .to_owned(),
             timestamp: config
-                .get("timestamp.column.name")
-                .unwrap_or("")
+                .get::<String>("timestamp.column.name")?
                 .trim()
                 .to_owned(),
-            delay_ms: ms("timestamp.delay.interval.ms", 0)?,
-            poll_interval: Duration::from_millis(ms("poll.interval.ms", 5000)?),
-            batch_max_rows: config.parse_or("batch.max.rows", 1000u32)?.max(1),
-            table_poll_interval: Duration::from_millis(ms("table.poll.interval.ms", 60_000)?),
-            index: config.parse_or("task.index", 0usize)?,
-            count: config.parse_or("task.count", 1usize)?.max(1),
+            delay_ms: config.get("timestamp.delay.interval.ms")?,
+            poll_interval: ms("poll.interval.ms")?,
+            batch_max_rows: config.get::<u32>("batch.max.rows")?.max(1),
+            table_poll_interval: ms("table.poll.interval.ms")?,
+            index: config.get_opt("task.index")?.unwrap_or(0),
+            count: config.get_opt::<usize>("task.count")?.unwrap_or(1).max(1),
         })
     }
 }

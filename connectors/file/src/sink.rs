@@ -9,8 +9,7 @@ use std::io::{BufWriter, Write};
 
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    debug, warn, Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink,
-    SinkBatch, SinkTask, TaskError,
+    debug, warn, Config, Description, Key, PutResult, Sink, SinkBatch, SinkTask, TaskError,
 };
 
 /// Appends are buffered in memory up to this many bytes between writes.
@@ -23,20 +22,12 @@ impl Sink for FileSink {
     type Task = FileSinkTask;
 
     fn describe() -> Description {
-        Description {
-            name: "file-sink".into(),
-            version: crate::VERSION.into(),
-            kind: ConnectorKind::Sink,
-            summary: "Appends the value of every record to a file, one line per record.".into(),
-            reads_headers: false, // values only
-            config: vec![ConfigKey {
-                name: "file".into(),
-                type_: ConfigType::FileWrite,
-                default: None,
-                doc: "The file to append to; it is created if it does not exist.".into(),
-                secret: false,
-            }],
-        }
+        Description::sink("file-sink", crate::VERSION)
+            .summary("Appends the value of every record to a file, one line per record.")
+            .key(
+                Key::file_write("file")
+                    .doc("The file to append to; it is created if it does not exist."),
+            )
     }
 
     /// Exactly one task: several tasks appending to one file would interleave
@@ -63,7 +54,7 @@ impl FileSinkTask {
 
 impl SinkTask for FileSinkTask {
     fn open(config: Config) -> Result<Self, TaskError> {
-        let path = config.require("file")?.to_owned();
+        let path: String = config.get("file")?;
         let file = OpenOptions::new()
             .append(true)
             .create(true)
@@ -103,5 +94,36 @@ impl SinkTask for FileSinkTask {
         if let Err(e) = self.flush_and_sync() {
             warn!("closing {}: cannot flush: {e}", self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_sdk::acceptance;
+    use tributary_sdk::testing::{self, Record};
+
+    #[test]
+    fn file_sink_keeps_the_contract_and_appends_values_as_lines() {
+        acceptance::description(&FileSink::describe());
+        let dir = std::env::temp_dir().join(format!("file-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("out.txt");
+        let config = testing::config(
+            &FileSink::describe().keys,
+            &[("file", file.to_str().unwrap())],
+        );
+        let mut task = FileSinkTask::open(config).unwrap();
+        let batch = testing::sink_batch(&[
+            Record::new("t", 0).value("one"),
+            Record::new("t", 1),
+            Record::new("t", 2).value("two"),
+        ]);
+        let results = acceptance::put(&mut task, &batch).unwrap();
+        assert!(results.iter().all(|r| *r == PutResult::Ok));
+        task.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "one\ntwo\n");
+        assert_eq!(testing::counter("tombstones_skipped"), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

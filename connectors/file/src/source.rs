@@ -15,17 +15,14 @@ use std::time::{Duration, Instant};
 
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    config_issue as issue, config_key as key, info, json_get, warn, Config, ConfigIssue,
-    ConfigType, ConnectorKind, Description, JsonMap, PartitionOffset, Scalar, Source, SourceBatch,
-    SourceRecord, SourceTask, TaskError,
+    info, json_get, warn, Config, ConfigIssue, Description, JsonMap, Key, PartitionOffset, Scalar,
+    Source, SourceBatch, SourceRecord, SourceTask, TaskError,
 };
 
 /// Source partition key: the file's path.
 const FILENAME: &str = "filename";
 /// Offset key: the byte position just after the last produced line.
 const POSITION: &str = "position";
-/// `batch.size` when unset.
-const DEFAULT_BATCH_SIZE: u32 = 2000;
 /// Reads go through a buffer this large.
 const READ_BUFFER: usize = 1 << 20;
 /// How many leading bytes identify a file (to notice it was replaced).
@@ -40,44 +37,29 @@ impl Source for FileSource {
     type Task = FileSourceTask;
 
     fn describe() -> Description {
-        Description {
-            name: "file-source".into(),
-            version: crate::VERSION.into(),
-            kind: ConnectorKind::Source,
-            summary: "Follows a text file and produces one record per line.".into(),
-            reads_headers: false, // a source: ignored
-            config: vec![
-                key(
-                    "file",
-                    ConfigType::FileRead,
-                    None,
-                    "The file to read; lines appended later are produced as they arrive.",
-                ),
-                key(
-                    "topic",
-                    ConfigType::String,
-                    None,
-                    "The Kafka topic the lines are produced to.",
-                ),
-                key(
-                    "batch.size",
-                    ConfigType::Integer,
-                    Some("2000"),
-                    "The most records one poll returns.",
-                ),
-            ],
-        }
+        Description::source("file-source", crate::VERSION)
+            .summary("Follows a text file and produces one record per line.")
+            .key(
+                Key::file_read("file")
+                    .doc("The file to read; lines appended later are produced as they arrive."),
+            )
+            .key(Key::string("topic").doc("The Kafka topic the lines are produced to."))
+            .key(
+                Key::integer("batch.size")
+                    .default("2000")
+                    .doc("The most records one poll returns."),
+            )
     }
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         for name in ["file", "topic"] {
-            if config.get(name).is_some_and(|v| v.trim().is_empty()) {
-                issues.push(issue(name, "must not be empty"));
+            if config.raw(name).is_some_and(|v| v.trim().is_empty()) {
+                issues.push(ConfigIssue::new(name, "must not be empty"));
             }
         }
-        if let Err(message) = batch_size(config) {
-            issues.push(issue("batch.size", &message));
+        if let Err(issue) = batch_size(config) {
+            issues.push(issue);
         }
         issues
     }
@@ -89,15 +71,15 @@ impl Source for FileSource {
 }
 
 /// `batch.size`, which must be between 1 and `u32::MAX`.
-fn batch_size(config: &Config) -> Result<u32, String> {
-    match config.get("batch.size") {
-        None => Ok(DEFAULT_BATCH_SIZE),
-        Some(raw) => match raw.trim().parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-            Ok(n) => Err(format!("must be at least 1, not {n}")),
-            Err(e) => Err(format!("cannot use {raw:?}: {e}")),
-        },
+fn batch_size(config: &Config) -> Result<u32, ConfigIssue> {
+    let n = config.get::<i64>("batch.size")?;
+    if n < 1 {
+        return Err(ConfigIssue::new(
+            "batch.size",
+            format!("must be at least 1, not {n}"),
+        ));
     }
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// The one task of a `file-source`: a follower of one file.
@@ -127,10 +109,10 @@ pub struct FileSourceTask {
 
 impl SourceTask for FileSourceTask {
     fn open(config: Config, offsets: Vec<PartitionOffset>) -> Result<Self, TaskError> {
-        let path = config.require("file")?.to_owned();
-        let topic = config.require("topic")?.to_owned();
+        let path: String = config.get("file")?;
+        let topic: String = config.get("topic")?;
         let batch_size = batch_size(&config)
-            .map_err(|message| TaskError::Fatal(format!("config key `batch.size` {message}")))?;
+            .map_err(|i| TaskError::Fatal(format!("config key `{}`: {}", i.key, i.message)))?;
 
         let mut file = File::open(&path).map_err(|e| {
             TaskError::Fatal(if e.kind() == ErrorKind::NotFound {
@@ -376,5 +358,25 @@ mod tests {
         ];
         assert_eq!(resume_position("/data/in.txt", &offsets), 42);
         assert_eq!(resume_position("/missing", &offsets), 0);
+    }
+
+    #[test]
+    fn file_source_keeps_the_contract() {
+        use tributary_sdk::{acceptance, testing};
+        acceptance::description(&FileSource::describe());
+        let dir = std::env::temp_dir().join(format!("file-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("in.txt");
+        let lines: Vec<String> = (0..20).map(|i| format!("line {i}")).collect();
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = testing::config(
+            &FileSource::describe().keys,
+            &[("file", path), ("topic", "lines"), ("batch.size", "3")],
+        );
+        let seen = acceptance::source_resumes(|o| FileSourceTask::open(config.clone(), o), 20, 5);
+        let values: Vec<String> = seen.iter().map(|r| r.value_text()).collect();
+        assert_eq!(values, lines);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -29,11 +29,11 @@ use std::io::Write;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use tributary_sdk::blob::Store;
+use tributary_sdk::blob::{BlobCapability, Store};
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    config_key as key, debug, CommitLimit, Config, ConfigIssue, ConfigType, ConnectorKind,
-    Description, PutResult, Sink, SinkBatch, SinkTask, TaskError,
+    debug, CommitLimit, Config, ConfigIssue, Description, Key, PutResult, Sink, SinkBatch,
+    SinkTask, TaskError,
 };
 
 use crate::format::{self, Envelope, Format};
@@ -49,33 +49,26 @@ impl Sink for S3Sink {
     type Task = S3SinkTask;
 
     fn describe() -> Description {
-        Description {
-            name: "s3-sink".into(),
-            version: crate::VERSION.into(),
-            kind: ConnectorKind::Sink,
-            summary: "Writes records into S3 objects per topic partition (Confluent's layout): JSON lines, raw bytes or CSV, optionally gzipped.".into(),
-            reads_headers: true, // `format: json` keeps them
-            config: vec![
-                key("format", ConfigType::String, Some("json"),
-                    "`json` (a JSON envelope per line with topic, partition, offset, timestamp, key, value and headers; `s3-source` restores records from it), `bytes` (raw values, each followed by `format.bytearray.separator`) or `csv` (values that are flat JSON objects, under a header row)."),
-                key("format.bytearray.separator", ConfigType::String, Some("\\n"),
-                    "What follows each value in format `bytes`; `\\n`, `\\r`, `\\t` and `\\\\` are understood."),
-                key("compression.type", ConfigType::String, Some("none"),
-                    "`none` or `gzip` (objects get `.gz` appended)."),
-                key("flush.size", ConfigType::Integer, Some("10000"),
-                    "Most records in one object."),
-                key("rotate.bytes", ConfigType::Integer, Some("67108864"),
-                    "An object rotates when its content (before compression) reaches this many bytes."),
-                key("rotate.interval.ms", ConfigType::Integer, Some("0"),
-                    "An object rotates when a record's timestamp is this much or more past the timestamp of the object's first record; 0: never. Decided by the records alone, so a replay after a crash cuts objects at the same places."),
-                key("rotate.schedule.interval.ms", ConfigType::Integer, Some("0"),
-                    "An open object is written at the first flush after it has been open this long by the worker's clock, even if not full; 0: never (an open object waits for more records). Wall-clock time: a replay after a crash may cut objects elsewhere, so records can then be in S3 twice."),
-                key("topics.dir", ConfigType::String, Some("topics"),
-                    "The top-level prefix of the objects; empty: none."),
-                key("path.format", ConfigType::String, Some(""),
-                    "A time-based directory under `partition=<p>/` from the record timestamp (UTC), e.g. `'dt'=YYYY-MM-dd/'hour'=HH`; tokens YYYY, MM, dd, HH, mm, text in single quotes, and / = - _ . Empty: none."),
-            ],
-        }
+        Description::sink("s3-sink", crate::VERSION)
+            .summary("Writes records into S3 objects per topic partition (Confluent's layout): JSON lines, raw bytes or CSV, optionally gzipped.")
+            .reads_headers(true) // `format: json` keeps them
+            .key(Key::string("format").default("json").doc(
+                "`json` (a JSON envelope per line with topic, partition, offset, timestamp, key, value and headers; `s3-source` restores records from it), `bytes` (raw values, each followed by `format.bytearray.separator`) or `csv` (values that are flat JSON objects, under a header row)."))
+            .key(Key::string("format.bytearray.separator").default("\\n").doc(
+                "What follows each value in format `bytes`; `\\n`, `\\r`, `\\t` and `\\\\` are understood."))
+            .key(Key::string("compression.type").default("none").doc(
+                "`none` or `gzip` (objects get `.gz` appended)."))
+            .key(Key::integer("flush.size").default("10000").doc("Most records in one object."))
+            .key(Key::integer("rotate.bytes").default("67108864").doc(
+                "An object rotates when its content (before compression) reaches this many bytes."))
+            .key(Key::integer("rotate.interval.ms").default("0").doc(
+                "An object rotates when a record's timestamp is this much or more past the timestamp of the object's first record; 0: never. Decided by the records alone, so a replay after a crash cuts objects at the same places."))
+            .key(Key::integer("rotate.schedule.interval.ms").default("0").doc(
+                "An open object is written at the first flush after it has been open this long by the worker's clock, even if not full; 0: never (an open object waits for more records). Wall-clock time: a replay after a crash may cut objects elsewhere, so records can then be in S3 twice."))
+            .key(Key::string("topics.dir").default("topics").doc(
+                "The top-level prefix of the objects; empty: none."))
+            .key(Key::string("path.format").default("").doc(
+                "A time-based directory under `partition=<p>/` from the record timestamp (UTC), e.g. `'dt'=YYYY-MM-dd/'hour'=HH`; tokens YYYY, MM, dd, HH, mm, text in single quotes, and / = - _ . Empty: none."))
     }
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
@@ -100,21 +93,20 @@ struct Settings {
 impl Settings {
     fn parse(config: &Config) -> Result<Settings, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
-        let mut issue = |key: &str, message: String| {
-            issues.push(ConfigIssue {
-                key: key.into(),
-                message,
-            })
-        };
-        let format = config.get("format").unwrap_or("json");
-        let format = Format::parse(format).unwrap_or_else(|| {
+        let mut issue = |key: &str, message: String| issues.push(ConfigIssue::new(key, message));
+        let format = config.get::<String>("format").unwrap_or_default();
+        let format = Format::parse(&format).unwrap_or_else(|| {
             issue(
                 "format",
                 format!("expects json, bytes or csv, got {format:?}"),
             );
             Format::Json
         });
-        let gzip = match config.get("compression.type").unwrap_or("none").trim() {
+        let gzip = match config
+            .get::<String>("compression.type")
+            .unwrap_or_default()
+            .trim()
+        {
             "none" => false,
             "gzip" => true,
             other => {
@@ -125,29 +117,29 @@ impl Settings {
                 false
             }
         };
-        let mut number = |name: &str, default: i64, min: i64| -> i64 {
-            match config.get(name).map(|v| v.trim().parse::<i64>()) {
-                None => default,
-                Some(Ok(n)) if n >= min => n,
-                Some(_) => {
+        let mut number = |name: &str, min: i64| -> i64 {
+            match config.get::<i64>(name) {
+                Ok(n) if n >= min => n,
+                _ => {
                     issue(name, format!("expects an integer of at least {min}"));
-                    default
+                    min
                 }
             }
         };
-        let flush_size = number("flush.size", 10_000, 1) as usize;
-        let rotate_bytes = number("rotate.bytes", 64 << 20, 1) as usize;
-        let rotate_interval = number("rotate.interval.ms", 0, 0);
-        let rotate_schedule = number("rotate.schedule.interval.ms", 0, 0);
-        let path_format = match config.get("path.format").map(str::trim).unwrap_or("") {
+        let flush_size = number("flush.size", 1) as usize;
+        let rotate_bytes = number("rotate.bytes", 1) as usize;
+        let rotate_interval = number("rotate.interval.ms", 0);
+        let rotate_schedule = number("rotate.schedule.interval.ms", 0);
+        let path_format = match config
+            .get::<String>("path.format")
+            .unwrap_or_default()
+            .trim()
+        {
             "" => None,
             f => match PathFormat::parse(f) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    issues.push(ConfigIssue {
-                        key: "path.format".into(),
-                        message: e,
-                    });
+                    issues.push(ConfigIssue::new("path.format", e));
                     None
                 }
             },
@@ -157,15 +149,19 @@ impl Settings {
         }
         Ok(Settings {
             format,
-            separator: format::unescape(config.get("format.bytearray.separator").unwrap_or("\\n")),
+            separator: format::unescape(
+                &config
+                    .get::<String>("format.bytearray.separator")
+                    .unwrap_or_default(),
+            ),
             gzip,
             flush_size,
             rotate_bytes,
             rotate_interval,
             rotate_schedule,
             topics_dir: config
-                .get("topics.dir")
-                .unwrap_or("topics")
+                .get::<String>("topics.dir")
+                .unwrap_or_default()
                 .trim()
                 .trim_matches('/')
                 .to_owned(),
@@ -192,10 +188,11 @@ struct Open {
 }
 
 /// One task: open objects by topic partition, rotated ones waiting for the
-/// next flush.
-pub struct S3SinkTask {
+/// next flush. It writes through `B`: the worker's store, or a fake in
+/// unit tests.
+pub struct S3SinkTask<B = Store> {
     settings: Settings,
-    store: Store,
+    store: B,
     open: BTreeMap<(String, i32), Open>,
     full: VecDeque<Open>,
     /// The offset of the last record taken per topic partition, to notice a
@@ -203,7 +200,7 @@ pub struct S3SinkTask {
     last: BTreeMap<(String, i32), i64>,
 }
 
-impl S3SinkTask {
+impl<B: BlobCapability> S3SinkTask<B> {
     /// The object key of `o`.
     fn object_key(&self, o: &Open) -> String {
         let mut key = String::new();
@@ -307,7 +304,7 @@ impl S3SinkTask {
     }
 }
 
-impl SinkTask for S3SinkTask {
+impl<B: BlobCapability + 'static> SinkTask for S3SinkTask<B> {
     fn open(config: Config) -> Result<Self, TaskError> {
         let settings = Settings::parse(&config).map_err(|issues| {
             TaskError::Fatal(
@@ -318,7 +315,7 @@ impl SinkTask for S3SinkTask {
                     .join("; "),
             )
         })?;
-        let store = Store::open(STORE).map_err(|e| TaskError::Fatal(e.text()))?;
+        let store = B::open(STORE).map_err(|e| TaskError::Fatal(e.text()))?;
         // Fail at start, not at the first flush, when the bucket is missing
         // or the credentials do not work.
         store.list("", None, None, 1).map_err(TaskError::from)?;
@@ -473,4 +470,68 @@ fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_sdk::acceptance;
+    use tributary_sdk::blob::BlobError;
+    use tributary_sdk::testing::{self, BlobCall, FakeBlob, Record};
+
+    fn task(store: &FakeBlob, settings: &[(&str, &str)]) -> S3SinkTask<FakeBlob> {
+        store.install("default");
+        let config = testing::config(&S3Sink::describe().keys, settings);
+        S3SinkTask::<FakeBlob>::open(config).expect("the task opens")
+    }
+
+    #[test]
+    fn s3_sink_keeps_the_contract_and_holds_partitions_at_their_open_object() {
+        acceptance::description(&S3Sink::describe());
+        let store = FakeBlob::new("bucket");
+        let mut task = task(&store, &[("format", "bytes"), ("flush.size", "2")]);
+        let records: Vec<Record> = (0..5)
+            .map(|i| Record::new("t", 10 + i).value(format!("v{i}")))
+            .collect();
+        let results = acceptance::put(&mut task, &testing::sink_batch(&records)).unwrap();
+        assert!(results.iter().all(|r| *r == PutResult::Ok));
+        let limits = task.pre_commit().unwrap();
+        assert_eq!(
+            limits,
+            [CommitLimit {
+                topic: "t".into(),
+                partition: 0,
+                offset: 14
+            }],
+            "the fifth record waits in the open object"
+        );
+        let objects = store.objects();
+        let keys: Vec<&String> = objects.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "topics/t/partition=0/t+0+0000000010.bin",
+                "topics/t/partition=0/t+0+0000000012.bin"
+            ]
+        );
+        assert_eq!(objects[keys[0]], b"v0\nv1\n");
+    }
+
+    #[test]
+    fn a_store_that_is_away_makes_the_flush_retriable_and_loses_nothing() {
+        let store = FakeBlob::new("bucket");
+        let mut task = task(&store, &[("format", "bytes"), ("flush.size", "1")]);
+        let down = std::rc::Rc::new(std::cell::Cell::new(true));
+        let flag = std::rc::Rc::clone(&down);
+        store.fail(move |c| {
+            (flag.get() && matches!(c, BlobCall::Put { .. }))
+                .then(|| BlobError::Unavailable("503 SlowDown".into()))
+        });
+        let batch = testing::sink_batch(&[Record::new("t", 0).value("a")]);
+        acceptance::put(&mut task, &batch).unwrap();
+        assert!(matches!(task.flush(), Err(TaskError::Retriable(m)) if m.contains("503 SlowDown")));
+        down.set(false);
+        task.flush().unwrap();
+        assert_eq!(store.objects().len(), 1);
+    }
 }

@@ -20,15 +20,14 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
-use tributary_sdk::blob::{BlobError, ByteRange, ObjectInfo, Store};
+use tributary_sdk::blob::{BlobCapability, BlobError, ByteRange, ObjectInfo, Store};
 use tributary_sdk::log::counter_add;
 use tributary_sdk::{
-    info, json_get, warn, Config, ConfigIssue, ConfigType, ConnectorKind, Description, JsonMap,
-    PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask, TaskError,
+    info, json_get, warn, Config, ConfigIssue, Description, JsonMap, Key, PartitionOffset, Scalar,
+    Source, SourceBatch, SourceRecord, SourceTask, TaskError,
 };
 
 use crate::format;
-use tributary_sdk::config_key as key;
 
 /// The store the source reads from.
 const STORE: &str = "default";
@@ -44,23 +43,16 @@ impl Source for S3Source {
     type Task = S3SourceTask;
 
     fn describe() -> Description {
-        Description {
-            name: "s3-source".into(),
-            version: crate::VERSION.into(),
-            kind: ConnectorKind::Source,
-            summary: "Reads objects under S3 prefixes in key order, a record per line; restores records s3-sink wrote as JSON envelopes.".into(),
-            reads_headers: false, // a source: ignored
-            config: vec![
-                key("prefixes", ConfigType::List, None,
-                    "The key prefixes to read, e.g. `topics/orders/partition=0/`; each is a source partition, read in key order. Spread over tasks."),
-                key("topic", ConfigType::String, Some(""),
-                    "The topic to produce to. Empty: format `json` takes each record's topic from its envelope; format `bytes` needs it."),
-                key("format", ConfigType::String, Some("json"),
-                    "`json` (the envelope `s3-sink` writes: key, value, headers and timestamp are restored) or `bytes` (each line is a value)."),
-                key("poll.interval.ms", ConfigType::Integer, Some("5000"),
-                    "How often to list a prefix for new objects once everything listed is read."),
-            ],
-        }
+        Description::source("s3-source", crate::VERSION)
+            .summary("Reads objects under S3 prefixes in key order, a record per line; restores records s3-sink wrote as JSON envelopes.")
+            .key(Key::list("prefixes").doc(
+                "The key prefixes to read, e.g. `topics/orders/partition=0/`; each is a source partition, read in key order. Spread over tasks."))
+            .key(Key::string("topic").default("").doc(
+                "The topic to produce to. Empty: format `json` takes each record's topic from its envelope; format `bytes` needs it."))
+            .key(Key::string("format").default("json").doc(
+                "`json` (the envelope `s3-sink` writes: key, value, headers and timestamp are restored) or `bytes` (each line is a value)."))
+            .key(Key::integer("poll.interval.ms").default("5000").doc(
+                "How often to list a prefix for new objects once everything listed is read."))
     }
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
@@ -87,14 +79,7 @@ impl Source for S3Source {
 }
 
 fn prefixes(config: &Config) -> Vec<String> {
-    config
-        .get("prefixes")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect()
+    config.get("prefixes").unwrap_or_default()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,17 +99,12 @@ struct Settings {
 impl Settings {
     fn parse(config: &Config) -> Result<Settings, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
-        let mut issue = |key: &str, message: String| {
-            issues.push(ConfigIssue {
-                key: key.into(),
-                message,
-            })
-        };
+        let mut issue = |key: &str, message: String| issues.push(ConfigIssue::new(key, message));
         let prefixes = prefixes(config);
         if prefixes.is_empty() {
             issue("prefixes", "names no prefix".into());
         }
-        let format = match config.get("format").unwrap_or("json").trim() {
+        let format = match config.get::<String>("format").unwrap_or_default().trim() {
             "json" => LineFormat::Json,
             "bytes" => LineFormat::Bytes,
             other => {
@@ -133,20 +113,16 @@ impl Settings {
             }
         };
         let topic = config
-            .get("topic")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(String::from);
+            .get::<String>("topic")
+            .map(|t| t.trim().to_owned())
+            .ok()
+            .filter(|t| !t.is_empty());
         if topic.is_none() && format == LineFormat::Bytes {
             issue("topic", "format `bytes` needs a topic".into());
         }
-        let poll_interval = match config
-            .get("poll.interval.ms")
-            .map(|v| v.trim().parse::<u64>())
-        {
-            None => Duration::from_secs(5),
-            Some(Ok(n)) => Duration::from_millis(n),
-            Some(Err(_)) => {
+        let poll_interval = match config.get::<u64>("poll.interval.ms") {
+            Ok(n) => Duration::from_millis(n),
+            Err(_) => {
                 issue("poll.interval.ms", "expects a non-negative integer".into());
                 Duration::ZERO
             }
@@ -190,17 +166,18 @@ struct Prefix {
     listed_at: Option<Instant>,
 }
 
-/// One task: its prefixes, read in turn.
-pub struct S3SourceTask {
+/// One task: its prefixes, read in turn, through `B`: the worker's store,
+/// or a fake in unit tests.
+pub struct S3SourceTask<B = Store> {
     settings: Settings,
-    store: Store,
+    store: B,
     prefixes: Vec<Prefix>,
     next: usize,
 }
 
-impl S3SourceTask {
+impl<B: BlobCapability> S3SourceTask<B> {
     /// Lists `p` after its last key, when the poll interval has passed.
-    fn relist(store: &Store, p: &mut Prefix, interval: Duration) -> Result<(), TaskError> {
+    fn relist(store: &B, p: &mut Prefix, interval: Duration) -> Result<(), TaskError> {
         if p.listed_at.is_some_and(|t| t.elapsed() < interval) {
             return Ok(());
         }
@@ -222,7 +199,7 @@ impl S3SourceTask {
     }
 
     /// Fetches the next object of `p`, from its resume position if any.
-    fn open_next(store: &Store, p: &mut Prefix) -> Result<bool, TaskError> {
+    fn open_next(store: &B, p: &mut Prefix) -> Result<bool, TaskError> {
         let Some(obj) = p.queue.pop_front() else {
             return Ok(false);
         };
@@ -274,7 +251,7 @@ impl S3SourceTask {
     }
 }
 
-impl SourceTask for S3SourceTask {
+impl<B: BlobCapability + 'static> SourceTask for S3SourceTask<B> {
     fn open(config: Config, offsets: Vec<PartitionOffset>) -> Result<Self, TaskError> {
         let settings = Settings::parse(&config).map_err(|issues| {
             TaskError::Fatal(
@@ -285,7 +262,7 @@ impl SourceTask for S3SourceTask {
                     .join("; "),
             )
         })?;
-        let store = Store::open(STORE).map_err(|e| TaskError::Fatal(e.text()))?;
+        let store = B::open(STORE).map_err(|e| TaskError::Fatal(e.text()))?;
         store.list("", None, None, 1).map_err(TaskError::from)?;
         let mut by_prefix: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
         for po in offsets {
@@ -437,5 +414,33 @@ impl SourceTask for S3SourceTask {
             }
         }
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_sdk::acceptance;
+    use tributary_sdk::testing::{self, FakeBlob};
+
+    #[test]
+    fn s3_source_keeps_the_contract_and_resumes_inside_an_object() {
+        acceptance::description(&S3Source::describe());
+        let store = FakeBlob::new("bucket");
+        store.install("default");
+        let lines: Vec<String> = (0..12).map(|i| format!("line {i}")).collect();
+        store.insert("in/a.txt", lines[..7].join("\n") + "\n");
+        store.insert("in/b.txt", lines[7..].join("\n") + "\n");
+        let config = testing::config(
+            &S3Source::describe().keys,
+            &[("prefixes", "in/"), ("topic", "t"), ("format", "bytes")],
+        );
+        let seen = acceptance::source_resumes(
+            |offsets| S3SourceTask::<FakeBlob>::open(config.clone(), offsets),
+            12,
+            4,
+        );
+        let values: Vec<String> = seen.iter().map(|r| r.value_text()).collect();
+        assert_eq!(values, lines);
     }
 }

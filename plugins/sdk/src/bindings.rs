@@ -12,6 +12,7 @@ pub mod source {
         pub_export_macro: true,
         export_macro_name: "__export_source_world",
         default_bindings_module: "tributary_sdk::bindings::source",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -23,6 +24,7 @@ pub mod sink {
         pub_export_macro: true,
         export_macro_name: "__export_sink_world",
         default_bindings_module: "tributary_sdk::bindings::sink",
+        additional_derives: [PartialEq],
         with: {
             "tributary:connector/types@0.2.0": crate::bindings::source::tributary::connector::types,
             "tributary:connector/host@0.2.0": crate::bindings::source::tributary::connector::host,

@@ -8,8 +8,18 @@
 //! - a sink implements [`Sink`] and [`SinkTask`] (`put` batches, `flush`;
 //!   `pre_commit` to hold partitions back at records not durable yet).
 //!
-//! Then one macro line exports it: [`export_source!`], [`export_sink!`], or
-//! both in the same crate for a plugin that provides a source and a sink.
+//! A connector says what it is with a [`Description`], declaring each config
+//! [`Key`] once (type, default, doc), and reads its config typed:
+//! `config.get::<u32>("batch.size")`. Then one macro line exports it:
+//! [`export_source!`], [`export_sink!`], or both in the same crate for a
+//! plugin that provides a source and a sink.
+//!
+//! Connector code uses the SDK's own types ([`Description`], [`Key`],
+//! [`PutResult`], [`TaskError`], …), never the records generated from the
+//! contract: those are converted at the boundary by the export macros.
+//! On the host (a connector's unit tests), `testing` builds batches and
+//! fakes the worker's capabilities, and `acceptance` checks a connector
+//! against the contract's rules.
 //! Build with `cargo build --target wasm32-wasip2 --release` and put the
 //! `.wasm` file in the worker's `plugin.path`.
 //!
@@ -17,47 +27,36 @@
 //! owns Kafka, offsets, database connections ([`sql`]) and object store
 //! clients ([`blob`]). Files are visible only in the directories the connector's
 //! config grants (keys of type `file-read`, `file-write`, `dir-read`,
-//! `dir-write`). See `docs/plugins.md` for a complete example.
+//! `dir-write`). See `docs/plugins.md` and `examples/counter.rs` for a
+//! complete example.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod acceptance;
 pub mod bindings;
 pub mod blob;
 mod config;
+mod describe;
 pub mod log;
 mod sink_batch;
 mod source_batch;
 pub mod sql;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+mod types;
 
-pub use config::Config;
+pub use config::{Config, ConfigError, ConfigIssue, ConfigValue};
+pub use describe::{ConnectorKind, Description, Key, KeyType};
 pub use sink_batch::{SinkBatch, SinkRecord};
 pub use source_batch::{SourceBatch, SourceRecord};
+pub use types::{CommitLimit, PartitionOffset, PutResult, TaskError};
 
 use bindings::sink::exports::tributary::connector::sink_connector as wit_sink;
 use bindings::source::exports::tributary::connector::source_connector as wit_source;
+use bindings::source::tributary::connector::types as wit;
 
-pub use bindings::source::tributary::connector::types::{
-    ConfigIssue, ConfigKey, ConfigType, ConnectorKind, Description, Header, Scalar, TaskError,
-};
-pub use wit_sink::{CommitLimit, PutResult};
-pub use wit_source::PartitionOffset;
-
-/// A config key for a connector's [`Description`]: not secret.
-pub fn config_key(name: &str, type_: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
-    ConfigKey {
-        name: name.into(),
-        type_,
-        default: default.map(Into::into),
-        doc: doc.into(),
-        secret: false,
-    }
-}
-
-/// A problem with config key `key`, for `validate`.
-pub fn config_issue(key: &str, message: impl Into<String>) -> ConfigIssue {
-    ConfigIssue {
-        key: key.into(),
-        message: message.into(),
-    }
-}
+/// Data that crosses the contract as it is: a record header, and the
+/// primitive values of source partitions and offsets.
+pub use wit::{Header, Scalar};
 
 /// A JSON object with primitive values: a source partition or offset.
 pub type JsonMap = Vec<(String, Scalar)>;
@@ -158,29 +157,31 @@ pub mod __private {
     use super::*;
     use std::cell::RefCell;
 
+    pub use crate::bindings::source::tributary::connector::types as wit;
     pub use wit_sink::Guest as SinkGuest;
     pub use wit_source::Guest as SourceGuest;
 
-    /// Adapts a [`SourceTask`] (`&mut self`) to the resource trait (`&self`).
-    pub struct SourceTaskCell<T>(RefCell<T>);
+    /// Adapts the [`SourceTask`] of source `S` (`&mut self`) to the
+    /// resource trait (`&self`).
+    pub struct SourceTaskCell<S: Source>(RefCell<S::Task>);
 
-    impl<T: SourceTask> wit_source::GuestSourceTask for SourceTaskCell<T> {
+    impl<S: Source> wit_source::GuestSourceTask for SourceTaskCell<S> {
         fn open(
             config: Vec<(String, String)>,
-            offsets: Vec<PartitionOffset>,
-        ) -> Result<wit_source::SourceTask, TaskError> {
-            let task = T::open(Config::from(config), offsets)?;
-            Ok(wit_source::SourceTask::new(SourceTaskCell(RefCell::new(
-                task,
-            ))))
+            offsets: Vec<wit_source::PartitionOffset>,
+        ) -> Result<wit_source::SourceTask, wit::TaskError> {
+            let config = Config::new(&S::describe().keys, config);
+            let offsets = offsets.into_iter().map(PartitionOffset::from).collect();
+            let task = S::Task::open(config, offsets)?;
+            Ok(wit_source::SourceTask::new(SourceTaskCell::<S>(
+                RefCell::new(task),
+            )))
         }
-        fn poll(&self, max_records: u32) -> Result<wit_source::SourceBatch, TaskError> {
-            self.0
-                .borrow_mut()
-                .poll(max_records)
-                .map(SourceBatch::into_wit)
+        fn poll(&self, max_records: u32) -> Result<wit_source::SourceBatch, wit::TaskError> {
+            Ok(self.0.borrow_mut().poll(max_records)?.into_wit())
         }
-        fn commit(&self, offsets: Vec<PartitionOffset>) {
+        fn commit(&self, offsets: Vec<wit_source::PartitionOffset>) {
+            let offsets = offsets.into_iter().map(PartitionOffset::from).collect();
             self.0.borrow_mut().commit(offsets)
         }
         fn close(&self) {
@@ -188,30 +189,62 @@ pub mod __private {
         }
     }
 
-    /// Adapts a [`SinkTask`] (`&mut self`) to the resource trait (`&self`).
-    pub struct SinkTaskCell<T>(RefCell<T>);
+    /// Adapts the [`SinkTask`] of sink `S` (`&mut self`) to the resource
+    /// trait (`&self`).
+    pub struct SinkTaskCell<S: Sink>(RefCell<S::Task>);
 
-    impl<T: SinkTask> wit_sink::GuestSinkTask for SinkTaskCell<T> {
-        fn open(config: Vec<(String, String)>) -> Result<wit_sink::SinkTask, TaskError> {
-            let task = T::open(Config::from(config))?;
-            Ok(wit_sink::SinkTask::new(SinkTaskCell(RefCell::new(task))))
+    impl<S: Sink> wit_sink::GuestSinkTask for SinkTaskCell<S> {
+        fn open(config: Vec<(String, String)>) -> Result<wit_sink::SinkTask, wit::TaskError> {
+            let task = S::Task::open(Config::new(&S::describe().keys, config))?;
+            Ok(wit_sink::SinkTask::new(SinkTaskCell::<S>(RefCell::new(
+                task,
+            ))))
         }
-        fn put(&self, batch: wit_sink::SinkBatch) -> Result<Vec<PutResult>, TaskError> {
+        fn put(
+            &self,
+            batch: wit_sink::SinkBatch,
+        ) -> Result<Vec<wit_sink::PutResult>, wit::TaskError> {
             let batch = SinkBatch::new(batch)?;
-            self.0.borrow_mut().put(&batch)
+            let results = self.0.borrow_mut().put(&batch)?;
+            Ok(results.into_iter().map(Into::into).collect())
         }
-        fn flush(&self) -> Result<Vec<CommitLimit>, TaskError> {
-            self.0.borrow_mut().pre_commit()
+        fn flush(&self) -> Result<Vec<wit_sink::CommitLimit>, wit::TaskError> {
+            let limits = self.0.borrow_mut().pre_commit()?;
+            Ok(limits.into_iter().map(Into::into).collect())
         }
         fn close(&self) {
             self.0.borrow_mut().close()
         }
     }
 
-    pub fn configs(
-        configs: Result<Vec<Config>, String>,
+    pub fn describe(d: Description) -> wit::Description {
+        d.into_wit()
+    }
+
+    /// What `validate` found, with the config read against `keys`.
+    pub fn validate(
+        keys: &[Key],
+        pairs: Vec<(String, String)>,
+        validate: fn(&Config) -> Vec<ConfigIssue>,
+    ) -> Vec<wit::ConfigIssue> {
+        validate(&Config::new(keys, pairs))
+            .into_iter()
+            .map(|i| wit::ConfigIssue {
+                key: i.key,
+                message: i.message,
+            })
+            .collect()
+    }
+
+    /// The task configs of `split`, from the config read against `keys`.
+    pub fn task_configs(
+        keys: &[Key],
+        pairs: Vec<(String, String)>,
+        max_tasks: u32,
+        split: fn(&Config, u32) -> Result<Vec<Config>, String>,
     ) -> Result<Vec<Vec<(String, String)>>, String> {
-        configs.map(|list| list.into_iter().map(Config::into_pairs).collect())
+        let configs = split(&Config::new(keys, pairs), max_tasks)?;
+        Ok(configs.into_iter().map(Config::into_pairs).collect())
     }
 }
 
@@ -227,21 +260,32 @@ macro_rules! export_source {
         pub struct __TributarySourceExport;
 
         impl $crate::__private::SourceGuest for __TributarySourceExport {
-            type SourceTask = $crate::__private::SourceTaskCell<<$ty as $crate::Source>::Task>;
-            fn describe() -> $crate::Description {
-                <$ty as $crate::Source>::describe()
+            type SourceTask = $crate::__private::SourceTaskCell<$ty>;
+            fn describe() -> $crate::__private::wit::Description {
+                $crate::__private::describe(<$ty as $crate::Source>::describe())
             }
-            fn validate(config: ::std::vec::Vec<(String, String)>) -> ::std::vec::Vec<$crate::ConfigIssue> {
-                <$ty as $crate::Source>::validate(&$crate::Config::from(config))
+            fn validate(
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::std::vec::Vec<$crate::__private::wit::ConfigIssue> {
+                $crate::__private::validate(
+                    &<$ty as $crate::Source>::describe().keys,
+                    config,
+                    <$ty as $crate::Source>::validate,
+                )
             }
             fn task_configs(
-                config: ::std::vec::Vec<(String, String)>,
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 max_tasks: u32,
-            ) -> ::std::result::Result<::std::vec::Vec<::std::vec::Vec<(String, String)>>, String> {
-                $crate::__private::configs(<$ty as $crate::Source>::task_configs(
-                    &$crate::Config::from(config),
+            ) -> ::std::result::Result<
+                ::std::vec::Vec<::std::vec::Vec<(::std::string::String, ::std::string::String)>>,
+                ::std::string::String,
+            > {
+                $crate::__private::task_configs(
+                    &<$ty as $crate::Source>::describe().keys,
+                    config,
                     max_tasks,
-                ))
+                    <$ty as $crate::Source>::task_configs,
+                )
             }
         }
 
@@ -261,21 +305,32 @@ macro_rules! export_sink {
         pub struct __TributarySinkExport;
 
         impl $crate::__private::SinkGuest for __TributarySinkExport {
-            type SinkTask = $crate::__private::SinkTaskCell<<$ty as $crate::Sink>::Task>;
-            fn describe() -> $crate::Description {
-                <$ty as $crate::Sink>::describe()
+            type SinkTask = $crate::__private::SinkTaskCell<$ty>;
+            fn describe() -> $crate::__private::wit::Description {
+                $crate::__private::describe(<$ty as $crate::Sink>::describe())
             }
-            fn validate(config: ::std::vec::Vec<(String, String)>) -> ::std::vec::Vec<$crate::ConfigIssue> {
-                <$ty as $crate::Sink>::validate(&$crate::Config::from(config))
+            fn validate(
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::std::vec::Vec<$crate::__private::wit::ConfigIssue> {
+                $crate::__private::validate(
+                    &<$ty as $crate::Sink>::describe().keys,
+                    config,
+                    <$ty as $crate::Sink>::validate,
+                )
             }
             fn task_configs(
-                config: ::std::vec::Vec<(String, String)>,
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 max_tasks: u32,
-            ) -> ::std::result::Result<::std::vec::Vec<::std::vec::Vec<(String, String)>>, String> {
-                $crate::__private::configs(<$ty as $crate::Sink>::task_configs(
-                    &$crate::Config::from(config),
+            ) -> ::std::result::Result<
+                ::std::vec::Vec<::std::vec::Vec<(::std::string::String, ::std::string::String)>>,
+                ::std::string::String,
+            > {
+                $crate::__private::task_configs(
+                    &<$ty as $crate::Sink>::describe().keys,
+                    config,
                     max_tasks,
-                ))
+                    <$ty as $crate::Sink>::task_configs,
+                )
             }
         }
 

@@ -10,10 +10,84 @@
 //! let db = Connection::open("default")?;
 //! let rows = db.query("SELECT id, name FROM users WHERE id > $1", &[Value::Integer(10)])?;
 //! ```
+//!
+//! Connector code that takes the connection as an [`SqlCapability`] (not a
+//! [`Connection`]) runs in unit tests on the host against
+//! `testing::FakeSql`, which records the statements and answers as scripted.
 
 pub use crate::bindings::source::tributary::connector::sql::{
     Column, Connection, CopyLoad, CopyWriter, Dialect, Rows, SqlError, Value,
 };
+
+/// The `sql` capability as a connector uses it: implemented by the
+/// worker's [`Connection`] and, for unit tests on the host, by
+/// `testing::FakeSql`. The methods are those of [`Connection`].
+pub trait SqlCapability {
+    /// A bulk load under way.
+    type Writer: CopyWrite;
+
+    /// The connection called `name` in the connector's config (`default`
+    /// for `connection.url`, …).
+    fn open(name: &str) -> Result<Self, SqlError>
+    where
+        Self: Sized;
+    /// The dialect to write SQL in.
+    fn dialect(&self) -> Dialect;
+    /// Runs a query and returns all its rows.
+    fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError>;
+    /// Runs one statement; the number of rows it affected.
+    fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, SqlError>;
+    /// Runs `statement` once per parameter list in one transaction; on
+    /// error, the index of the list that failed.
+    fn execute_batch(&self, statement: &str, params: &[Vec<Value>])
+        -> Result<u64, (u32, SqlError)>;
+    /// Starts a bulk load (PostgreSQL's `COPY … FROM STDIN`).
+    fn copy_begin(&self, load: &CopyLoad) -> Result<Self::Writer, SqlError>;
+}
+
+/// A bulk load under way: [`CopyWriter`], or a fake's.
+pub trait CopyWrite {
+    /// More rows, in COPY's text format.
+    fn write(&mut self, data: &[u8]) -> Result<(), SqlError>;
+    /// Ends the load and commits: the number of rows loaded.
+    fn finish(self) -> Result<u64, SqlError>;
+}
+
+impl SqlCapability for Connection {
+    type Writer = CopyWriter;
+
+    fn open(name: &str) -> Result<Self, SqlError> {
+        Connection::open(name)
+    }
+    fn dialect(&self) -> Dialect {
+        Connection::dialect(self)
+    }
+    fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        Connection::query(self, statement, params)
+    }
+    fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, SqlError> {
+        Connection::execute(self, statement, params)
+    }
+    fn execute_batch(
+        &self,
+        statement: &str,
+        params: &[Vec<Value>],
+    ) -> Result<u64, (u32, SqlError)> {
+        Connection::execute_batch(self, statement, params)
+    }
+    fn copy_begin(&self, load: &CopyLoad) -> Result<CopyWriter, SqlError> {
+        Connection::copy_begin(self, load)
+    }
+}
+
+impl CopyWrite for CopyWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), SqlError> {
+        CopyWriter::write(self, data)
+    }
+    fn finish(self) -> Result<u64, SqlError> {
+        CopyWriter::finish(self)
+    }
+}
 
 /// Appends `row` to `buf` in the text format of PostgreSQL's `COPY` (what a
 /// [`CopyWriter`] takes): values separated by tabs, a newline at the end,

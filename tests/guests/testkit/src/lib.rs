@@ -19,9 +19,8 @@
 use std::hint::black_box;
 
 use tributary_sdk::{
-    config_key as key, json_get, Config, ConfigIssue, ConfigKey, ConfigType, ConnectorKind,
-    Description, JsonMap, PartitionOffset, Scalar, Source, SourceBatch, SourceRecord, SourceTask,
-    TaskError,
+    json_get, Config, ConfigIssue, Description, JsonMap, Key, PartitionOffset, Scalar, Source,
+    SourceBatch, SourceRecord, SourceTask, TaskError,
 };
 
 mod sink;
@@ -68,106 +67,75 @@ impl Source for Testkit {
     type Task = TestkitTask;
 
     fn describe() -> Description {
-        Description {
-            name: "testkit-source".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: ConnectorKind::Source,
-            summary:
-                "A hostile test source: generates records, spins, allocates, escapes or panics."
-                    .into(),
-            reads_headers: false, // a source: ignored
-            config: vec![
-                key(
-                    "mode",
-                    ConfigType::String,
-                    None,
-                    "What poll does: generate, spin, alloc, escape or panic.",
-                ),
-                key(
-                    "topic",
-                    ConfigType::String,
-                    Some("testkit"),
-                    "The Kafka topic the records are produced to.",
-                ),
-                key(
-                    "records",
-                    ConfigType::Integer,
-                    Some("1000"),
-                    "How many records generate mode produces in total.",
-                ),
-                key(
-                    "record.bytes",
-                    ConfigType::Integer,
-                    Some("100"),
-                    "The size of every record's value in bytes.",
-                ),
-                key(
-                    "path",
-                    ConfigType::String,
-                    Some("/etc/hostname"),
-                    "The file escape mode tries to read.",
-                ),
-                key(
-                    "after",
-                    ConfigType::Integer,
-                    Some("0"),
-                    "How many records a hostile mode produces normally before it misbehaves.",
-                ),
-                key(
-                    "offset.every.record",
-                    ConfigType::Boolean,
-                    Some("true"),
-                    "Put the offset on every record (true) or only on the last of a batch (false).",
-                ),
-                ConfigKey {
-                    secret: true,
-                    ..key(
-                        "token",
-                        ConfigType::String,
-                        Some(""),
-                        "A secret nothing uses: tests check it is never shown.",
-                    )
-                },
-            ],
-        }
+        Description::source("testkit-source", env!("CARGO_PKG_VERSION"))
+            .summary(
+                "A hostile test source: generates records, spins, allocates, escapes or panics.",
+            )
+            .key(Key::string("mode").doc("What poll does: generate, spin, alloc, escape or panic."))
+            .key(
+                Key::string("topic")
+                    .default("testkit")
+                    .doc("The Kafka topic the records are produced to."),
+            )
+            .key(
+                Key::integer("records")
+                    .default("1000")
+                    .doc("How many records generate mode produces in total."),
+            )
+            .key(
+                Key::integer("record.bytes")
+                    .default("100")
+                    .doc("The size of every record's value in bytes."),
+            )
+            .key(
+                Key::string("path")
+                    .default("/etc/hostname")
+                    .doc("The file escape mode tries to read."),
+            )
+            .key(
+                Key::integer("after")
+                    .default("0")
+                    .doc("How many records a hostile mode produces normally before it misbehaves."),
+            )
+            .key(Key::boolean("offset.every.record").default("true").doc(
+                "Put the offset on every record (true) or only on the last of a batch (false).",
+            ))
+            .key(
+                Key::string("token")
+                    .default("")
+                    .doc("A secret nothing uses: tests check it is never shown.")
+                    .secret(),
+            )
     }
 
     fn validate(config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        match config.get("mode") {
-            Some(mode) if Mode::parse(mode).is_none() => issues.push(ConfigIssue {
-                key: "mode".into(),
-                message: format!("unknown mode {mode:?}; use one of {}", Mode::NAMES),
-            }),
+        match config.raw("mode") {
+            Some(mode) if Mode::parse(mode).is_none() => issues.push(ConfigIssue::new(
+                "mode",
+                format!("unknown mode {mode:?}; use one of {}", Mode::NAMES),
+            )),
             _ => {}
         }
         for name in ["records", "record.bytes", "after"] {
-            if let Err(message) = non_negative(config, name, 0) {
-                issues.push(ConfigIssue {
-                    key: name.into(),
-                    message,
-                });
+            if let Err(message) = non_negative(config, name) {
+                issues.push(ConfigIssue::new(name, message));
             }
         }
         issues
     }
 }
 
-/// Integer config `name`, `default` when unset; the error says why the value
-/// is not a non-negative integer.
-fn non_negative(config: &Config, name: &str, default: u64) -> Result<u64, String> {
-    match config.get(name) {
-        None => Ok(default),
-        Some(raw) => match raw.trim().parse::<i64>() {
-            Ok(n) => u64::try_from(n).map_err(|_| format!("must not be negative, not {n}")),
-            Err(e) => Err(format!("cannot use {raw:?}: {e}")),
-        },
-    }
+/// Integer config `name` (or its default); the error says why the value is
+/// not a non-negative integer.
+fn non_negative(config: &Config, name: &str) -> Result<u64, String> {
+    let n = config.get::<i64>(name).map_err(|e| e.message)?;
+    u64::try_from(n).map_err(|_| format!("must not be negative, not {n}"))
 }
 
 /// Like [`non_negative`], as the fatal error `open` returns.
-fn non_negative_or_fatal(config: &Config, name: &str, default: u64) -> Result<u64, TaskError> {
-    non_negative(config, name, default)
+fn non_negative_or_fatal(config: &Config, name: &str) -> Result<u64, TaskError> {
+    non_negative(config, name)
         .map_err(|message| TaskError::Fatal(format!("config key `{name}`: {message}")))
 }
 
@@ -194,19 +162,19 @@ pub struct TestkitTask {
 
 impl SourceTask for TestkitTask {
     fn open(config: Config, offsets: Vec<PartitionOffset>) -> Result<Self, TaskError> {
-        let raw_mode = config.require("mode")?;
-        let mode = Mode::parse(raw_mode).ok_or_else(|| {
+        let raw_mode: String = config.get("mode")?;
+        let mode = Mode::parse(&raw_mode).ok_or_else(|| {
             TaskError::Fatal(format!(
                 "unknown mode {raw_mode:?}; use one of {}",
                 Mode::NAMES
             ))
         })?;
         let total = if mode == Mode::Generate {
-            non_negative_or_fatal(&config, "records", 1000)?
+            non_negative_or_fatal(&config, "records")?
         } else {
-            non_negative_or_fatal(&config, "after", 0)?
+            non_negative_or_fatal(&config, "after")?
         };
-        let record_bytes = usize::try_from(non_negative_or_fatal(&config, "record.bytes", 100)?)
+        let record_bytes = usize::try_from(non_negative_or_fatal(&config, "record.bytes")?)
             .map_err(|_| TaskError::Fatal("config key `record.bytes` is too large".into()))?;
         let partition: JsonMap = vec![("task".into(), Scalar::Text("0".into()))];
         let next = offsets
@@ -219,14 +187,14 @@ impl SourceTask for TestkitTask {
             .unwrap_or(0);
         Ok(TestkitTask {
             mode,
-            topic: config.get("topic").unwrap_or("testkit").to_owned(),
+            topic: config.get("topic")?,
             total,
             next,
             padding: vec![b'x'; record_bytes],
-            path: config.get("path").unwrap_or("/etc/hostname").to_owned(),
+            path: config.get("path")?,
             partition,
             hoard: Vec::new(),
-            offset_every_record: config.get("offset.every.record") != Some("false"),
+            offset_every_record: config.get("offset.every.record")?,
         })
     }
 

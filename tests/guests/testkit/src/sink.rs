@@ -12,11 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 
 use tributary_sdk::{
-    info, Config, ConfigKey, ConfigType, ConnectorKind, Description, PutResult, Sink, SinkBatch,
-    SinkTask, TaskError,
+    info, Config, Description, Key, PutResult, Sink, SinkBatch, SinkTask, TaskError,
 };
-
-use crate::key;
 
 /// The `testkit-sink` connector.
 pub struct TestkitSink;
@@ -25,40 +22,24 @@ impl Sink for TestkitSink {
     type Task = TestkitSinkTask;
 
     fn describe() -> Description {
-        let keys: Vec<ConfigKey> = vec![
-            key(
-                "file",
-                ConfigType::FileWrite,
-                None,
-                "The file accepted values are appended to.",
-            ),
-            key(
-                "reject",
-                ConfigType::String,
-                Some("REJECT"),
-                "Records whose value contains this are bad records.",
-            ),
-            key(
-                "retry",
-                ConfigType::String,
-                Some("RETRY"),
-                "Records whose value contains this are retriable at first.",
-            ),
-            key(
-                "retry.times",
-                ConfigType::Integer,
-                Some("2"),
-                "How often such a record is retriable before it is accepted.",
-            ),
-        ];
-        Description {
-            name: "testkit-sink".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: ConnectorKind::Sink,
-            summary: "A test sink that refuses or delays chosen records.".into(),
-            reads_headers: false,
-            config: keys,
-        }
+        Description::sink("testkit-sink", env!("CARGO_PKG_VERSION"))
+            .summary("A test sink that refuses or delays chosen records.")
+            .key(Key::file_write("file").doc("The file accepted values are appended to."))
+            .key(
+                Key::string("reject")
+                    .default("REJECT")
+                    .doc("Records whose value contains this are bad records."),
+            )
+            .key(
+                Key::string("retry")
+                    .default("RETRY")
+                    .doc("Records whose value contains this are retriable at first."),
+            )
+            .key(
+                Key::integer("retry.times")
+                    .default("2")
+                    .doc("How often such a record is retriable before it is accepted."),
+            )
     }
 
     fn task_configs(config: &Config, _max_tasks: u32) -> Result<Vec<Config>, String> {
@@ -78,7 +59,7 @@ pub struct TestkitSinkTask {
 
 impl SinkTask for TestkitSinkTask {
     fn open(config: Config) -> Result<Self, TaskError> {
-        let path = config.require("file")?.to_owned();
+        let path: String = config.get("file")?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,9 +67,9 @@ impl SinkTask for TestkitSinkTask {
             .map_err(|e| TaskError::Fatal(format!("cannot open {path}: {e}")))?;
         Ok(TestkitSinkTask {
             out: BufWriter::new(file),
-            reject: config.get("reject").unwrap_or("REJECT").to_owned(),
-            retry: config.get("retry").unwrap_or("RETRY").to_owned(),
-            retry_times: config.parse_or("retry.times", 2)?,
+            reject: config.get("reject")?,
+            retry: config.get("retry")?,
+            retry_times: config.get("retry.times")?,
             offered: HashMap::new(),
         })
     }
