@@ -1,0 +1,21 @@
+//! The REST API over a real socket, with a real HTTP client, against the
+//! real `tributary` binary: every endpoint with its status codes and error
+//! bodies, one module per resource.
+//!
+//! Most tests share one worker (`common::rest::shared`); each keeps to its
+//! own connector names, topics and files, prefixed with the same word, so
+//! they run side by side. Tests that configure the worker itself
+//! (authentication, TLS, a real broker's topics, a restart) start their own.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod backing_topics;
+mod connectors;
+mod lifecycle;
+mod metrics;
+mod offsets;
+mod plugins;
+mod routes;
+mod tasks;
