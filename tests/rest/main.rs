@@ -5,14 +5,16 @@
 //! Most tests share one worker (`common::rest::shared`); each keeps to its
 //! own connector names, topics and files, prefixed with the same word, so
 //! they run side by side. Tests that configure the worker itself
-//! (authentication, TLS, a real broker's topics, a restart) start their own.
+//! (authentication, TLS, a real broker's topics, a restart) or hold up its
+//! other changes (a sink's offsets) start their own.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod auth;
-mod backing_topics;
 mod connectors;
+mod consumer_groups;
+mod kafka_stores;
 mod lifecycle;
 mod metrics;
 mod offsets;

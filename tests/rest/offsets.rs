@@ -1,8 +1,8 @@
-//! `/connectors/{name}/offsets`: read while running, altered and reset
-//! while stopped, for sources (their source offsets) and sinks (their
-//! consumer group's).
+//! `/connectors/{name}/offsets` of source connectors (their source
+//! offsets): read while running, altered and reset while stopped. A
+//! sink's offsets are its consumer group's (see `consumer_groups`).
 
-use crate::common::rest::{assert_error, shared, source, Shared};
+use crate::common::rest::{assert_error, running, shared, source, Shared};
 use crate::common::{line_count, numbered_lines};
 use serde_json::json;
 
@@ -25,7 +25,8 @@ fn a_running_connectors_offsets_can_be_read_not_changed() {
         Some(json!({"name": "off-out", "config": sink})),
     );
     assert_eq!(code, 201, "{info}");
-    api.wait_until("100 lines through", || line_count(&out) >= 100);
+    api.wait_status("off-in", "RUNNING", running);
+    api.wait_status("off-out", "RUNNING", running);
 
     let (code, offsets) = api.get("/connectors/off-in/offsets");
     assert_eq!(code, 200, "{offsets}");
@@ -69,70 +70,6 @@ fn a_running_connectors_offsets_can_be_read_not_changed() {
         "`offsets`",
     );
     for name in ["off-in", "off-out"] {
-        assert_eq!(
-            api.call("DELETE", &format!("/connectors/{name}"), None).0,
-            204
-        );
-    }
-}
-
-#[test]
-fn a_stopped_sinks_offsets_are_its_consumer_groups_and_can_be_moved() {
-    let Shared { site, api } = shared();
-    let text = numbered_lines(0, 300, 30);
-    site.write("sunk/in.txt", &text);
-    let out = site.path("sunk/out.txt");
-    let sink = json!({"connector.class": "file-sink", "file": out.display().to_string(), "topics": "sunk"});
-    assert_eq!(
-        api.call(
-            "POST",
-            "/connectors",
-            Some(json!({"name": "sunk-src", "config": source(site, "sunk/in.txt", "sunk")}))
-        )
-        .0,
-        201
-    );
-    assert_eq!(
-        api.call(
-            "POST",
-            "/connectors",
-            Some(json!({"name": "sunk-dst", "config": sink}))
-        )
-        .0,
-        201
-    );
-    api.wait_until("300 lines", || line_count(&out) >= 300);
-
-    assert_eq!(api.call("PUT", "/connectors/sunk-dst/stop", None).0, 204);
-    let at = |n: i64| json!({"offsets": [{"partition": {"kafka_topic": "sunk", "kafka_partition": 0}, "offset": {"kafka_offset": n}}]});
-    assert_eq!(
-        api.get("/connectors/sunk-dst/offsets"),
-        (200, at(300)),
-        "stopping committed what was written"
-    );
-    assert_error(
-        &api.call("PATCH", "/connectors/sunk-dst/offsets", Some(json!({"offsets": [{"partition": {"kafka_topic": "sunk"}, "offset": {"kafka_offset": 1}}]}))),
-        400,
-        "`offsets[0].partition`",
-    );
-    let (code, body) = api.call("PATCH", "/connectors/sunk-dst/offsets", Some(at(100)));
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(api.get("/connectors/sunk-dst/offsets"), (200, at(100)));
-    assert_eq!(api.call("PUT", "/connectors/sunk-dst/resume", None).0, 202);
-    api.wait_until("lines 100 to 299 again", || line_count(&out) >= 500);
-
-    assert_eq!(api.call("PUT", "/connectors/sunk-dst/stop", None).0, 204);
-    assert_eq!(
-        api.call("DELETE", "/connectors/sunk-dst/offsets", None).0,
-        200
-    );
-    assert_eq!(api.get("/connectors/sunk-dst/offsets"), (200, at(0)));
-    assert_eq!(api.call("PUT", "/connectors/sunk-dst/resume", None).0, 202);
-    api.wait_until("every line again", || line_count(&out) >= 800);
-    assert_eq!(api.call("PUT", "/connectors/sunk-dst/stop", None).0, 204);
-    let expected = format!("{text}{}{text}", numbered_lines(100, 200, 30));
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
-    for name in ["sunk-src", "sunk-dst"] {
         assert_eq!(
             api.call("DELETE", &format!("/connectors/{name}"), None).0,
             204
