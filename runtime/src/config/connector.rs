@@ -197,19 +197,8 @@ impl<'a> Draft<'a> {
                 }
             } else if let Some(key) = entry.key.strip_prefix("config.") {
                 draft.config_line.get_or_insert(entry.line);
-                let Some(value) = entry.value.to_config_string() else {
-                    continue;
-                };
-                if !super::placeholders(&value).unwrap_or_default().is_empty() {
-                    draft.placeholders.insert(key.to_owned(), value.clone());
-                }
-                match providers.resolve(&value) {
-                    Ok(v) => {
-                        draft.raw.insert(key.to_owned(), (v, entry.line));
-                    }
-                    Err(e) => draft
-                        .problems
-                        .push(Problem::placeholder(file, line, key, e)),
+                if let Some(value) = entry.value.to_config_string() {
+                    draft.resolve(key, value, entry.line, providers);
                 }
             } else if entry.key == "config" {
                 draft.config_line.get_or_insert(entry.line);
@@ -226,6 +215,22 @@ impl<'a> Draft<'a> {
             draft.problem(None, Some("name"), "is required");
         }
         draft
+    }
+
+    /// Keeps a `config.*` value with its placeholders resolved (and as
+    /// written, when it holds any), or the problem resolving it.
+    fn resolve(&mut self, key: &str, value: String, line: usize, providers: &Providers) {
+        if !super::placeholders(&value).unwrap_or_default().is_empty() {
+            self.placeholders.insert(key.to_owned(), value.clone());
+        }
+        match providers.resolve(&value) {
+            Ok(v) => {
+                self.raw.insert(key.to_owned(), (v, line));
+            }
+            Err(e) => self
+                .problems
+                .push(Problem::placeholder(self.file, Some(line), key, e)),
+        }
     }
 
     /// Step 2: the plugin's description, by `connector.class` (and
