@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod db;
 pub mod moto;
+pub mod rest;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -132,6 +133,35 @@ impl Site {
             .arg("-w")
             .arg(worker)
             .args(connectors);
+        Running::spawn(&mut cmd)
+    }
+
+    /// Starts `tributary run` with a worker config and no connector files,
+    /// for as long as this test process lives: a shell waits on a pipe from
+    /// it, and when the process ends, however it ends, the pipe closes and
+    /// the shell stops the worker (SIGTERM) and then removes this site's
+    /// directory. For a worker kept in a `static`, which is never dropped.
+    pub fn run_while_parent_lives(&self, worker: &Path) -> Running {
+        let script = r#"bin=$1; dir=$2; shift 2
+"$bin" "$@" </dev/null & pid=$!
+read -r line
+kill -TERM "$pid"; wait "$pid"; code=$?
+rm -rf "$dir"; exit "$code""#;
+        let mut cmd = Command::new("sh");
+        cmd.current_dir(self.dir.path())
+            .args(["-c", script, "sh", env!("CARGO_BIN_EXE_tributary")])
+            .arg(self.dir.path())
+            .arg("run")
+            .arg("-w")
+            .arg(worker)
+            .stdin(Stdio::piped());
+        Running::spawn(&mut cmd)
+    }
+}
+
+impl Running {
+    /// Spawns `cmd` with the tests' log settings and collects its stderr.
+    fn spawn(cmd: &mut Command) -> Running {
         cmd.env(
             "TRIBUTARY_LOG",
             std::env::var("TRIBUTARY_TEST_LOG").unwrap_or_else(|_| "info".into()),

@@ -13,9 +13,8 @@
 //!   topic: lines
 //! ```
 
-use super::connection::Connections;
 use super::keys::check_value;
-use super::store::Stores;
+use super::runtime_keys::{RuntimeKeys, CONNECTOR_RUNTIME_KEYS};
 use super::worker::suggest;
 use super::yaml::{load_flat, Entry, Value};
 use super::{Problem, Problems, Providers};
@@ -23,89 +22,6 @@ use crate::contract::{ConfigIssue, ConnectorKind, Description, KeySpec, KeyType}
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Keys the worker itself reads from a connector config (Kafka Connect's
-/// names), besides `producer.override.*` and `consumer.override.*`.
-pub const CONNECTOR_RUNTIME_KEYS: &[(&str, &str)] = &[
-    (
-        "connector.class",
-        "The plugin connector to run, by the name it describes (`tributary plugins`). Required.",
-    ),
-    (
-        "connector.plugin.version",
-        "The plugin version to run; the newest found when unset.",
-    ),
-    (
-        "tasks.max",
-        "Most tasks to split the work into (default 1).",
-    ),
-    (
-        "topics",
-        "Sink connectors: comma-separated topics to consume.",
-    ),
-    (
-        "topics.regex",
-        "Sink connectors: a regular expression of topics to consume, instead of `topics`.",
-    ),
-    (
-        "task.memory.max.mb",
-        "Overrides the worker's per-task memory limit for this connector.",
-    ),
-    (
-        "errors.tolerance",
-        "`none` (default): a record that cannot be written or produced fails the task. `all`: it is skipped (logged, sent to the dead letter queue) and the task goes on.",
-    ),
-    (
-        "errors.retry.timeout",
-        "Milliseconds a failing operation (a retriable plugin error, a record the plugin asks to retry) is retried before it counts as failed; -1 (default): retry until it works.",
-    ),
-    (
-        "errors.retry.delay.max.ms",
-        "Longest wait between retries (exponential backoff with jitter); default 60000.",
-    ),
-    (
-        "errors.log.enable",
-        "Log every tolerated error with its record's topic, partition and offset (default false).",
-    ),
-    (
-        "errors.log.include.messages",
-        "Include the record's key and value in those log lines (default false).",
-    ),
-    (
-        "errors.deadletterqueue.topic.name",
-        "Topic that receives records skipped under `errors.tolerance=all`, unchanged; empty (default): none.",
-    ),
-    (
-        "errors.deadletterqueue.context.headers.enable",
-        "Add `__connect.errors.*` headers (original topic, partition, offset, connector, task, stage, error class and message) to dead-lettered records (default true).",
-    ),
-    (
-        "task.call.timeout.ms",
-        "Overrides the worker's per-call deadline for this connector.",
-    ),
-    (
-        "connection.url",
-        "A database the connector may use (the connection `default`); `connection.<name>.url` names others. See docs/connectors/database.md for every `connection.*` key.",
-    ),
-    ("connection.user", "User of the `default` connection."),
-    (
-        "connection.password",
-        "Password of the `default` connection (secret; never passed to the plugin).",
-    ),
-    (
-        "store.bucket",
-        "A bucket the connector may use (the store `default`); `store.<name>.bucket` names others. See docs/connectors/s3.md for every `store.*` key.",
-    ),
-    ("store.region", "Region of the `default` store."),
-    ("store.endpoint", "S3-compatible endpoint of the `default` store."),
-    ("store.path.style", "Path-style addressing for the `default` store."),
-    ("store.access.key.id", "Access key id of the `default` store."),
-    (
-        "store.secret.access.key",
-        "Secret access key of the `default` store (secret; never passed to the plugin).",
-    ),
-];
 
 /// Where a connector looks up plugins; the plugin registry implements it.
 pub trait Catalog {
@@ -128,57 +44,6 @@ pub trait Catalog {
 pub struct Grant {
     pub dir: PathBuf,
     pub writable: bool,
-}
-
-/// Worker-owned settings of one connector.
-#[derive(Clone, Debug, Default)]
-pub struct RuntimeKeys {
-    pub tasks_max: u32,
-    pub topics: Vec<String>,
-    pub topics_regex: Option<String>,
-    pub producer_overrides: BTreeMap<String, String>,
-    pub consumer_overrides: BTreeMap<String, String>,
-    /// Most records in one `put` of this connector's sink tasks
-    /// (`consumer.override.max.poll.records`, Kafka Connect's name);
-    /// `None`: the worker's `sink.batch.max.records`.
-    pub sink_batch_max_records: Option<usize>,
-    /// Line of each `producer.override.*` / `consumer.override.*` key.
-    pub property_lines: BTreeMap<String, usize>,
-    pub task_memory_max_bytes: Option<u64>,
-    pub task_call_timeout: Option<Duration>,
-    pub errors: ErrorSettings,
-    /// Database connections (`connection.*`), opened by the worker.
-    pub connections: Connections,
-    /// Object stores (`store.*`), opened by the worker.
-    pub stores: Stores,
-}
-
-/// Kafka Connect's `errors.*` settings of one connector.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ErrorSettings {
-    /// `errors.tolerance=all`.
-    pub tolerate_all: bool,
-    /// `None`: retry until it works.
-    pub retry_timeout: Option<Duration>,
-    pub retry_delay_max: Duration,
-    pub log: bool,
-    pub log_messages: bool,
-    pub dlq_topic: Option<String>,
-    pub dlq_context_headers: bool,
-}
-
-impl Default for ErrorSettings {
-    fn default() -> Self {
-        ErrorSettings {
-            tolerate_all: false,
-            retry_timeout: None,
-            retry_delay_max: Duration::from_secs(60),
-            log: false,
-            log_messages: false,
-            dlq_topic: None,
-            dlq_context_headers: true,
-        }
-    }
 }
 
 /// A connector config that passed every check.
@@ -234,323 +99,294 @@ impl ConnectorConfig {
         ConnectorConfig::from_entries(origin, entries, providers, catalog)
     }
 
+    /// Checks a connector given as flat entries (`name`, `config.*`), step
+    /// by step; every problem at once, in the order the steps find them.
     pub fn from_entries(
         file: &Path,
         entries: Vec<Entry>,
         providers: &Providers,
         catalog: &dyn Catalog,
     ) -> Result<ConnectorConfig, Problems> {
-        let mut problems = Problems::default();
-        let mut name: Option<String> = None;
-        let mut config_line = None;
-        // key -> (resolved value, line)
-        let mut raw: BTreeMap<String, (String, usize)> = BTreeMap::new();
-        let mut placeholder_keys = BTreeMap::new();
+        let mut draft = Draft::read(file, entries, providers);
+        let Some(description) = draft.describe(catalog) else {
+            return Err(draft.problems);
+        };
+        let mut plugin = PluginKeys::default();
+        let runtime = draft.apply_keys(&description, &mut plugin);
+        draft.check_named(&runtime);
+        draft.fill_plugin_defaults(&description, &mut plugin);
+        draft.check_topics(&description, &runtime);
+        if draft.problems.is_empty() {
+            draft.validate(catalog, &description, &plugin);
+        }
+        plugin.tidy_grants();
+        let config = ConnectorConfig {
+            name: draft.name.unwrap_or_default(),
+            file: file.to_path_buf(),
+            description,
+            runtime,
+            plugin_config: plugin.config,
+            secret_config: plugin.secrets,
+            placeholders: draft.placeholders,
+            grants: plugin.grants,
+        };
+        draft.problems.into_result(config)
+    }
+}
+
+/// A connector config while it is checked: what was read, and every
+/// problem found so far.
+struct Draft<'a> {
+    file: &'a Path,
+    problems: Problems,
+    name: Option<String>,
+    /// Line of the first key under `config`: where a key that is missing
+    /// is reported.
+    config_line: Option<usize>,
+    /// Each key under `config` (without the prefix) → its resolved value
+    /// and line.
+    raw: BTreeMap<String, (String, usize)>,
+    /// Keys whose value held a placeholder, as written.
+    placeholders: BTreeMap<String, String>,
+}
+
+/// What the plugin's own keys give.
+#[derive(Default)]
+struct PluginKeys {
+    /// What the guest receives.
+    config: Vec<(String, String)>,
+    /// Secret keys, for host capabilities only.
+    secrets: BTreeMap<String, SecretString>,
+    grants: Vec<Grant>,
+    /// Keys the file gives (the others take their defaults).
+    given: Vec<String>,
+}
+
+impl<'a> Draft<'a> {
+    fn problem(&mut self, line: Option<usize>, key: Option<&str>, message: impl Into<String>) {
+        self.problems
+            .push(Problem::new(self.file, line, key, message));
+    }
+
+    /// The line of `key`, or of `config` when the key was not given.
+    fn line_of(&self, key: &str) -> Option<usize> {
+        self.raw.get(key).map(|(_, l)| *l).or(self.config_line)
+    }
+
+    /// Step 1: `name`, and each `config.*` key with its placeholders
+    /// resolved; any other top-level key is a problem.
+    fn read(file: &'a Path, entries: Vec<Entry>, providers: &Providers) -> Draft<'a> {
+        let mut draft = Draft {
+            file,
+            problems: Problems::default(),
+            name: None,
+            config_line: None,
+            raw: BTreeMap::new(),
+            placeholders: BTreeMap::new(),
+        };
         for entry in entries {
+            let line = Some(entry.line);
             if entry.key == "name" {
                 match entry.value.to_config_string() {
-                    Some(n) if valid_name(&n) => name = Some(n),
-                    _ => problems.push(Problem::new(
-                        file,
-                        Some(entry.line),
+                    Some(n) if valid_name(&n) => draft.name = Some(n),
+                    _ => draft.problem(
+                        line,
                         Some("name"),
                         "must be a non-empty name of letters, digits, `.`, `_` and `-`",
-                    )),
+                    ),
                 }
             } else if let Some(key) = entry.key.strip_prefix("config.") {
-                config_line.get_or_insert(entry.line);
-                let Some(value) = entry.value.to_config_string() else {
-                    continue;
-                };
-                if !super::placeholders(&value).unwrap_or_default().is_empty() {
-                    placeholder_keys.insert(key.to_owned(), value.clone());
-                }
-                match providers.resolve(&value) {
-                    Ok(v) => {
-                        raw.insert(key.to_owned(), (v, entry.line));
-                    }
-                    Err(e) => problems.push(Problem::placeholder(file, Some(entry.line), key, e)),
+                draft.config_line.get_or_insert(entry.line);
+                if let Some(value) = entry.value.to_config_string() {
+                    draft.resolve(key, value, entry.line, providers);
                 }
             } else if entry.key == "config" {
-                config_line.get_or_insert(entry.line);
+                draft.config_line.get_or_insert(entry.line);
             } else {
-                problems.push(Problem::new(
-                    file,
-                    Some(entry.line),
-                    Some(&entry.key),
-                    "unknown top-level key: a connector file holds `name` and `config` (Kafka Connect's REST body)",
-                ));
+                draft.problem(line, Some(&entry.key), "unknown top-level key: a connector file holds `name` and `config` (Kafka Connect's REST body)");
             }
         }
-        if name.is_none() && !problems.0.iter().any(|p| p.key.as_deref() == Some("name")) {
-            problems.push(Problem::new(file, None, Some("name"), "is required"));
+        let name_problem = draft
+            .problems
+            .0
+            .iter()
+            .any(|p| p.key.as_deref() == Some("name"));
+        if draft.name.is_none() && !name_problem {
+            draft.problem(None, Some("name"), "is required");
         }
+        draft
+    }
 
-        let Some((class, class_line)) = raw.remove("connector.class") else {
-            problems.push(Problem::new(
-                file,
-                config_line,
-                Some("connector.class"),
-                "is required: the plugin connector to run",
-            ));
-            return Err(problems);
-        };
-        let version = raw.remove("connector.plugin.version").map(|(v, _)| v);
-        let description = match catalog.describe(&class, version.as_deref()) {
-            Ok(d) => d,
-            Err(e) => {
-                problems.push(Problem::new(
-                    file,
-                    Some(class_line),
-                    Some("connector.class"),
-                    e,
-                ));
-                return Err(problems);
+    /// Keeps a `config.*` value with its placeholders resolved (and as
+    /// written, when it holds any), or the problem resolving it.
+    fn resolve(&mut self, key: &str, value: String, line: usize, providers: &Providers) {
+        if !super::placeholders(&value).unwrap_or_default().is_empty() {
+            self.placeholders.insert(key.to_owned(), value.clone());
+        }
+        match providers.resolve(&value) {
+            Ok(v) => {
+                self.raw.insert(key.to_owned(), (v, line));
             }
-        };
+            Err(e) => self
+                .problems
+                .push(Problem::placeholder(self.file, Some(line), key, e)),
+        }
+    }
 
-        let mut runtime = RuntimeKeys {
-            tasks_max: 1,
-            ..RuntimeKeys::default()
+    /// Step 2: the plugin's description, by `connector.class` (and
+    /// `connector.plugin.version`); `None` when there is none to check the
+    /// other keys against.
+    fn describe(&mut self, catalog: &dyn Catalog) -> Option<Description> {
+        let Some((class, class_line)) = self.raw.remove("connector.class") else {
+            let message = "is required: the plugin connector to run";
+            self.problem(self.config_line, Some("connector.class"), message);
+            return None;
         };
-        let mut plugin_config = Vec::new();
-        let mut secret_config = BTreeMap::new();
-        let mut grants = Vec::new();
-        let mut seen_plugin_keys = Vec::new();
-        for (key, (value, line)) in &raw {
-            let at = |message: String| Problem::new(file, Some(*line), Some(key), message);
-            if let Some(spec) = description.keys.iter().find(|s| &s.name == key) {
-                seen_plugin_keys.push(key.clone());
-                match check_value(spec, value) {
-                    Ok(v) => {
-                        if let Some(grant) = grant_for(spec, &v) {
-                            grants.push(grant);
-                        }
-                        if spec.secret {
-                            secret_config.insert(key.clone(), SecretString::from(v));
-                        } else {
-                            plugin_config.push((key.clone(), v));
-                        }
-                    }
-                    Err(e) => problems.push(at(e)),
+        let version = self.raw.remove("connector.plugin.version").map(|(v, _)| v);
+        catalog
+            .describe(&class, version.as_deref())
+            .map_err(|e| self.problem(Some(class_line), Some("connector.class"), e))
+            .ok()
+    }
+
+    /// Step 3: each key given, as one of the plugin's (checked against its
+    /// declared type) or one the worker reads; anything else is unknown.
+    fn apply_keys(&mut self, description: &Description, plugin: &mut PluginKeys) -> RuntimeKeys {
+        let mut runtime = RuntimeKeys::defaults();
+        for (key, (value, line)) in &self.raw {
+            let outcome = match description.keys.iter().find(|s| &s.name == key) {
+                Some(spec) => {
+                    plugin.given.push(key.clone());
+                    check_value(spec, value).map(|v| plugin.take(spec, v))
                 }
-                continue;
-            }
-            if key.starts_with("producer.override.") || key.starts_with("consumer.override.") {
-                runtime.property_lines.insert(key.clone(), *line);
-            }
-            if let Some(rest) = key.strip_prefix("connection.") {
-                if let Err(e) = runtime.connections.set(rest, value) {
-                    problems.push(at(e));
-                }
-                continue;
-            }
-            if let Some(rest) = key.strip_prefix("store.") {
-                if let Err(e) = runtime.stores.set(rest, value) {
-                    problems.push(at(e));
-                }
-                continue;
-            }
-            if let Some(prop) = key.strip_prefix("producer.override.") {
-                runtime
-                    .producer_overrides
-                    .insert(prop.to_owned(), value.clone());
-                continue;
-            }
-            let number = |min: i64| -> Result<i64, String> {
-                match value.trim().parse::<i64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(format!(
-                        "expects an integer of at least {min}, got {value:?}"
-                    )),
-                }
-            };
-            if key == "consumer.override.max.poll.records" {
-                // A Java consumer's property, not librdkafka's: the size of
-                // the batches this connector's sink tasks get.
-                match number(1) {
-                    Ok(n) => runtime.sink_batch_max_records = Some(n.min(1 << 20) as usize),
-                    Err(e) => problems.push(at(e)),
-                }
-                continue;
-            }
-            if let Some(prop) = key.strip_prefix("consumer.override.") {
-                runtime
-                    .consumer_overrides
-                    .insert(prop.to_owned(), value.clone());
-                continue;
-            }
-            let outcome = match key.as_str() {
-                "tasks.max" => number(1).map(|n| runtime.tasks_max = n.min(1024) as u32),
-                "topics" => {
-                    runtime.topics = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(String::from)
-                        .collect();
-                    Ok(())
-                }
-                "topics.regex" => {
-                    runtime.topics_regex = Some(value.clone());
-                    Ok(())
-                }
-                "task.memory.max.mb" => {
-                    number(1).map(|n| runtime.task_memory_max_bytes = Some((n as u64) << 20))
-                }
-                "task.call.timeout.ms" => number(1)
-                    .map(|n| runtime.task_call_timeout = Some(Duration::from_millis(n as u64))),
-                "errors.tolerance" => match value.trim() {
-                    "none" | "all" => {
-                        runtime.errors.tolerate_all = value.trim() == "all";
-                        Ok(())
-                    }
-                    _ => Err(format!("expects `none` or `all`, got {value:?}")),
-                },
-                "errors.retry.timeout" => number(-1).map(|n| {
-                    runtime.errors.retry_timeout = (n >= 0).then(|| Duration::from_millis(n as u64))
-                }),
-                "errors.retry.delay.max.ms" => number(1)
-                    .map(|n| runtime.errors.retry_delay_max = Duration::from_millis(n as u64)),
-                "errors.log.enable" => boolean(value).map(|b| runtime.errors.log = b),
-                "errors.log.include.messages" => {
-                    boolean(value).map(|b| runtime.errors.log_messages = b)
-                }
-                "errors.deadletterqueue.topic.name" => {
-                    runtime.errors.dlq_topic =
-                        Some(value.trim().to_owned()).filter(|t| !t.is_empty());
-                    Ok(())
-                }
-                "errors.deadletterqueue.context.headers.enable" => {
-                    boolean(value).map(|b| runtime.errors.dlq_context_headers = b)
-                }
-                _ => {
-                    let known = description
-                        .keys
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .chain(CONNECTOR_RUNTIME_KEYS.iter().map(|(k, _)| *k));
-                    Err(format!(
-                        "unknown key for connector `{}` {}{}",
-                        description.name,
-                        description.version,
-                        suggest(key, known)
-                    ))
-                }
+                None => runtime
+                    .apply(key, value, *line)
+                    .unwrap_or_else(|| Err(unknown_key(description, key))),
             };
             if let Err(e) = outcome {
-                problems.push(at(e));
+                self.problems
+                    .push(Problem::new(self.file, Some(*line), Some(key), e));
             }
         }
+        runtime
+    }
 
-        for (key, message) in runtime.connections.check() {
-            let line = raw.get(&key).map(|(_, l)| *l).or(config_line);
-            problems.push(Problem::new(file, line, Some(&key), message));
+    /// Step 4: each connection and store is complete and consistent.
+    fn check_named(&mut self, runtime: &RuntimeKeys) {
+        let named = runtime.connections.check().into_iter();
+        for (key, message) in named.chain(runtime.stores.check()) {
+            self.problem(self.line_of(&key), Some(&key), message);
         }
+    }
 
-        for (key, message) in runtime.stores.check() {
-            let line = raw.get(&key).map(|(_, l)| *l).or(config_line);
-            problems.push(Problem::new(file, line, Some(&key), message));
-        }
-
+    /// Step 5: the plugin's keys the file leaves out take their defaults;
+    /// a key without one is required.
+    fn fill_plugin_defaults(&mut self, description: &Description, plugin: &mut PluginKeys) {
         for spec in &description.keys {
-            if seen_plugin_keys.contains(&spec.name) {
+            if plugin.given.contains(&spec.name) {
                 continue;
             }
-            match &spec.default {
-                Some(default) => match check_value(spec, default) {
-                    Ok(v) => {
-                        if let Some(grant) = grant_for(spec, &v) {
-                            grants.push(grant);
-                        }
-                        if !spec.secret {
-                            plugin_config.push((spec.name.clone(), v));
-                        }
+            let Some(default) = &spec.default else {
+                let message = format!("is required by `{}`: {}", description.name, spec.doc);
+                self.problem(self.config_line, Some(&spec.name), message);
+                continue;
+            };
+            match check_value(spec, default) {
+                Ok(v) => {
+                    if let Some(grant) = grant_for(spec, &v) {
+                        plugin.grants.push(grant);
                     }
-                    Err(e) => problems.push(Problem::new(
-                        file,
-                        config_line,
-                        Some(&spec.name),
-                        format!("default value: {e}"),
-                    )),
-                },
-                None => problems.push(Problem::new(
-                    file,
-                    config_line,
-                    Some(&spec.name),
-                    format!("is required by `{}`: {}", description.name, spec.doc),
-                )),
-            }
-        }
-
-        if description.kind == ConnectorKind::Sink {
-            match (&runtime.topics_regex, runtime.topics.is_empty()) {
-                (None, true) => problems.push(Problem::new(
-                    file,
-                    config_line,
-                    Some("topics"),
-                    "a sink needs `topics` or `topics.regex`",
-                )),
-                (Some(_), false) => problems.push(Problem::new(
-                    file,
-                    config_line,
-                    Some("topics"),
-                    "set `topics` or `topics.regex`, not both",
-                )),
-                _ => {}
-            }
-        } else if !runtime.topics.is_empty() || runtime.topics_regex.is_some() {
-            problems.push(Problem::new(
-                file,
-                config_line,
-                Some("topics"),
-                "only sink connectors consume topics",
-            ));
-        }
-
-        if problems.is_empty() {
-            match catalog.validate(
-                &description.name,
-                Some(&description.version),
-                &plugin_config,
-            ) {
-                Ok(issues) => {
-                    for issue in issues {
-                        let line = raw.get(&issue.key).map(|(_, l)| *l).or(config_line);
-                        problems.push(Problem::new(file, line, Some(&issue.key), issue.message));
+                    if !spec.secret {
+                        plugin.config.push((spec.name.clone(), v));
                     }
                 }
-                Err(e) => problems.push(Problem::new(
-                    file,
-                    config_line,
-                    None,
-                    format!("the connector's validate failed: {e}"),
-                )),
+                Err(e) => {
+                    let message = format!("default value: {e}");
+                    self.problem(self.config_line, Some(&spec.name), message);
+                }
             }
         }
+    }
 
-        grants.sort();
-        grants.dedup();
-        // A directory granted read-write need not also be granted read-only.
-        let writable: Vec<PathBuf> = grants
+    /// Step 6: a sink consumes `topics` or `topics.regex`; a source neither.
+    fn check_topics(&mut self, description: &Description, runtime: &RuntimeKeys) {
+        let message = if description.kind == ConnectorKind::Sink {
+            match (&runtime.topics_regex, runtime.topics.is_empty()) {
+                (None, true) => "a sink needs `topics` or `topics.regex`",
+                (Some(_), false) => "set `topics` or `topics.regex`, not both",
+                _ => return,
+            }
+        } else if !runtime.topics.is_empty() || runtime.topics_regex.is_some() {
+            "only sink connectors consume topics"
+        } else {
+            return;
+        };
+        self.problem(self.config_line, Some("topics"), message);
+    }
+
+    /// Step 7 (only when every other check passed): the connector's own
+    /// `validate`, its issues at the lines of their keys.
+    fn validate(&mut self, catalog: &dyn Catalog, description: &Description, plugin: &PluginKeys) {
+        let (name, version) = (&description.name, Some(description.version.as_str()));
+        match catalog.validate(name, version, &plugin.config) {
+            Ok(issues) => {
+                for issue in issues {
+                    self.problem(self.line_of(&issue.key), Some(&issue.key), issue.message);
+                }
+            }
+            Err(e) => {
+                let message = format!("the connector's validate failed: {e}");
+                self.problem(self.config_line, None, message);
+            }
+        }
+    }
+}
+
+impl PluginKeys {
+    /// A checked value the file gives for `spec`: a grant for a path key;
+    /// a secret is kept apart from what the guest receives.
+    fn take(&mut self, spec: &KeySpec, value: String) {
+        if let Some(grant) = grant_for(spec, &value) {
+            self.grants.push(grant);
+        }
+        if spec.secret {
+            self.secrets
+                .insert(spec.name.clone(), SecretString::from(value));
+        } else {
+            self.config.push((spec.name.clone(), value));
+        }
+    }
+
+    /// Each directory once; one granted read-write is not also granted
+    /// read-only.
+    fn tidy_grants(&mut self) {
+        self.grants.sort();
+        self.grants.dedup();
+        let writable: Vec<PathBuf> = self
+            .grants
             .iter()
             .filter(|g| g.writable)
             .map(|g| g.dir.clone())
             .collect();
-        grants.retain(|g| g.writable || !writable.contains(&g.dir));
-
-        let config = ConnectorConfig {
-            name: name.unwrap_or_default(),
-            file: file.to_path_buf(),
-            description,
-            runtime,
-            plugin_config,
-            secret_config,
-            placeholders: placeholder_keys,
-            grants,
-        };
-        problems.into_result(config)
+        self.grants
+            .retain(|g| g.writable || !writable.contains(&g.dir));
     }
+}
+
+/// The problem of a key that is neither the plugin's nor the worker's,
+/// with the nearest known key.
+fn unknown_key(description: &Description, key: &str) -> String {
+    let known = description
+        .keys
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(CONNECTOR_RUNTIME_KEYS.iter().map(|(k, _)| *k));
+    format!(
+        "unknown key for connector `{}` {}{}",
+        description.name,
+        description.version,
+        suggest(key, known)
+    )
 }
 
 /// Fields of a connection or store that a host capability swaps under
@@ -658,14 +494,6 @@ impl ConnectorConfig {
             .0
             .remove(name)
             .ok_or_else(|| format!("no store `{name}`"))
-    }
-}
-
-fn boolean(value: &str) -> Result<bool, String> {
-    match value.trim() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!("expects true or false, got {value:?}")),
     }
 }
 
