@@ -77,9 +77,10 @@ enum Column {
 
 #[derive(Arbitrary, Debug)]
 enum Edit {
-    /// Sets the entry at `at` (modulo the column's length) to `value`.
-    Set(Column, u16, u32),
-    Push(Column, u32),
+    /// Sets the entry at `at` (modulo the column's length) to a value; the
+    /// values of `offset` and `timestamp` do not matter, only their length.
+    Set(Column, u16, Value),
+    Push(Column, Value),
     Pop(Column),
     Topics(u8),
     Partitions(u8),
@@ -87,48 +88,76 @@ enum Edit {
     TruncateData(u16),
 }
 
+/// A number to put in a column: any, or one near a boundary, which the
+/// fuzzer would rarely hit by chance.
+#[derive(Arbitrary, Debug)]
+enum Value {
+    Any(u32),
+    /// `u32::MAX - n`: where a start plus a length wraps in a 32-bit
+    /// `usize` (0 gives `ABSENT`).
+    BelowMax(u8),
+    /// The length of `data`, plus `n`.
+    AroundData(i8),
+    /// The record count, plus `n`.
+    AroundRecords(i8),
+}
+
+impl Value {
+    fn resolve(&self, c: &Columns) -> u32 {
+        let around = |len: usize, n: i8| (len as u32).wrapping_add_signed(i32::from(n));
+        match *self {
+            Value::Any(v) => v,
+            Value::BelowMax(n) => u32::MAX - u32::from(n),
+            Value::AroundData(n) => around(c.data.len(), n),
+            Value::AroundRecords(n) => around(c.topic.len(), n),
+        }
+    }
+}
+
 impl Columns {
-    fn column(&mut self, column: &Column) -> &mut Vec<u32> {
+    fn column(&mut self, column: &Column) -> Option<&mut Vec<u32>> {
         match column {
-            Column::Topic => &mut self.topic,
-            Column::Partition => &mut self.partition,
-            Column::Spans => &mut self.spans,
-            Column::HeaderRecords => &mut self.header_records,
-            Column::OffsetRecords => &mut self.offset_records,
-            Column::Offset | Column::Timestamp => unreachable!("an s64 column"),
+            Column::Topic => Some(&mut self.topic),
+            Column::Partition => Some(&mut self.partition),
+            Column::Spans => Some(&mut self.spans),
+            Column::HeaderRecords => Some(&mut self.header_records),
+            Column::OffsetRecords => Some(&mut self.offset_records),
+            Column::Offset | Column::Timestamp => None,
+        }
+    }
+
+    fn wide_column(&mut self, column: &Column) -> Option<&mut Vec<i64>> {
+        match column {
+            Column::Offset => Some(&mut self.offset),
+            Column::Timestamp => Some(&mut self.timestamp),
+            _ => None,
         }
     }
 
     fn edit(&mut self, edit: Edit) {
-        let wide = |column: &mut Vec<i64>, edit: &Edit| match edit {
-            Edit::Set(_, at, value) if !column.is_empty() => {
-                let at = usize::from(*at) % column.len();
-                column[at] = i64::from(*value as i32);
-            }
-            Edit::Push(_, value) => column.push(i64::from(*value)),
-            Edit::Pop(_) => drop(column.pop()),
-            _ => {}
-        };
-        match &edit {
-            Edit::Set(Column::Offset, ..)
-            | Edit::Push(Column::Offset, _)
-            | Edit::Pop(Column::Offset) => wide(&mut self.offset, &edit),
-            Edit::Set(Column::Timestamp, ..)
-            | Edit::Push(Column::Timestamp, _)
-            | Edit::Pop(Column::Timestamp) => wide(&mut self.timestamp, &edit),
+        match edit {
             Edit::Set(column, at, value) => {
-                let column = self.column(column);
-                if !column.is_empty() {
-                    let at = usize::from(*at) % column.len();
-                    column[at] = *value;
+                let value = value.resolve(self);
+                if let Some(column) = self.column(&column).filter(|c| !c.is_empty()) {
+                    let at = usize::from(at) % column.len();
+                    column[at] = value;
                 }
             }
-            Edit::Push(column, value) => self.column(column).push(*value),
-            Edit::Pop(column) => drop(self.column(column).pop()),
-            Edit::Topics(n) => self.topics = usize::from(*n),
-            Edit::Partitions(n) => self.partitions = usize::from(*n),
-            Edit::Headers(n) => self.headers = usize::from(*n),
-            Edit::TruncateData(n) => self.data.truncate(usize::from(*n)),
+            Edit::Push(column, value) => {
+                let value = value.resolve(self);
+                match self.column(&column) {
+                    Some(column) => column.push(value),
+                    None => self.wide_column(&column).unwrap().push(value.into()),
+                }
+            }
+            Edit::Pop(column) => match self.column(&column) {
+                Some(column) => drop(column.pop()),
+                None => drop(self.wide_column(&column).unwrap().pop()),
+            },
+            Edit::Topics(n) => self.topics = usize::from(n),
+            Edit::Partitions(n) => self.partitions = usize::from(n),
+            Edit::Headers(n) => self.headers = usize::from(n),
+            Edit::TruncateData(n) => self.data.truncate(usize::from(n)),
         }
     }
 }
