@@ -321,7 +321,7 @@ fn columns_agree(records: usize, columns: &[(&'static str, usize)]) -> Result<()
 
 fn span_count(records: usize, spans: &[u32]) -> Result<(), LayoutError> {
     // Divided rather than `4 * records`, which can overflow on wasm32.
-    if spans.len() % 4 != 0 || spans.len() / 4 != records {
+    if !spans.len().is_multiple_of(4) || spans.len() / 4 != records {
         return Err(LayoutError::SpanCount {
             spans: spans.len(),
             records,
