@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use tributary_layout::{self as layout, ABSENT, NO_TIMESTAMP};
+
 /// A primitive JSON value in a source partition or offset.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {
@@ -75,11 +77,6 @@ pub struct PartitionOffset {
     pub offset: JsonMap,
 }
 
-/// A span length meaning "none": no key, or no value (a tombstone).
-const ABSENT: u32 = u32::MAX;
-/// The timestamp column's entry for a record without one.
-const NO_TIMESTAMP: i64 = i64::MIN;
-
 /// The keys, values and headers of a batch's records, laid out as the
 /// contract's columns (ADR 0007): `data` holds keys and values back to
 /// back, `spans` four numbers per record (start and length of its key, then
@@ -125,60 +122,22 @@ impl Payloads {
 
     /// Record `index`'s key and value.
     fn key_value(&self, index: usize) -> [Option<&[u8]>; 2] {
-        [4 * index, 4 * index + 2].map(|at| {
-            let (start, len) = (self.spans[at] as usize, self.spans[at + 1]);
-            (len != ABSENT).then(|| &self.data[start..start + len as usize])
-        })
+        layout::key_value(&self.data, &self.spans, index)
     }
 
     /// Record `index`'s headers.
     fn headers_of(&self, index: usize) -> &[Header] {
-        if self.headers.is_empty() {
-            return &[];
-        }
-        let i = index as u32;
-        let from = self.header_records.partition_point(|r| *r < i);
-        let to = self.header_records.partition_point(|r| *r <= i);
-        &self.headers[from..to]
+        &self.headers[layout::header_range(&self.header_records, index)]
     }
 
-    /// What is wrong with this layout for `records` records, if anything:
-    /// for columns a guest made.
-    fn check(&self, records: usize) -> Result<(), String> {
-        if self.spans.len() != 4 * records {
-            return Err(format!(
-                "{} spans for {records} records (4 each)",
-                self.spans.len()
-            ));
+    /// These columns as the layout check sees them.
+    fn columns(&self) -> layout::Payloads<'_> {
+        layout::Payloads {
+            data: &self.data,
+            spans: &self.spans,
+            headers: self.headers.len(),
+            header_records: &self.header_records,
         }
-        for (i, span) in self.spans.chunks_exact(2).enumerate() {
-            let (start, len) = (span[0] as usize, span[1]);
-            if len != ABSENT && start.saturating_add(len as usize) > self.data.len() {
-                return Err(format!(
-                    "record {}'s {} reaches byte {} of {} in `data`",
-                    i / 2,
-                    ["key", "value"][i % 2],
-                    start.saturating_add(len as usize),
-                    self.data.len()
-                ));
-            }
-        }
-        if self.header_records.len() != self.headers.len() {
-            return Err(format!(
-                "{} headers but {} header-records entries",
-                self.headers.len(),
-                self.header_records.len()
-            ));
-        }
-        if self.header_records.windows(2).any(|w| w[0] > w[1])
-            || self
-                .header_records
-                .last()
-                .is_some_and(|r| *r as usize >= records)
-        {
-            return Err("header-records out of order or past the last record".into());
-        }
-        Ok(())
     }
 }
 
@@ -325,49 +284,24 @@ impl SourceBatch {
     }
 
     /// What is wrong with the batch a task returned, if anything, naming
-    /// the record: the columns must agree, and every index and span point
-    /// at something.
+    /// the record: the columns must agree, every index and span point at
+    /// something (the contract's layout rules, `tributary_layout`), and
+    /// every topic have a name.
     pub fn check(&self) -> Result<(), String> {
-        let n = self.len();
-        for (name, len) in [
-            ("partition", self.partition.len()),
-            ("timestamp", self.timestamp.len()),
-        ] {
-            if len != n {
-                return Err(format!("{n} topic entries but {len} {name} entries"));
-            }
+        layout::check_source_batch(layout::SourceColumns {
+            topics: self.topics.len(),
+            partitions: self.partitions.len(),
+            topic: &self.topic,
+            partition: &self.partition,
+            timestamp: &self.timestamp,
+            payloads: self.payloads.columns(),
+            offset_records: self.offsets.iter().map(|(record, _)| *record),
+        })
+        .map_err(|e| e.to_string())?;
+        match self.topics.iter().position(String::is_empty) {
+            Some(i) => Err(format!("topic {i} of the batch is an empty name")),
+            None => Ok(()),
         }
-        if let Some(i) = self.topics.iter().position(String::is_empty) {
-            return Err(format!("topic {i} of the batch is an empty name"));
-        }
-        if let Some(i) = self
-            .topic
-            .iter()
-            .position(|t| *t as usize >= self.topics.len())
-        {
-            return Err(format!(
-                "record {i} has topic index {}, but the batch has {} topics",
-                self.topic[i],
-                self.topics.len()
-            ));
-        }
-        if let Some(i) = self
-            .partition
-            .iter()
-            .position(|p| *p as usize >= self.partitions.len())
-        {
-            return Err(format!(
-                "record {i} has partition index {}, but the batch has {} partitions",
-                self.partition[i],
-                self.partitions.len()
-            ));
-        }
-        if self.offsets.windows(2).any(|w| w[0].0 >= w[1].0)
-            || self.offsets.last().is_some_and(|(r, _)| *r as usize >= n)
-        {
-            return Err("offsets out of record order or past the last record".into());
-        }
-        self.payloads.check(n)
     }
 
     /// Record `index` (panics past the end, like a slice).
@@ -536,6 +470,19 @@ mod tests {
             [0, 1, 1, 2, 3, ABSENT, 3, 0, 3, 0, 3, ABSENT, 3, ABSENT, 3, ABSENT]
         );
         assert_eq!(batch.payloads.header_records, [1, 1, 2]);
+        let columns = layout::SinkColumns {
+            topics: batch.topics.len(),
+            topic: &batch.topic,
+            partition: &batch.partition,
+            offset: &batch.offset,
+            timestamp: &batch.timestamp,
+            payloads: batch.payloads.columns(),
+        };
+        assert_eq!(
+            layout::check_sink_batch(&columns),
+            Ok(()),
+            "the SDK's check accepts what the worker builds"
+        );
         let r: Vec<SinkRecord<'_>> = batch.records().collect();
         assert_eq!(r.len(), 4);
         assert_eq!(

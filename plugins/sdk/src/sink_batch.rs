@@ -5,13 +5,10 @@
 //! and ADR 0007). [`SinkBatch`] checks that layout once and hands out
 //! [`SinkRecord`]s that borrow from it, so reading a record copies nothing.
 
+use tributary_layout::{self as layout, NO_TIMESTAMP};
+
 use crate::bindings::sink::exports::tributary::connector::sink_connector as wit;
 use crate::{Header, TaskError};
-
-/// A span length meaning "none": no key, or no value (a tombstone).
-const ABSENT: u32 = u32::MAX;
-/// The timestamp of a record that has none.
-const NO_TIMESTAMP: i64 = i64::MIN;
 
 /// One record consumed from Kafka, borrowed from its [`SinkBatch`].
 #[derive(Clone, Copy, Debug)]
@@ -38,50 +35,23 @@ pub struct SinkBatch {
 impl SinkBatch {
     /// Checks the worker's columns against the layout the contract gives.
     pub(crate) fn new(raw: wit::SinkBatch) -> Result<SinkBatch, TaskError> {
-        let malformed = |what: String| {
-            Err(TaskError::Fatal(format!(
-                "the worker handed over a malformed batch ({what}): worker and SDK disagree on the contract"
-            )))
+        let columns = layout::SinkColumns {
+            topics: raw.topics.len(),
+            topic: &raw.topic,
+            partition: &raw.partition,
+            offset: &raw.offset,
+            timestamp: &raw.timestamp,
+            payloads: layout::Payloads {
+                data: &raw.data,
+                spans: &raw.spans,
+                headers: raw.headers.len(),
+                header_records: &raw.header_records,
+            },
         };
-        let n = raw.topic.len();
-        for (name, len) in [
-            ("partition", raw.partition.len()),
-            ("offset", raw.offset.len()),
-            ("timestamp", raw.timestamp.len()),
-        ] {
-            if len != n {
-                return malformed(format!("{n} topic entries but {len} {name} entries"));
-            }
-        }
-        if raw.spans.len() != 4 * n {
-            return malformed(format!("{} spans for {n} records", raw.spans.len()));
-        }
-        if let Some(t) = raw.topic.iter().find(|t| **t as usize >= raw.topics.len()) {
-            return malformed(format!("topic index {t} of {}", raw.topics.len()));
-        }
-        for (i, span) in raw.spans.chunks_exact(2).enumerate() {
-            let (start, len) = (span[0] as usize, span[1]);
-            let end = start.checked_add(len as usize);
-            if len != ABSENT && end.is_none_or(|end| end > raw.data.len()) {
-                return malformed(format!(
-                    "record {} reaches byte {} of {}",
-                    i / 2,
-                    start as u64 + u64::from(len),
-                    raw.data.len()
-                ));
-            }
-        }
-        if raw.header_records.len() != raw.headers.len() {
-            return malformed(format!(
-                "{} headers but {} header-records entries",
-                raw.headers.len(),
-                raw.header_records.len()
-            ));
-        }
-        if raw.header_records.windows(2).any(|w| w[0] > w[1])
-            || raw.header_records.last().is_some_and(|r| *r as usize >= n)
-        {
-            return malformed("header-records out of order or past the last record".into());
+        if let Err(what) = layout::check_sink_batch(&columns) {
+            return Err(TaskError::Fatal(format!(
+                "the worker handed over a malformed batch ({what}): worker and SDK disagree on the contract"
+            )));
         }
         Ok(SinkBatch { raw })
     }
@@ -109,22 +79,15 @@ impl SinkBatch {
     /// Record `index` (panics past the end, like a slice).
     pub fn get(&self, index: usize) -> SinkRecord<'_> {
         let raw = &self.raw;
-        let bytes = |at: usize| {
-            let (start, len) = (raw.spans[at] as usize, raw.spans[at + 1]);
-            (len != ABSENT).then(|| &raw.data[start..start + len as usize])
-        };
-        // `header-records` is sorted: the record's headers are one run.
-        let i = index as u32;
-        let from = raw.header_records.partition_point(|r| *r < i);
-        let to = raw.header_records.partition_point(|r| *r <= i);
-        let headers = &raw.headers[from..to];
+        let [key, value] = layout::key_value(&raw.data, &raw.spans, index);
+        let headers = &raw.headers[layout::header_range(&raw.header_records, index)];
         let timestamp = raw.timestamp[index];
         SinkRecord {
             topic: &raw.topics[raw.topic[index] as usize],
             partition: raw.partition[index],
             offset: raw.offset[index],
-            key: bytes(4 * index),
-            value: bytes(4 * index + 2),
+            key,
+            value,
             headers,
             timestamp: (timestamp != NO_TIMESTAMP).then_some(timestamp),
         }
@@ -148,6 +111,7 @@ impl<'a> IntoIterator for &'a SinkBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tributary_layout::ABSENT;
 
     /// Three records as the contract lays them out: a key and a value; no
     /// key and an empty value with two headers; a tombstone without a
@@ -211,13 +175,15 @@ mod tests {
         };
         let mut past_the_end = raw();
         past_the_end.spans[3] = 8;
-        assert!(fatal(past_the_end).contains("record 0 reaches byte 10 of 9"));
+        assert!(fatal(past_the_end).contains("record 0's value reaches byte 10 of 9"));
         let mut short_column = raw();
         short_column.offset.pop();
         assert!(fatal(short_column).contains("3 topic entries but 2 offset entries"));
         let mut no_such_topic = raw();
         no_such_topic.topic[1] = 2;
-        assert!(fatal(no_such_topic).contains("topic index 2 of 2"));
+        assert!(
+            fatal(no_such_topic).contains("record 1 has topic index 2, but the batch has 2 topics")
+        );
         let mut unordered = raw();
         unordered.header_records = vec![2, 1, 1];
         assert!(fatal(unordered).contains("header-records out of order"));

@@ -5,13 +5,10 @@
 //! that way as they are pushed, so the worker takes the whole batch with
 //! a handful of copies, whatever the number of records.
 
+use tributary_layout::{ABSENT, NO_TIMESTAMP};
+
 use crate::bindings::source::exports::tributary::connector::source_connector as wit;
 use crate::{Header, JsonMap};
-
-/// A span length meaning "none": no key, or a null value.
-const ABSENT: u32 = u32::MAX;
-/// The timestamp of a record that has none (Kafka's time of production).
-const NO_TIMESTAMP: i64 = i64::MIN;
 
 /// One record to produce, borrowed by [`SourceBatch::push`], which copies it.
 #[derive(Clone, Copy, Debug, Default)]
