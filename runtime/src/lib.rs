@@ -17,6 +17,8 @@
 //!   guests reach them through the contract's `blob` interface.
 //! - [`secrets`]: config providers that read secrets (files, AWS Secrets
 //!   Manager) and notice when a secret rotates.
+//! - [`retry`]: backoff with jitter, retrying until a timeout, renewing
+//!   credentials before retrying a call they were refused for.
 //! - [`offsets`]: where source offsets are kept, in Kafka Connect's format.
 //! - [`worker`]: runs connectors' tasks, moving batches between `plugin` and
 //!   `kafka` with at-least-once delivery.
@@ -33,6 +35,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod plugin;
 pub mod rest;
+pub mod retry;
 pub mod secrets;
 pub mod sql;
 pub mod worker;

@@ -112,7 +112,7 @@ impl Worker {
         kind: &'static str,
         name: &str,
         renewed: fn(&ConnectorConfig, &str, &Providers, bool) -> Result<S, String>,
-    ) -> Option<crate::secrets::Renew<S>> {
+    ) -> Option<crate::retry::Renew<S>> {
         if !connector.has_placeholders(kind, name) {
             return None;
         }
@@ -483,7 +483,7 @@ pub(crate) fn open_with_retry<T>(
     task: u32,
     mut open: impl FnMut() -> Result<T, crate::plugin::CallError>,
 ) -> Result<T, String> {
-    let mut retry = errors::Retry::default();
+    let mut retry = crate::retry::Retry::default();
     loop {
         match open() {
             Ok(instance) => return Ok(instance),
@@ -491,7 +491,9 @@ pub(crate) fn open_with_retry<T>(
                 if !stop.load(Ordering::Relaxed) =>
             {
                 TaskMetrics::add(&metrics.retries, 1);
-                let Some(delay) = retry.next_delay(settings) else {
+                let Some(delay) =
+                    retry.next_delay(settings.retry_timeout, settings.retry_delay_max)
+                else {
                     return Err(format!(
                         "open: still failing after errors.retry.timeout: {m}"
                     ));
@@ -514,13 +516,4 @@ pub(crate) fn nap(stop: &AtomicBool, d: Duration) {
         }
         std::thread::sleep((end - now).min(Duration::from_millis(20)));
     }
-}
-
-/// Exponential backoff with jitter, capped.
-pub(crate) fn backoff(attempt: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
-    let capped = base.min(cap);
-    let jitter = Instant::now().elapsed().subsec_nanos() as u64
-        ^ (std::process::id() as u64).wrapping_mul(attempt as u64 + 1);
-    capped.mul_f64(0.5 + (jitter % 1000) as f64 / 2000.0)
 }
