@@ -8,13 +8,15 @@ use std::time::Duration;
 use tributary::config::{
     ConnectorConfig, Problem, Problems, Providers, WorkerConfig, CONNECTOR_RUNTIME_KEYS,
 };
-use tributary::herder::{ConfigStore, FileConnector, Herder, MemoryConfigStore};
+use tributary::herder::{ConnectorState, FileConnector, Herder};
 use tributary::kafka::{
     check_property, ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings,
     OffsetTopicStore,
 };
-use tributary::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use tributary::plugin::{PluginEngine, PluginRegistry};
+use tributary::store::{
+    ConfigStore, FileOffsetStore, MemoryConfigStore, MemoryOffsetStore, OffsetStore,
+};
 use tributary::worker::{TaskState, Worker};
 
 /// A connector file's config as written: `config.*` keys with their values
@@ -460,11 +462,8 @@ fn run(worker_file: Option<&Path>, connector_files: &[PathBuf]) -> anyhow::Resul
     // Connectors that never started (a secret missing at start, say).
     for name in herder.connectors() {
         if let Ok(status) = herder.status(&name) {
-            if status.connector.state == "FAILED" {
-                failed.push(format!(
-                    "{name}: {}",
-                    status.connector.trace.unwrap_or_default()
-                ));
+            if let ConnectorState::Failed(reason) = status.connector {
+                failed.push(format!("{name}: {reason}"));
             }
         }
     }

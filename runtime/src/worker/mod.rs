@@ -27,8 +27,8 @@ use crate::kafka::{
     check_property, group_offsets, set_group_offsets, KafkaCluster, TopicPartition,
 };
 use crate::metrics::TaskMetrics;
-use crate::offsets::OffsetStore;
 use crate::plugin::{PluginRegistry, TaskSandbox};
+use crate::store::OffsetStore;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
