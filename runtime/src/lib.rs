@@ -159,47 +159,31 @@ mod module_order {
         assert!(referenced("// crate::rest is above").is_empty());
     }
 
-    #[test]
-    fn modules_import_only_their_tier_and_below_without_cycles() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-        for entry in std::fs::read_dir(&src).unwrap() {
-            let path = entry.unwrap().path();
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            // The crate root and the binary are not modules of the library.
-            if name == "lib"
-                || name == "main"
-                || !(path.is_dir() || path.extension().is_some_and(|e| e == "rs"))
-            {
-                continue;
-            }
-            let mut files = Vec::new();
-            rust_files(&path, &mut files);
-            modules.insert(name.to_owned(), files);
-        }
+    /// Every module's files: (path under `src/`, text).
+    type Sources = BTreeMap<String, Vec<(String, String)>>;
+
+    /// What breaks the order: references to a module above, modules in no
+    /// tier, cycles. Also gives the imports found (module → modules).
+    fn check(modules: &Sources) -> (Vec<String>, BTreeMap<String, BTreeSet<String>>) {
         let mut problems = Vec::new();
         let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (module, files) in &modules {
+        for (module, files) in modules {
             let Some(own) = tier(module) else {
                 problems.push(format!(
                     "module `{module}` is in no tier of lib.rs's module order: place it"
                 ));
                 continue;
             };
-            for file in files {
-                let text = std::fs::read_to_string(file).unwrap();
+            for (file, text) in files {
                 for (n, line) in text.lines().enumerate() {
                     for target in referenced(line) {
                         if target == *module || !modules.contains_key(&target) {
                             continue;
                         }
-                        let place =
-                            format!("{}:{}", file.strip_prefix(&src).unwrap().display(), n + 1);
                         match tier(&target) {
                             Some(t) if t > own => problems.push(format!(
-                                "{place}: `{module}` refers to `{target}`, which is above it"
+                                "{file}:{}: `{module}` refers to `{target}`, which is above it",
+                                n + 1
                             )),
                             _ => {
                                 edges.entry(module.clone()).or_default().insert(target);
@@ -234,6 +218,67 @@ mod module_order {
         for m in modules.keys() {
             visit(m, &edges, &mut Vec::new(), &mut done, &mut problems);
         }
+        (problems, edges)
+    }
+
+    #[test]
+    fn the_check_finds_an_import_from_above_a_cycle_and_an_unplaced_module() {
+        let file =
+            |m: &str, text: &str| (m.to_owned(), vec![(format!("{m}/mod.rs"), text.to_owned())]);
+        let modules: Sources = [
+            file(
+                "kafka",
+                "use crate::store::Record;\nuse crate::herder::Herder;",
+            ),
+            file("store", "use crate::secrets::Secret;"),
+            file("secrets", "use crate::{config::Providers};"),
+            file("config", "/// [`crate::store::Record`]\nfn f() {}"),
+            file("herder", "//! Talks to `crate::rest` in prose only."),
+            file("rest", ""),
+            file("gadgets", ""),
+        ]
+        .into_iter()
+        .collect();
+        let (problems, edges) = check(&modules);
+        assert_eq!(
+            problems,
+            [
+                "module `gadgets` is in no tier of lib.rs's module order: place it",
+                "kafka/mod.rs:2: `kafka` refers to `herder`, which is above it",
+                "import cycle: config → store → secrets → config",
+            ]
+        );
+        assert!(!edges.contains_key("herder"), "prose is no import");
+    }
+
+    #[test]
+    fn modules_import_only_their_tier_and_below_without_cycles() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut modules: Sources = BTreeMap::new();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            // The crate root and the binary are not modules of the library.
+            if name == "lib"
+                || name == "main"
+                || !(path.is_dir() || path.extension().is_some_and(|e| e == "rs"))
+            {
+                continue;
+            }
+            let mut files = Vec::new();
+            rust_files(&path, &mut files);
+            let files = files
+                .iter()
+                .map(|f| {
+                    let shown = f.strip_prefix(&src).unwrap().display().to_string();
+                    (shown, std::fs::read_to_string(f).unwrap())
+                })
+                .collect();
+            modules.insert(name.to_owned(), files);
+        }
+        let (problems, edges) = check(&modules);
         assert!(problems.is_empty(), "{}", problems.join("\n"));
         assert!(
             edges.get("kafka").is_some_and(|e| e.contains("store")),
