@@ -42,7 +42,7 @@ mod start;
 pub use load::Unavailable;
 
 use crate::config::{ConnectorConfig, Problems, WorkerConfig};
-use crate::herder::Herder;
+use crate::herder::{ConnectorState, Herder};
 use crate::plugin::PluginRegistry;
 use crate::worker::{TaskState, Worker};
 use std::path::PathBuf;
@@ -276,11 +276,8 @@ impl Running {
         // Connectors that never started (a secret missing at start, say).
         for name in self.herder.connectors() {
             if let Ok(status) = self.herder.status(&name) {
-                if status.connector.state == "FAILED" {
-                    failed.push(format!(
-                        "{name}: {}",
-                        status.connector.trace.unwrap_or_default()
-                    ));
+                if let ConnectorState::Failed(reason) = status.connector {
+                    failed.push(format!("{name}: {reason}"));
                 }
             }
         }

@@ -4,11 +4,13 @@
 
 use super::{load, App, Error, Running, StopHandle, StopReason};
 use crate::config::WorkerConfig;
-use crate::herder::{ConfigStore, FileConnector, Herder, MemoryConfigStore};
+use crate::herder::{FileConnector, Herder};
 use crate::kafka::{
     ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings, OffsetTopicStore,
 };
-use crate::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+use crate::store::{
+    ConfigStore, FileOffsetStore, MemoryConfigStore, MemoryOffsetStore, OffsetStore,
+};
 use crate::worker::Worker;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

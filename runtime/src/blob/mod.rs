@@ -16,7 +16,7 @@
 mod errors;
 
 use crate::config::StoreSettings;
-use crate::secrets::Renew;
+use crate::retry::Renew;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -151,13 +151,13 @@ impl Store {
     }
 
     /// Runs `op`; a call refused for its credentials renews them and runs
-    /// again (see `secrets::retry_on_auth_failure`).
+    /// again (see `retry::retry_on_auth_failure`).
     fn renewing<T>(&self, op: impl FnMut() -> Result<T, BlobError>) -> Result<T, BlobError> {
         let mut op = op;
         if self.renew.is_none() {
             return op();
         }
-        crate::secrets::retry_on_auth_failure(
+        crate::retry::retry_on_auth_failure(
             &format!("store `{}` (s3://{})", self.name, self.bucket),
             op,
             |e| {

@@ -2,9 +2,11 @@
 //! store, a sink's as its consumer group's committed offsets. Changes only
 //! on a STOPPED connector, as in Kafka Connect.
 
-use super::{not_found, Error, Herder, Result, TargetState};
+use super::errors::{not_found, Error, Result};
+use super::Herder;
 use crate::config::ConnectorConfig;
 use crate::contract::{json_map_from_value, ConnectorKind, JsonMap, PartitionOffset};
+use crate::store::TargetState;
 
 impl Herder {
     /// The config of a sink connector, `None` for a source.
@@ -31,9 +33,7 @@ impl Herder {
         let state = self.lock();
         let m = state.get(name).ok_or_else(|| not_found(name))?;
         if m.target != TargetState::Stopped {
-            return Err(Error::BadRequest(format!(
-                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
-            )));
+            return Err(Error::NotStopped(name.to_owned()));
         }
         Ok(())
     }

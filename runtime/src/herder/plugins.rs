@@ -1,12 +1,30 @@
 //! The plugins a worker offers, and validating a config against one
 //! without creating anything (`PUT /connector-plugins/{plugin}/config/validate`).
 
-use super::{Error, Herder, KeyValidation, Result, Validation, HIDDEN};
+use super::errors::{Error, Result};
+use super::{Herder, HIDDEN};
 use crate::config::{ConnectorConfig, Problems};
-use crate::contract::Description;
+use crate::contract::{Description, KeySpec};
 use crate::worker::Worker;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// One key's outcome in a validation (Kafka Connect's ConfigInfo).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyValidation {
+    pub spec: Option<KeySpec>,
+    pub name: String,
+    pub value: Option<String>,
+    pub errors: Vec<String>,
+}
+
+/// The outcome of validating a config against a plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validation {
+    pub plugin: String,
+    pub error_count: usize,
+    pub keys: Vec<KeyValidation>,
+}
 
 impl Herder {
     /// Every connector plugin (name, version, kind), sorted.
@@ -18,21 +36,23 @@ impl Herder {
             .collect()
     }
 
-    /// A plugin's newest description; `NotFound` when none has that name.
+    /// A plugin's newest description; [`Error::UnknownPlugin`] when none
+    /// has that name.
     pub fn plugin(&self, name: &str) -> Result<Description> {
         self.registry
             .find(name, None)
             .map(|(_, d)| d)
-            .map_err(|_| Error::NotFound(format!("Unknown plugin {name}.")))
+            .map_err(|_| Error::UnknownPlugin(name.to_owned()))
     }
 
     /// Validates `raw` for `plugin` without creating anything.
     pub fn validate(&self, plugin: &str, mut raw: BTreeMap<String, String>) -> Result<Validation> {
         if let Some(class) = raw.get("connector.class") {
             if class != plugin {
-                return Err(Error::BadRequest(format!(
-                    "`connector.class`: included connector type {class} does not match request type {plugin}"
-                )));
+                return Err(Error::ClassMismatch {
+                    class: class.clone(),
+                    plugin: plugin.to_owned(),
+                });
             }
         }
         let description = self

@@ -1,7 +1,7 @@
 //! Connector configs and target states in a compacted config topic, and
 //! statuses in a compacted status topic, as Kafka Connect keeps them in
 //! distributed mode (`config.storage.topic`, `status.storage.topic`; the
-//! record shapes are in `herder::store`).
+//! records are made and read by `crate::store`'s codecs).
 //!
 //! At start both topics are created (`cleanup.policy=compact`) when
 //! missing, refused when they exist with another policy, and the config
@@ -12,9 +12,9 @@
 use super::offset_topic::{ensure_compacted, read_to_end};
 use super::sync_producer::{OutRecord, SyncProducer};
 use super::{props, KafkaCluster, OffsetTopicSettings};
-use crate::herder::store::{
-    apply_config_record, config_value, status_value, target_value, ConfigStore, StatusKey,
-    StatusRecord, StoredConnector, TargetState,
+use crate::store::{
+    apply_config_record, connector_records, removal_records, status_record, target_record,
+    ConfigStore, Record, StatusKey, StatusRecord, StoredConnector, TargetState,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -101,7 +101,7 @@ impl ConfigTopicStore {
         })
     }
 
-    fn send(&self, topic: &str, records: &[(String, Option<String>)]) -> Result<(), String> {
+    fn send(&self, topic: &str, records: &[Record]) -> Result<(), String> {
         let out: Vec<OutRecord<'_>> = records
             .iter()
             .map(|(k, v)| OutRecord {
@@ -127,17 +127,9 @@ impl ConfigStore for ConfigTopicStore {
 
     fn put(&self, name: &str, connector: &StoredConnector) -> Result<(), String> {
         let mut all = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
-        let mut config = connector.config.clone();
-        config.insert("name".into(), name.to_owned());
         self.send(
             &self.settings.config_topic,
-            &[
-                (format!("connector-{name}"), Some(config_value(&config))),
-                (
-                    format!("target-state-{name}"),
-                    Some(target_value(connector.target)),
-                ),
-            ],
+            &connector_records(name, connector),
         )?;
         all.insert(name.to_owned(), connector.clone());
         Ok(())
@@ -145,10 +137,7 @@ impl ConfigStore for ConfigTopicStore {
 
     fn put_target(&self, name: &str, target: TargetState) -> Result<(), String> {
         let mut all = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
-        self.send(
-            &self.settings.config_topic,
-            &[(format!("target-state-{name}"), Some(target_value(target)))],
-        )?;
+        self.send(&self.settings.config_topic, &[target_record(name, target)])?;
         if let Some(c) = all.get_mut(name) {
             c.target = target;
         }
@@ -157,24 +146,14 @@ impl ConfigStore for ConfigTopicStore {
 
     fn remove(&self, name: &str, statuses: &[StatusKey]) -> Result<(), String> {
         let mut all = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
-        self.send(
-            &self.settings.config_topic,
-            &[
-                (format!("connector-{name}"), None),
-                (format!("target-state-{name}"), None),
-            ],
-        )?;
+        self.send(&self.settings.config_topic, &removal_records(name))?;
         all.remove(name);
         drop(all);
-        let tombstones: Vec<(String, Option<String>)> =
-            statuses.iter().map(|k| (k.topic_key(), None)).collect();
+        let tombstones: Vec<Record> = statuses.iter().map(|k| status_record(k, None)).collect();
         self.send(&self.settings.status_topic, &tombstones)
     }
 
     fn put_status(&self, key: &StatusKey, status: Option<&StatusRecord>) -> Result<(), String> {
-        self.send(
-            &self.settings.status_topic,
-            &[(key.topic_key(), status.map(status_value))],
-        )
+        self.send(&self.settings.status_topic, &[status_record(key, status)])
     }
 }

@@ -10,7 +10,10 @@
 use super::sync_producer::{OutRecord, SyncProducer};
 use super::{admin_options, client_config, create_topic, props, KafkaCluster};
 use crate::contract::{JsonMap, PartitionOffset};
-use crate::offsets::{decode, offset_key, offset_value, parse_offset_key, OffsetStore};
+use crate::store::{
+    decode_offsets, offset_key, offset_record_value, offset_value, parse_offset_key, OffsetStore,
+    Record,
+};
 use rdkafka::admin::{AdminClient, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -72,9 +75,7 @@ impl OffsetTopicStore {
                     None => {
                         entries.remove(key);
                     }
-                    Some(v) => match std::str::from_utf8(v).ok().filter(|s| {
-                        serde_json::from_str::<serde_json::Value>(s).is_ok_and(|j| j.is_object())
-                    }) {
+                    Some(v) => match offset_record_value(v) {
                         Some(s) => {
                             entries.insert(key.to_owned(), s.to_owned());
                         }
@@ -98,7 +99,7 @@ impl OffsetTopicStore {
     }
 
     /// Writes records; a `None` value is a tombstone.
-    fn produce(&self, records: &[(String, Option<String>)]) -> Result<(), String> {
+    fn produce(&self, records: &[Record]) -> Result<(), String> {
         let out: Vec<OutRecord<'_>> = records
             .iter()
             .map(|(k, v)| OutRecord {
@@ -116,14 +117,14 @@ impl OffsetTopicStore {
 
 impl OffsetStore for OffsetTopicStore {
     fn load(&self, connector: &str) -> Vec<PartitionOffset> {
-        decode(
+        decode_offsets(
             connector,
             &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
         )
     }
 
     fn write(&self, connector: &str, offsets: &[PartitionOffset]) -> Result<(), String> {
-        let records: Vec<(String, Option<String>)> = offsets
+        let records: Vec<Record> = offsets
             .iter()
             .map(|po| {
                 (
@@ -140,7 +141,7 @@ impl OffsetStore for OffsetTopicStore {
     }
 
     fn delete(&self, connector: &str, partitions: &[JsonMap]) -> Result<(), String> {
-        let records: Vec<(String, Option<String>)> = partitions
+        let records: Vec<Record> = partitions
             .iter()
             .map(|p| (offset_key(connector, p), None))
             .collect();

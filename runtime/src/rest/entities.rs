@@ -1,8 +1,9 @@
 //! Kafka Connect's REST entities as JSON: ConnectorInfo,
 //! ConnectorStateInfo, ConfigKeyInfo, ConfigInfos, ConnectorOffsets.
 
+use super::wording::state_name;
 use crate::contract::{json_map_to_value, ConnectorKind, KeySpec, KeyType, PartitionOffset};
-use crate::herder::{ConnectorInfo, ConnectorStatus, State, Validation};
+use crate::herder::{ConnectorInfo, ConnectorState, ConnectorStatus, Validation};
 use serde_json::{json, Value};
 
 fn kind(k: Option<ConnectorKind>) -> &'static str {
@@ -22,17 +23,17 @@ pub fn info(i: &ConnectorInfo) -> Value {
     })
 }
 
-fn state(s: &State, worker_id: &str) -> serde_json::Map<String, Value> {
+fn state(s: &ConnectorState, worker_id: &str) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
-    m.insert("state".into(), json!(s.state));
+    m.insert("state".into(), json!(state_name(s)));
     m.insert("worker_id".into(), json!(worker_id));
-    if let Some(t) = &s.trace {
+    if let Some(t) = s.trace() {
         m.insert("trace".into(), json!(t));
     }
     m
 }
 
-pub fn task_state(id: u32, s: &State, worker_id: &str) -> Value {
+pub fn task_state(id: u32, s: &ConnectorState, worker_id: &str) -> Value {
     let mut m = state(s, worker_id);
     m.insert("id".into(), json!(id));
     Value::Object(m)

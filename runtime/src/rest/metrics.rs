@@ -1,6 +1,7 @@
 //! `GET /metrics`: the worker's counters in Prometheus' text format
 //! (version 0.0.4), per connector and task.
 
+use super::wording::state_name;
 use crate::herder::Herder;
 use crate::metrics::{Histogram, TaskMetrics, BATCH_RECORDS_BUCKETS, CALL_SECONDS_BUCKETS};
 use std::fmt::Write;
@@ -149,7 +150,7 @@ pub fn render(herder: &Herder, secrets: Option<&crate::secrets::SecretsManager>)
                     out,
                     "tributary_task_state{{connector=\"{}\",task=\"{id}\",state=\"{st}\"}} {}",
                     label(&name),
-                    u8::from(s.state == *st)
+                    u8::from(state_name(s) == *st)
                 );
             }
         }
@@ -158,7 +159,7 @@ pub fn render(herder: &Herder, secrets: Option<&crate::secrets::SecretsManager>)
                 connector_lines,
                 "tributary_connector_state{{connector=\"{}\",state=\"{st}\"}} {}",
                 label(&name),
-                u8::from(status.connector.state == st)
+                u8::from(state_name(&status.connector) == st)
             );
         }
     }

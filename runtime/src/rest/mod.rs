@@ -10,8 +10,9 @@ mod body;
 mod entities;
 mod metrics;
 pub mod tls;
+mod wording;
 
-use crate::herder::{self, Herder, TargetState};
+use crate::herder::{ConnectorState, Herder, TargetState};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -74,18 +75,6 @@ impl ApiError {
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl From<herder::Error> for ApiError {
-    fn from(e: herder::Error) -> ApiError {
-        let status = match &e {
-            herder::Error::NotFound(_) => StatusCode::NOT_FOUND,
-            herder::Error::Conflict(_) => StatusCode::CONFLICT,
-            herder::Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            herder::Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
     }
 }
 
@@ -459,8 +448,7 @@ async fn restart_connector(
         let mut status = api.herder.status(&name)?;
         for (id, s) in status.tasks.iter_mut() {
             if restarted.contains(id) {
-                s.state = "RESTARTING".into();
-                s.trace = None;
+                *s = ConnectorState::Restarting;
             }
         }
         with_status(

@@ -322,7 +322,7 @@ fn refresh_loop(manager: Weak<SecretsManager>, interval: Duration) {
         let wait = if failures == 0 {
             interval
         } else {
-            crate::worker::backoff(failures, interval)
+            crate::retry::backoff(failures, interval)
         };
         std::thread::sleep(wait);
         let Some(m) = manager.upgrade() else { return };

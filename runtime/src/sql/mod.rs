@@ -23,7 +23,7 @@ pub use copy::CopyWriter;
 pub use errors::classify;
 
 use crate::config::ConnectionSettings;
-use crate::secrets::Renew;
+use crate::retry::Renew;
 use secrecy::ExposeSecret;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
@@ -226,7 +226,7 @@ impl Database {
     }
 
     /// Runs `op` on the pool; an authentication failure renews the
-    /// credentials and runs it again (see `secrets::retry_on_auth_failure`).
+    /// credentials and runs it again (see `retry::retry_on_auth_failure`).
     /// `input` is moved into a single run, and copied for each run only
     /// when the connection can renew its credentials.
     fn renewing<A: Clone, T, E>(
@@ -238,7 +238,7 @@ impl Database {
         if self.renew.is_none() {
             return op(&self.pool(), input);
         }
-        crate::secrets::retry_on_auth_failure(
+        crate::retry::retry_on_auth_failure(
             &self.at(),
             || op(&self.pool(), input.clone()),
             auth_failure,

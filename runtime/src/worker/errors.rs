@@ -7,7 +7,7 @@ use crate::contract::Header;
 use crate::kafka::{KafkaCluster, OutRecord, SyncProducer};
 use crate::metrics::TaskMetrics;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A record that could not be written or produced, and why.
 pub(super) struct FailedRecord<'a> {
@@ -147,70 +147,9 @@ impl ErrorPolicy {
     }
 }
 
-/// Retrying one failing operation: exponential backoff with jitter, capped
-/// by `errors.retry.delay.max.ms`, for at most `errors.retry.timeout`.
-#[derive(Default)]
-pub(super) struct Retry {
-    since: Option<Instant>,
-    attempt: u32,
-}
-
-impl Retry {
-    /// The wait before the next attempt, or `None` when the retry timeout
-    /// has run out.
-    pub fn next_delay(&mut self, settings: &ErrorSettings) -> Option<Duration> {
-        let since = *self.since.get_or_insert_with(Instant::now);
-        if settings.retry_timeout.is_some_and(|t| since.elapsed() >= t) {
-            return None;
-        }
-        let delay = super::backoff(self.attempt, settings.retry_delay_max);
-        self.attempt += 1;
-        Some(match settings.retry_timeout {
-            Some(t) => delay.min(t.saturating_sub(since.elapsed())),
-            None => delay,
-        })
-    }
-
-    /// The operation worked: the next failure starts afresh.
-    pub fn reset(&mut self) {
-        *self = Retry::default();
-    }
-
-    /// How long this operation has been failing.
-    #[cfg(test)]
-    pub fn failing_for(&self) -> Duration {
-        self.since.map(|s| s.elapsed()).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_stop_at_the_timeout_and_delays_stay_under_the_cap() {
-        let settings = ErrorSettings {
-            retry_timeout: Some(Duration::from_millis(300)),
-            retry_delay_max: Duration::from_millis(80),
-            ..Default::default()
-        };
-        let mut r = Retry::default();
-        let mut waited = Duration::ZERO;
-        while let Some(d) = r.next_delay(&settings) {
-            assert!(d <= Duration::from_millis(80), "{d:?}");
-            std::thread::sleep(d);
-            waited += d;
-            assert!(waited < Duration::from_secs(5), "must give up");
-        }
-        assert!(r.failing_for() >= Duration::from_millis(300));
-        r.reset();
-        assert!(r.next_delay(&settings).is_some());
-        let forever = ErrorSettings::default();
-        let mut r = Retry::default();
-        for _ in 0..50 {
-            assert!(r.next_delay(&forever).unwrap() <= Duration::from_secs(60));
-        }
-    }
 
     fn bad_record() -> FailedRecord<'static> {
         FailedRecord {

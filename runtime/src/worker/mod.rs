@@ -27,8 +27,8 @@ use crate::kafka::{
     check_property, group_offsets, set_group_offsets, KafkaCluster, TopicPartition,
 };
 use crate::metrics::TaskMetrics;
-use crate::offsets::OffsetStore;
 use crate::plugin::{PluginRegistry, TaskSandbox};
+use crate::store::OffsetStore;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,7 +112,7 @@ impl Worker {
         kind: &'static str,
         name: &str,
         renewed: fn(&ConnectorConfig, &str, &Providers, bool) -> Result<S, String>,
-    ) -> Option<crate::secrets::Renew<S>> {
+    ) -> Option<crate::retry::Renew<S>> {
         if !connector.has_placeholders(kind, name) {
             return None;
         }
@@ -505,7 +505,7 @@ pub(crate) fn open_with_retry<T>(
     metrics: &TaskMetrics,
     mut open: impl FnMut() -> Result<T, crate::plugin::CallError>,
 ) -> Result<T, String> {
-    let mut retry = errors::Retry::default();
+    let mut retry = crate::retry::Retry::default();
     loop {
         match open() {
             Ok(instance) => return Ok(instance),
@@ -513,7 +513,9 @@ pub(crate) fn open_with_retry<T>(
                 if !stop.load(Ordering::Relaxed) =>
             {
                 TaskMetrics::add(&metrics.retries, 1);
-                let Some(delay) = retry.next_delay(settings) else {
+                let Some(delay) =
+                    retry.next_delay(settings.retry_timeout, settings.retry_delay_max)
+                else {
                     return Err(format!(
                         "open: still failing after errors.retry.timeout: {m}"
                     ));
@@ -536,13 +538,4 @@ pub(crate) fn nap(stop: &AtomicBool, d: Duration) {
         }
         std::thread::sleep((end - now).min(Duration::from_millis(20)));
     }
-}
-
-/// Exponential backoff with jitter, capped.
-pub(crate) fn backoff(attempt: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
-    let capped = base.min(cap);
-    let jitter = Instant::now().elapsed().subsec_nanos() as u64
-        ^ (std::process::id() as u64).wrapping_mul(attempt as u64 + 1);
-    capped.mul_f64(0.5 + (jitter % 1000) as f64 / 2000.0)
 }

@@ -10,7 +10,7 @@
 //! offset never passes a record that is not written or, under
 //! `errors.tolerance=all`, dead-lettered.
 
-use super::errors::{ErrorPolicy, FailedRecord, Retry};
+use super::errors::{ErrorPolicy, FailedRecord};
 use super::progress::Progress;
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
@@ -18,6 +18,7 @@ use crate::contract::{PutResult, SinkBatch, SinkRecord, TaskError};
 use crate::kafka::{BatchLimits, RecordConsumer, TopicPartition};
 use crate::metrics::TaskMetrics;
 use crate::plugin::{CallError, Plugin, SinkInstance, TaskSandbox};
+use crate::retry::Retry;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -139,7 +140,10 @@ impl Driver<'_> {
                 }
                 batch
             } else {
-                match record_retry.next_delay(self.policy.settings()) {
+                match record_retry.next_delay(
+                    self.policy.settings().retry_timeout,
+                    self.policy.settings().retry_delay_max,
+                ) {
                     Some(delay) => {
                         nap(stop, delay);
                         std::mem::take(&mut self.waiting)
@@ -182,7 +186,10 @@ impl Driver<'_> {
                 }
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
-                    let Some(delay) = batch_retry.next_delay(self.policy.settings()) else {
+                    let Some(delay) = batch_retry.next_delay(
+                        self.policy.settings().retry_timeout,
+                        self.policy.settings().retry_delay_max,
+                    ) else {
                         return Err(format!(
                             "put: still failing after errors.retry.timeout: {m}"
                         ));

@@ -12,15 +12,16 @@
 //! hands each polled batch to the producer, in poll order, while the task
 //! thread polls the next one.
 
-use super::errors::{ErrorPolicy, FailedRecord, Retry};
+use super::errors::{ErrorPolicy, FailedRecord};
 use super::progress::Progress;
 use super::{nap, open_with_retry, Shared};
 use crate::config::ConnectorConfig;
 use crate::contract::{JsonMap, PartitionOffset, SourceBatch, TaskError};
 use crate::kafka::{Ack, RecordProducer};
 use crate::metrics::TaskMetrics;
-use crate::offsets::offset_key;
 use crate::plugin::{CallError, Plugin, SourceInstance, TaskSandbox};
+use crate::retry::Retry;
+use crate::store::offset_key;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
@@ -265,7 +266,10 @@ impl Driver<'_> {
                 Err(CallError::Guest(TaskError::Retriable(m))) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
                     tracing::warn!("poll: {m}; retrying");
-                    let Some(delay) = retry.next_delay(self.policy.settings()) else {
+                    let Some(delay) = retry.next_delay(
+                        self.policy.settings().retry_timeout,
+                        self.policy.settings().retry_delay_max,
+                    ) else {
                         return Err(format!(
                             "poll: still failing after errors.retry.timeout: {m}"
                         ));

@@ -1,13 +1,15 @@
-//! Where connector configs, target states and statuses are kept, in Kafka
-//! Connect's record shapes (the config topic and the status topic of its
-//! distributed mode): `connector-<name>` → `{"properties":{…}}`,
-//! `target-state-<name>` → `{"state":"PAUSED"}`, `status-connector-<name>`
-//! and `status-task-<name>-<id>` → `{"state":…,"trace":…,"worker_id":…}`.
+//! Connector configs and target states, in Kafka Connect's record shapes
+//! (the config topic of its distributed mode): `connector-<name>` →
+//! `{"properties":{…}}`, `target-state-<name>` →
+//! `{"state":"PAUSED","state.v2":"PAUSED"}`.
 //!
-//! `kafka::ConfigTopicStore` keeps them in compacted topics;
+//! `kafka::ConfigTopicStore` keeps them in a compacted topic;
 //! [`MemoryConfigStore`] keeps them for the life of the process (the
-//! embedded Kafka keeps nothing either).
+//! embedded Kafka keeps nothing either). A [`ConfigStore`] keeps the
+//! statuses of connectors and tasks too, as the status topic's records.
 
+use super::statuses::{StatusKey, StatusRecord};
+use super::Record;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -48,31 +50,6 @@ pub struct StoredConnector {
     pub target: TargetState,
 }
 
-/// The status of a connector or of one of its tasks, as last reported.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatusRecord {
-    pub state: String,
-    pub trace: Option<String>,
-    pub worker_id: String,
-}
-
-/// Which status a record is: a connector's or one task's.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StatusKey {
-    Connector(String),
-    Task(String, u32),
-}
-
-impl StatusKey {
-    /// The status topic's key: `status-connector-x`, `status-task-x-0`.
-    pub fn topic_key(&self) -> String {
-        match self {
-            StatusKey::Connector(name) => format!("status-connector-{name}"),
-            StatusKey::Task(name, id) => format!("status-task-{name}-{id}"),
-        }
-    }
-}
-
 /// Durable storage of connector configs, target states and statuses.
 /// Writes return once durable.
 pub trait ConfigStore: Send + Sync {
@@ -108,15 +85,31 @@ pub fn target_value(target: TargetState) -> String {
     serde_json::json!({ "state": v1, "state.v2": v2 }).to_string()
 }
 
-/// The status topic's record value.
-pub fn status_value(status: &StatusRecord) -> String {
-    serde_json::json!({
-        "state": status.state,
-        "trace": status.trace,
-        "worker_id": status.worker_id,
-        "generation": 0,
-    })
-    .to_string()
+/// The config topic's records that store a connector: its config (with
+/// `name`, as Kafka Connect writes it) and its target state.
+pub fn connector_records(name: &str, connector: &StoredConnector) -> Vec<Record> {
+    let mut config = connector.config.clone();
+    config.insert("name".into(), name.to_owned());
+    vec![
+        (format!("connector-{name}"), Some(config_value(&config))),
+        (
+            format!("target-state-{name}"),
+            Some(target_value(connector.target)),
+        ),
+    ]
+}
+
+/// The config topic's record that stores a connector's target state.
+pub fn target_record(name: &str, target: TargetState) -> Record {
+    (format!("target-state-{name}"), Some(target_value(target)))
+}
+
+/// The config topic's tombstones that forget a connector.
+pub fn removal_records(name: &str) -> Vec<Record> {
+    vec![
+        (format!("connector-{name}"), None),
+        (format!("target-state-{name}"), None),
+    ]
 }
 
 /// Applies one config-topic record (key, value or tombstone) to `into`;
@@ -283,5 +276,31 @@ mod tests {
             Some("not json")
         ));
         assert!(!apply_config_record(&mut c, "something-else", Some("{}")));
+    }
+
+    #[test]
+    fn records_written_for_a_connector_replay_into_it() {
+        let stored = StoredConnector {
+            config: [("topic".to_owned(), "t".to_owned())].into(),
+            target: TargetState::Paused,
+        };
+        fn replay(c: &mut BTreeMap<String, StoredConnector>, records: Vec<Record>) {
+            for (k, v) in records {
+                assert!(apply_config_record(c, &k, v.as_deref()), "{k}");
+            }
+        }
+        let mut c = BTreeMap::new();
+        replay(&mut c, connector_records("a", &stored));
+        assert_eq!(
+            c.get("a"),
+            Some(&stored),
+            "`name` is written, not read back"
+        );
+        replay(&mut c, vec![target_record("a", TargetState::Stopped)]);
+        assert_eq!(c["a"].target, TargetState::Stopped);
+        let removal = removal_records("a");
+        assert!(removal.iter().all(|(_, v)| v.is_none()), "tombstones");
+        replay(&mut c, removal);
+        assert!(c.is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! `{"key":"[\"c\",{…}]","value":"{…}"}`, rewritten whole and renamed into
 //! place on every write, after an fsync.
 
-use super::{decode, offset_key, offset_value, OffsetStore};
+use super::offsets::{decode_offsets, offset_key, offset_value, OffsetStore};
 use crate::contract::{JsonMap, PartitionOffset};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -75,7 +75,7 @@ impl FileOffsetStore {
 
 impl OffsetStore for FileOffsetStore {
     fn load(&self, connector: &str) -> Vec<PartitionOffset> {
-        decode(
+        decode_offsets(
             connector,
             &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
         )

@@ -6,10 +6,6 @@
 //! A store's `write` returns only once the offsets are durable; the worker
 //! tells a task its offsets are committed only after that.
 
-mod file;
-
-pub use file::FileOffsetStore;
-
 use crate::contract::{json_map_from_value, json_map_to_value, JsonMap, PartitionOffset};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -50,6 +46,14 @@ pub fn parse_offset_key(key: &str) -> Option<(String, JsonMap)> {
     }
 }
 
+/// The value of an offsets record, when it is one: UTF-8 text holding a
+/// JSON object (`{"position":42}`).
+pub fn offset_record_value(value: &[u8]) -> Option<&str> {
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|s| serde_json::from_str::<serde_json::Value>(s).is_ok_and(|j| j.is_object()))
+}
+
 /// Offsets in memory: lost when the worker stops. For the embedded demo.
 #[derive(Default)]
 pub struct MemoryOffsetStore {
@@ -58,7 +62,7 @@ pub struct MemoryOffsetStore {
 
 impl OffsetStore for MemoryOffsetStore {
     fn load(&self, connector: &str) -> Vec<PartitionOffset> {
-        decode(
+        decode_offsets(
             connector,
             &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
         )
@@ -85,7 +89,7 @@ impl OffsetStore for MemoryOffsetStore {
 }
 
 /// The offsets of `connector` among `entries` (key bytes → value bytes).
-pub(crate) fn decode(connector: &str, entries: &BTreeMap<String, String>) -> Vec<PartitionOffset> {
+pub fn decode_offsets(connector: &str, entries: &BTreeMap<String, String>) -> Vec<PartitionOffset> {
     entries
         .iter()
         .filter_map(|(k, v)| {
@@ -134,6 +138,13 @@ mod tests {
         );
         assert!(parse_offset_key("not json").is_none());
         assert!(parse_offset_key(r#"["c",{"nested":{"x":1}}]"#).is_none());
+        assert_eq!(
+            offset_record_value(br#"{"position":7}"#),
+            Some(r#"{"position":7}"#)
+        );
+        for bad in [&b"[1]"[..], b"7", b"not json", b"\xff"] {
+            assert_eq!(offset_record_value(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

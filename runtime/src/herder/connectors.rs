@@ -1,0 +1,186 @@
+//! Creating, reconfiguring and deleting connectors: each change checked,
+//! stored, then applied to the running tasks.
+
+use super::errors::{check_name, invalid, not_found, Error, Result};
+use super::{ConnectorInfo, Herder, Managed, Origin};
+use crate::config::{ConnectorConfig, Problems};
+use crate::store::{StatusKey, StoredConnector, TargetState};
+use crate::worker::Worker;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+impl Herder {
+    /// Checks a config as submitted against its plugin and the worker.
+    pub(super) fn check(
+        &self,
+        name: &str,
+        raw: &BTreeMap<String, String>,
+    ) -> Result<ConnectorConfig> {
+        let config = ConnectorConfig::from_map(
+            Path::new("config"),
+            name,
+            raw,
+            &self.providers,
+            self.registry.as_ref(),
+        )
+        .map_err(|p| invalid(&p))?;
+        let overrides = Worker::check_overrides(&config);
+        if !overrides.is_empty() {
+            let mut problems = Problems::default();
+            for (k, m) in overrides {
+                problems.push(crate::config::Problem::new(
+                    Path::new("config"),
+                    None,
+                    Some(&k),
+                    m,
+                ));
+            }
+            return Err(invalid(&problems));
+        }
+        Ok(config)
+    }
+
+    /// Creates a connector; [`Error::ConnectorExists`] when the name is
+    /// taken.
+    pub fn create(
+        &self,
+        name: &str,
+        mut raw: BTreeMap<String, String>,
+        target: TargetState,
+    ) -> Result<ConnectorInfo> {
+        check_name(name)?;
+        raw.remove("name");
+        let _one = self.change();
+        if self.lock().contains_key(name) {
+            return Err(Error::ConnectorExists(name.to_owned()));
+        }
+        let config = self.check(name, &raw)?;
+        self.store
+            .put(
+                name,
+                &StoredConnector {
+                    config: raw.clone(),
+                    target,
+                },
+            )
+            .map_err(Error::Internal)?;
+        self.lock().insert(
+            name.to_owned(),
+            Managed {
+                raw,
+                config: Ok(config),
+                target,
+                tasks: Vec::new(),
+                failed: None,
+                origin: Origin::Rest,
+            },
+        );
+        tracing::info!(
+            connector = name,
+            target = target.name(),
+            "connector created"
+        );
+        self.apply(name);
+        self.info(name)
+    }
+
+    /// Replaces a connector's config, or creates the connector; returns
+    /// whether it was created.
+    pub fn put_config(
+        &self,
+        name: &str,
+        mut raw: BTreeMap<String, String>,
+    ) -> Result<(bool, ConnectorInfo)> {
+        check_name(name)?;
+        raw.remove("name");
+        let _one = self.change();
+        let existing = self.lock().get(name).map(|m| (m.target, m.raw.clone()));
+        let config = self.check(name, &raw)?;
+        let target = existing.as_ref().map_or(TargetState::Running, |e| e.0);
+        self.store
+            .put(
+                name,
+                &StoredConnector {
+                    config: raw.clone(),
+                    target,
+                },
+            )
+            .map_err(Error::Internal)?;
+        if existing.is_some() {
+            self.stop_tasks(name, None);
+        }
+        let mut state = self.lock();
+        let origin = state.get(name).map_or(Origin::Rest, |m| m.origin.clone());
+        state.insert(
+            name.to_owned(),
+            Managed {
+                raw,
+                config: Ok(config),
+                target,
+                tasks: Vec::new(),
+                failed: None,
+                origin,
+            },
+        );
+        drop(state);
+        tracing::info!(
+            connector = name,
+            "connector config {}",
+            if existing.is_some() {
+                "updated"
+            } else {
+                "created"
+            }
+        );
+        self.apply(name);
+        Ok((existing.is_none(), self.info(name)?))
+    }
+
+    /// Applies a patch (a `None` value removes the key).
+    pub fn patch_config(
+        &self,
+        name: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<ConnectorInfo> {
+        let mut raw = self
+            .lock()
+            .get(name)
+            .map(|m| m.raw.clone())
+            .ok_or_else(|| not_found(name))?;
+        if let Some(Some(n)) = patch.get("name") {
+            if n != name {
+                return Err(Error::NameMismatch {
+                    config: n.clone(),
+                    request: name.to_owned(),
+                });
+            }
+        }
+        for (k, v) in patch {
+            match v {
+                Some(v) => raw.insert(k, v),
+                None => raw.remove(&k),
+            };
+        }
+        self.put_config(name, raw).map(|(_, info)| info)
+    }
+
+    /// Deletes a connector: stops its tasks and forgets it (its source
+    /// offsets stay, as in Kafka Connect).
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let _one = self.change();
+        // Out of the map first, so no status of it is published after its
+        // tombstones; back in if the store cannot forget it.
+        let managed = self.lock().remove(name).ok_or_else(|| not_found(name))?;
+        let mut keys = vec![StatusKey::Connector(name.to_owned())];
+        keys.extend((0..managed.tasks.len() as u32).map(|i| StatusKey::Task(name.to_owned(), i)));
+        if let Err(e) = self.store.remove(name, &keys) {
+            self.lock().insert(name.to_owned(), managed);
+            return Err(Error::Internal(e));
+        }
+        self.stop_tasks(name, None);
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.retain(|k, _| !keys.contains(k));
+        tracing::info!(connector = name, "connector deleted");
+        Ok(())
+    }
+}
