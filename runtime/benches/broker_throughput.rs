@@ -35,7 +35,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 /// How often the worker logs progress (ms; `BENCH_PROGRESS_MS` to change
 /// it): the benchmark reads tributary's times off those lines, so they
-/// bound how precise the times are. Up to session 6 it was 100: the line
+/// bound how precise the times are. Before commit c7f39e5 it was 100: the line
 /// counting the last record came up to 100 ms after it, which the times
 /// counted as work (about 50 ms of 0.5 s on average).
 fn progress_ms() -> u64 {

@@ -23,11 +23,9 @@ pub struct BatchLimits {
     /// A batch ends with the record whose key and value bring it here.
     pub bytes: usize,
     /// Records carry their headers. librdkafka decodes a record's headers
-    /// only when asked, and asking costs about 0.1 µs per record even for
-    /// records without any (it sets up a parser for the header count):
-    /// about a quarter of the fetch thread's CPU in the broker benchmark
-    /// (docs/benchmarks.md, ADR 0008). Without, every record's headers are
-    /// empty.
+    /// only when asked, and asking has a price per record even for records
+    /// without any (it sets up a parser for the header count; measured in
+    /// ADR 0008). Without, every record's headers are empty.
     pub headers: bool,
 }
 
@@ -73,10 +71,10 @@ impl RecordConsumer {
             // librdkafka stops fetching a partition for this long whenever
             // its local queue holds `queued.min.messages` (100,000)
             // records. Its default, 1 s, starves any sink that writes
-            // faster than 100,000 records a second: the PostgreSQL sink
-            // benchmark read its topic in 9.0 s with it and 4.4 s with
-            // 10 ms (docs/benchmarks.md). A check every 10 ms while the
-            // queue is full costs nothing that shows.
+            // faster than 100,000 records a second (the PostgreSQL sink
+            // benchmark's numbers: docs/benchmarks.md, "a streaming
+            // `COPY`"). A check every 10 ms while the queue is full costs
+            // nothing that shows.
             ("fetch.queue.backoff.ms", "10"),
         ]);
         if cluster.is_embedded() {
@@ -88,9 +86,9 @@ impl RecordConsumer {
             // And the embedded Kafka answers a fetch that finds nothing new
             // only after `fetch.wait.max.ms`, even when records arrive
             // meanwhile: with librdkafka's 500 ms a sink that keeps up with
-            // its source waits half a second per fetch (file source → file
-            // sink moved 36,000 records/s; with 10 ms, 291,000). A
-            // fetch in process costs next to nothing.
+            // its source waits half a second per fetch (measured in
+            // docs/benchmarks.md, "sink fed by a file source on the
+            // embedded Kafka"). A fetch in process costs next to nothing.
             defaults.extend(props(&[
                 ("session.timeout.ms", "6000"),
                 ("heartbeat.interval.ms", "1000"),
@@ -125,10 +123,9 @@ impl RecordConsumer {
         // While the task writes a batch, one more waits in the channel and
         // the thread builds (then holds) the one after: at most two batches
         // the task has not seen, each within `limits`. A rendezvous (one
-        // ahead) was slower: Kafka -> file took 0.83-0.89 s per million
-        // records against 0.70-0.80 s, run for run (docs/benchmarks.md),
-        // with the same peak RSS; a put's time varies, and the second
-        // batch covers it.
+        // ahead) was slower, with no less memory (docs/benchmarks.md, "how
+        // far the fetch thread reads ahead"): a put's time varies, and the
+        // second batch covers it.
         let (sender, batches) = mpsc::sync_channel(1);
         // Two spares at most: as many as the fetch thread can fill ahead.
         let (spares, spare) = mpsc::sync_channel(2);

@@ -59,17 +59,23 @@ impl PluginEngine {
         (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
 
-    /// The cache file for `wasm`: its SHA-256 and the engine's compatibility
-    /// hash (wasmtime version, target, compiler settings, features).
+    /// The cache file for `wasm`, named by the SHA-256 of the wasm and the
+    /// SHA-256 of the engine's compatibility hash (wasmtime version, target,
+    /// compiler settings, features): the same across worker restarts and
+    /// Rust releases, different for another engine. (Were a name ever to
+    /// match a file of another engine, loading it would fail wasmtime's own
+    /// compatibility check and the plugin would be compiled again.)
     pub fn cache_path(&self, wasm: &[u8]) -> PathBuf {
-        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        let mut engine = Sha256Hasher(Sha256::new());
         self.engine
             .precompile_compatibility_hash()
-            .hash(&mut engine_hash);
-        let digest = Sha256::digest(wasm);
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        self.cache_dir
-            .join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
+            .hash(&mut engine);
+        let name = format!(
+            "{}-{}.cwasm",
+            hex(&Sha256::digest(wasm)[..16]),
+            hex(&engine.0.finalize()[..8])
+        );
+        self.cache_dir.join(name)
     }
 
     /// Compiles `wasm`, or loads it from the cache. The bool says whether it
@@ -102,5 +108,54 @@ impl PluginEngine {
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
         Ok(())
+    }
+}
+
+/// Feeds whatever a `Hash` implementation writes into SHA-256, so the
+/// engine's compatibility hash becomes bytes that do not depend on the
+/// standard library's hasher (which may change between Rust releases).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The first 8 bytes of the digest so far (`cache_path` reads the
+    /// digest itself).
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        digest[..8].iter().fold(0, |n, b| n << 8 | u64::from(*b))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_names_are_the_wasm_digest_and_the_engine_digest() {
+        let dir = Path::new("cache");
+        let (one, two) = (
+            PluginEngine::new(dir).unwrap(),
+            PluginEngine::new(dir).unwrap(),
+        );
+        let empty = one.cache_path(b"");
+        let name = empty.file_name().unwrap().to_str().unwrap();
+        // The first 16 bytes of SHA-256(""), then 8 bytes of the engine's.
+        let (wasm, rest) = name.split_once('-').unwrap();
+        assert_eq!(wasm, "e3b0c44298fc1c149afbf4c8996fb924");
+        let engine = rest.strip_suffix(".cwasm").unwrap();
+        assert_eq!(engine.len(), 16);
+        assert!(engine.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(empty.parent(), Some(dir));
+        // Two engines of the same configuration share the cache; another
+        // wasm gets another file.
+        assert_eq!(two.cache_path(b""), empty);
+        assert_ne!(one.cache_path(b"\0asm"), empty);
     }
 }

@@ -80,7 +80,8 @@ impl Sandbox {
         let mut wasi = WasiCtxBuilder::new();
         // A task runs on its own thread and calls its guest synchronously:
         // file I/O on that thread, not handed to a thread pool and waited
-        // for (a file source spent a third of its time waiting so).
+        // for (what that cost a file source: docs/benchmarks.md, "File
+        // reads on the task thread").
         wasi.stderr(stderr.clone())
             .allow_blocking_current_thread(true)
             .allow_tcp(false)

@@ -318,7 +318,8 @@ fn unavailable(
 fn refresh_loop(manager: Weak<SecretsManager>, interval: Duration) {
     let mut failures = 0u32;
     loop {
-        // After a failed round: back off from 1 s up to the interval.
+        // After a failed round: back off (exponentially, with jitter), never
+        // waiting longer than the interval.
         let wait = if failures == 0 {
             interval
         } else {

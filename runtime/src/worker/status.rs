@@ -1,4 +1,6 @@
-//! What a task is doing, for logs now and the REST API later.
+//! What a task is doing: its state (with the reason when it failed) and its
+//! counters, which the progress lines, the REST API's statuses and the
+//! metrics show.
 
 use crate::contract::ConnectorKind;
 use crate::metrics::TaskMetrics;
