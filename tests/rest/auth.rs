@@ -22,6 +22,27 @@ fn a_bearer_token_guards_every_endpoint_but_health_and_secrets_stay_hidden() {
     assert_error(&api.get("/metrics"), 401, "not valid");
     api.token = Some("s3cret-token-value".into());
     assert_eq!(api.get("/connectors"), (200, json!([])));
+    // The scheme is case-insensitive (RFC 7235); every 401 names it.
+    let raw = |authorization: &str| {
+        Client::new()
+            .get(format!("{}/connectors", api.base))
+            .header("authorization", authorization)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(raw("bearer s3cret-token-value").status(), 200);
+    assert_eq!(raw("BEARER  s3cret-token-value").status(), 200);
+    for refused in ["Bearer wrong", "Basic czNjcmV0", "s3cret-token-value"] {
+        let r = raw(refused);
+        assert_eq!(r.status(), 401, "{refused}");
+        assert_eq!(
+            r.headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap()),
+            Some("Bearer"),
+            "{refused}"
+        );
+    }
 
     // A secret key's literal value is hidden; a placeholder shows as written.
     let (code, info) = api.call("POST", "/connectors", Some(json!({"name": "gen", "initial_state": "STOPPED", "config": {"connector.class": "testkit-source", "mode": "generate", "token": "hunter2"}})));

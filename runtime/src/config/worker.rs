@@ -124,7 +124,7 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("listeners", String, Some("http://:8083"), "Where the REST API listens: http://host:port or https://host:port (empty host: every interface; port 0: any free port, which the log names). Empty: no REST API, and the worker exits when every task has ended."),
         key("rest.tls.certificate.file", String, Some(""), "With an https:// listener: PEM file holding the server's certificate chain."),
         key("rest.tls.key.file", String, Some(""), "With an https:// listener: PEM file holding the server's private key."),
-        KeySpec { secret: true, ..key("rest.auth.token", String, Some(""), "Bearer token required on every REST endpoint but GET /health (a ${provider:…} placeholder keeps it out of the file). Empty: no authentication.") },
+        KeySpec { secret: true, ..key("rest.auth.token", String, Some(""), "Bearer token required on every REST endpoint but GET /health (a ${provider:…} placeholder keeps it out of the file). Left out: no authentication; a blank value is an error.") },
         key("config.storage.topic", String, Some("tributary-configs"), "Compacted topic that keeps connector configs and target states (Kafka Connect's format) when bootstrap.servers is set."),
         key("config.storage.replication.factor", Integer, Some("-1"), "Replication factor of the config topic when the worker creates it; -1: the broker's default."),
         key("status.storage.topic", String, Some("tributary-status"), "Compacted topic that keeps connector and task statuses when bootstrap.servers is set."),
@@ -255,6 +255,19 @@ impl WorkerConfig {
                 Some("listeners"),
                 "an https:// listener needs rest.tls.certificate.file and rest.tls.key.file",
             ));
+        }
+        // Leaving the key out runs without authentication; a token that is
+        // there but blank (an unset variable behind a placeholder, say)
+        // must not turn authentication off without a word.
+        if let Some(&line) = lines.get("rest.auth.token") {
+            if get("rest.auth.token").trim().is_empty() {
+                problems.push(Problem::new(
+                    file,
+                    Some(line),
+                    Some("rest.auth.token"),
+                    "is empty: a blank token would turn authentication off (leave the key out to run without authentication)",
+                ));
+            }
         }
         let cache = get("plugin.cache.dir");
         let config = WorkerConfig {
@@ -394,6 +407,30 @@ mod tests {
         assert_eq!(c.sink_group_id_prefix, "connect-");
         assert_eq!(c.listener.as_deref(), Some("0.0.0.0:8083"));
         assert!(c.rest_token.is_none());
+    }
+
+    #[test]
+    fn a_blank_rest_token_is_an_error_naming_the_key() {
+        std::env::set_var("TRIBUTARY_WORKER_TEST_BLANK_TOKEN", "");
+        let providers = Providers::default();
+        for text in [
+            "rest.auth.token: \"\"\n",
+            "rest.auth.token: \"   \"\n",
+            "listeners: http://127.0.0.1:0\nrest.auth.token: ${env:TRIBUTARY_WORKER_TEST_BLANK_TOKEN}\n",
+        ] {
+            let file = Path::new("worker.yaml");
+            let entries = parse_flat(file, text).unwrap();
+            let shown = WorkerConfig::from_entries(file, entries, &providers)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                shown.contains("`rest.auth.token`: is empty: a blank token would turn authentication off"),
+                "{text:?}: {shown}"
+            );
+        }
+        let c = load("rest.auth.token: t0ken\n").unwrap();
+        assert!(c.rest_token.is_some());
     }
 
     #[test]

@@ -196,36 +196,33 @@ async fn authenticate(State(api): State<Shared>, req: Request, next: Next) -> Re
     if req.method() == Method::GET && req.uri().path() == "/health" {
         return next.run(req).await;
     }
+    // RFC 7235: the scheme is case-insensitive.
     let given = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let refusal = match given {
         Some(g)
             if constant_time_eq(
                 g.as_bytes(),
                 secrecy::ExposeSecret::expose_secret(token).as_bytes(),
             ) =>
         {
-            next.run(req).await
+            return next.run(req).await;
         }
-        Some(_) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid").into_response()
-        }
-        None => {
-            let mut r = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "this endpoint needs `Authorization: Bearer <token>` (rest.auth.token)",
-            )
-            .into_response();
-            r.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-            r
-        }
-    }
+        Some(_) => "the bearer token is not valid",
+        None => "this endpoint needs `Authorization: Bearer <token>` (rest.auth.token)",
+    };
+    // Every 401 names the scheme it wants (RFC 7235).
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, refusal).into_response();
+    r.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    r
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
