@@ -43,9 +43,11 @@ impl std::fmt::Display for Error {
                 write!(f, "connector `{connector}` has no task {task}")
             }
             Error::UnknownPlugin(name) => write!(f, "no plugin is named `{name}`"),
+            // Kafka Connect's words: this text is also what a connector
+            // whose stored config fails its checks shows as its trace.
             Error::InvalidConfig(lines) => write!(
                 f,
-                "the config does not pass its checks ({} problem(s)):\n{}",
+                "Connector configuration is invalid and contains the following {} error(s):\n{}\nYou can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
                 lines.len(),
                 lines.join("\n")
             ),
@@ -146,9 +148,10 @@ mod tests {
                 "validate crashed".into()
             ])
         );
-        assert_eq!(
-            e.to_string(),
-            "the config does not pass its checks (2 problem(s)):\n`file`: is required\nvalidate crashed"
+        // A stored config that fails its checks shows this as its trace.
+        assert!(
+            e.to_string().starts_with("Connector configuration is invalid and contains the following 2 error(s):\n`file`: is required\nvalidate crashed\n"),
+            "{e}"
         );
     }
 }

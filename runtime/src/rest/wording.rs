@@ -4,20 +4,8 @@
 //! only this file turns them into Kafka Connect's text.
 
 use super::ApiError;
-use crate::herder::{ConnectorState, Error};
+use crate::herder::Error;
 use axum::http::StatusCode;
-
-/// A state's name: `RUNNING`, `FAILED`, …
-pub fn state_name(state: &ConnectorState) -> &'static str {
-    match state {
-        ConnectorState::Unassigned => "UNASSIGNED",
-        ConnectorState::Running => "RUNNING",
-        ConnectorState::Paused => "PAUSED",
-        ConnectorState::Stopped => "STOPPED",
-        ConnectorState::Restarting => "RESTARTING",
-        ConnectorState::Failed(_) => "FAILED",
-    }
-}
 
 impl From<Error> for ApiError {
     /// Kafka Connect's status code and message for each kind of error.
@@ -41,14 +29,8 @@ impl From<Error> for ApiError {
             Error::UnknownPlugin(name) => {
                 (StatusCode::NOT_FOUND, format!("Unknown plugin {name}."))
             }
-            Error::InvalidConfig(lines) => (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "Connector configuration is invalid and contains the following {} error(s):\n{}\nYou can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
-                    lines.len(),
-                    lines.join("\n")
-                ),
-            ),
+            // Already Kafka Connect's words (a stored config's trace too).
+            e @ Error::InvalidConfig(_) => (StatusCode::BAD_REQUEST, e.to_string()),
             Error::NotStopped(name) => (
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -77,6 +59,7 @@ impl From<Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::herder::ConnectorState;
 
     #[test]
     fn errors_read_as_kafka_connect_writes_them() {
@@ -120,7 +103,7 @@ mod tests {
             assert_eq!((e.status.as_u16(), e.message.as_str()), (code, message));
         }
         assert_eq!(
-            state_name(&ConnectorState::Failed("poll: crashed".into())),
+            ConnectorState::Failed("poll: crashed".into()).name(),
             "FAILED"
         );
     }
