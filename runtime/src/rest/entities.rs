@@ -1,7 +1,6 @@
 //! Kafka Connect's REST entities as JSON: ConnectorInfo,
 //! ConnectorStateInfo, ConfigKeyInfo, ConfigInfos, ConnectorOffsets.
 
-use super::wording::state_name;
 use crate::contract::{json_map_to_value, ConnectorKind, KeySpec, KeyType, PartitionOffset};
 use crate::herder::{ConnectorInfo, ConnectorState, ConnectorStatus, Validation};
 use serde_json::{json, Value};
@@ -25,7 +24,7 @@ pub fn info(i: &ConnectorInfo) -> Value {
 
 fn state(s: &ConnectorState, worker_id: &str) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
-    m.insert("state".into(), json!(state_name(s)));
+    m.insert("state".into(), json!(s.name()));
     m.insert("worker_id".into(), json!(worker_id));
     if let Some(t) = s.trace() {
         m.insert("trace".into(), json!(t));

@@ -1,7 +1,6 @@
 //! `GET /metrics`: the worker's counters in Prometheus' text format
 //! (version 0.0.4), per connector and task.
 
-use super::wording::state_name;
 use crate::herder::Herder;
 use crate::metrics::{Histogram, TaskMetrics, BATCH_RECORDS_BUCKETS, CALL_SECONDS_BUCKETS};
 use std::fmt::Write;
@@ -150,7 +149,7 @@ pub fn render(herder: &Herder, secrets: Option<&crate::secrets::SecretsManager>)
                     out,
                     "tributary_task_state{{connector=\"{}\",task=\"{id}\",state=\"{st}\"}} {}",
                     label(&name),
-                    u8::from(state_name(s) == *st)
+                    u8::from(s.name() == *st)
                 );
             }
         }
@@ -159,7 +158,7 @@ pub fn render(herder: &Herder, secrets: Option<&crate::secrets::SecretsManager>)
                 connector_lines,
                 "tributary_connector_state{{connector=\"{}\",state=\"{st}\"}} {}",
                 label(&name),
-                u8::from(state_name(&status.connector) == st)
+                u8::from(status.connector.name() == st)
             );
         }
     }

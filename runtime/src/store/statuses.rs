@@ -23,6 +23,19 @@ pub enum ConnectorState {
 }
 
 impl ConnectorState {
+    /// Its name as Kafka Connect's `State` enum spells it (`RUNNING`,
+    /// `FAILED`, …): in the status topic and in REST answers alike.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnectorState::Unassigned => "UNASSIGNED",
+            ConnectorState::Running => "RUNNING",
+            ConnectorState::Paused => "PAUSED",
+            ConnectorState::Stopped => "STOPPED",
+            ConnectorState::Restarting => "RESTARTING",
+            ConnectorState::Failed(_) => "FAILED",
+        }
+    }
+
     /// Why it failed, when it did.
     pub fn trace(&self) -> Option<&str> {
         match self {
@@ -69,17 +82,8 @@ impl StatusKey {
 
 /// The status topic's record value.
 pub fn status_value(status: &StatusRecord) -> String {
-    // The status topic's names, as Kafka Connect's `State` enum spells them.
-    let state = match &status.state {
-        ConnectorState::Unassigned => "UNASSIGNED",
-        ConnectorState::Running => "RUNNING",
-        ConnectorState::Paused => "PAUSED",
-        ConnectorState::Stopped => "STOPPED",
-        ConnectorState::Restarting => "RESTARTING",
-        ConnectorState::Failed(_) => "FAILED",
-    };
     serde_json::json!({
-        "state": state,
+        "state": status.state.name(),
         "trace": status.state.trace(),
         "worker_id": status.worker_id,
         "generation": 0,
