@@ -2,6 +2,7 @@
 
 use crate::bindings::sink::exports::tributary::connector::sink_connector as wit;
 use crate::{Header, JsonMap, SinkBatch, SourceBatch};
+use tributary_layout as layout;
 
 /// A record as a test writes it, for [`sink_batch`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,7 +71,7 @@ pub fn values<'a>(topic: &str, values: impl IntoIterator<Item = &'a str>) -> Vec
 /// The batch the worker would hand `put` for `records`, laid out in the
 /// contract's columns.
 pub fn sink_batch(records: &[Record]) -> SinkBatch {
-    const ABSENT: u32 = u32::MAX;
+    use layout::ABSENT;
     let mut raw = wit::SinkBatch {
         topics: Vec::new(),
         topic: Vec::new(),
@@ -93,7 +94,8 @@ pub fn sink_batch(records: &[Record]) -> SinkBatch {
         raw.topic.push(topic as u32);
         raw.partition.push(r.partition);
         raw.offset.push(r.offset);
-        raw.timestamp.push(r.timestamp.unwrap_or(i64::MIN));
+        raw.timestamp
+            .push(r.timestamp.unwrap_or(layout::NO_TIMESTAMP));
         for bytes in [&r.key, &r.value] {
             raw.spans.push(raw.data.len() as u32);
             match bytes {
@@ -133,32 +135,48 @@ impl Polled {
     }
 }
 
-/// The records of a source batch, in order.
+/// The records of a source batch, in order. Panics, naming the rule, when
+/// the batch breaks a layout rule the worker checks (it would fail the task
+/// with that message): what a connector returns is read as the worker
+/// reads it.
 pub fn polled(batch: SourceBatch) -> Vec<Polled> {
     let raw = batch.into_wit();
-    let bytes = |at: usize| {
-        let (start, len) = (raw.spans[at] as usize, raw.spans[at + 1]);
-        (len != u32::MAX).then(|| raw.data[start..start + len as usize].to_vec())
-    };
+    let checked = layout::check_source_batch(layout::SourceColumns {
+        topics: raw.topics.len(),
+        partitions: raw.partitions.len(),
+        topic: &raw.topic,
+        partition: &raw.partition,
+        timestamp: &raw.timestamp,
+        payloads: layout::Payloads {
+            data: &raw.data,
+            spans: &raw.spans,
+            headers: raw.headers.len(),
+            header_records: &raw.header_records,
+        },
+        offset_records: raw.offsets.iter().map(|o| o.record),
+    });
+    if let Err(e) = checked {
+        panic!("the worker would refuse this source batch: {e}");
+    }
+    if let Some(i) = raw.topics.iter().position(String::is_empty) {
+        panic!("the worker would refuse this source batch: topic {i} is an empty name");
+    }
     (0..raw.topic.len())
-        .map(|i| Polled {
-            topic: raw.topics[raw.topic[i] as usize].clone(),
-            partition: raw.partitions[raw.partition[i] as usize].clone(),
-            key: bytes(4 * i),
-            value: bytes(4 * i + 2),
-            headers: raw
-                .headers
-                .iter()
-                .zip(&raw.header_records)
-                .filter(|(_, r)| **r as usize == i)
-                .map(|(h, _)| h.clone())
-                .collect(),
-            timestamp: Some(raw.timestamp[i]).filter(|t| *t != i64::MIN),
-            offset: raw
-                .offsets
-                .iter()
-                .find(|o| o.record as usize == i)
-                .map(|o| o.offset.clone()),
+        .map(|i| {
+            let [key, value] = layout::key_value(&raw.data, &raw.spans, i);
+            Polled {
+                topic: raw.topics[raw.topic[i] as usize].clone(),
+                partition: raw.partitions[raw.partition[i] as usize].clone(),
+                key: key.map(<[u8]>::to_vec),
+                value: value.map(<[u8]>::to_vec),
+                headers: raw.headers[layout::header_range(&raw.header_records, i)].to_vec(),
+                timestamp: Some(raw.timestamp[i]).filter(|t| *t != layout::NO_TIMESTAMP),
+                offset: raw
+                    .offsets
+                    .iter()
+                    .find(|o| o.record as usize == i)
+                    .map(|o| o.offset.clone()),
+            }
         })
         .collect()
 }
