@@ -24,7 +24,7 @@
 //! ```no_run
 //! use tributary::app::{App, Options};
 //! let app = App::load(&Options { worker: None, connectors: vec!["lines.yaml".into()], signals: false })?;
-//! let running = app.start()?;
+//! let mut running = app.start()?;
 //! let stop = running.stop_handle();
 //! // … `stop.stop()` from anywhere …
 //! let reason = running.wait();
