@@ -97,7 +97,7 @@ fn each_hostile_task_fails_alone_and_the_pipeline_keeps_moving() {
 fn a_host_side_panic_fails_its_task_and_rest_shows_it() {
     let site = Site::new(&["tributary_connector_file"]);
     site.write("data/in.txt", &numbered_lines(0, 10, 20));
-    let worker = site.worker_with_rest("listeners: http://127.0.0.1:0\n");
+    let worker = common::rest::rest_worker(&site, "");
     let src = site.write(
         "source.yaml",
         "name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: lines\n",
@@ -106,22 +106,10 @@ fn a_host_side_panic_fails_its_task_and_rest_shows_it() {
         "FAILPOINTS".to_owned(),
         "task-run=panic(injected host panic)".to_owned(),
     )];
-    let mut running = site.run_with_env(&worker, &[&src], &env);
-    running.wait_for("the REST API", Duration::from_secs(120), |log| {
-        log.contains("REST API listening on ")
-    });
-    let log = running.log();
-    let base = log
-        .lines()
-        .find_map(|l| l.split("REST API listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let status_url = format!("{base}/connectors/lines-in/status");
-    let client = reqwest::blocking::Client::new();
+    let api = common::rest::Api::listening(site.run_with_env(&worker, &[&src], &env));
     let start = std::time::Instant::now();
     let status = loop {
-        let status: serde_json::Value = client.get(&status_url).send().unwrap().json().unwrap();
+        let (_, status) = api.get("/connectors/lines-in/status");
         if status["tasks"][0]["state"] == "FAILED" {
             break status;
         }
@@ -134,8 +122,7 @@ fn a_host_side_panic_fails_its_task_and_rest_shows_it() {
     let trace = status["tasks"][0]["trace"].as_str().unwrap_or_default();
     assert!(trace.contains("panicked: injected host panic"), "{status}");
     // The worker itself is still up.
-    let root = client.get(&base).send().unwrap();
-    assert!(root.status().is_success());
-    let (code, log) = running.stop();
+    assert_eq!(api.get("/").0, 200);
+    let (code, log) = api.run.stop();
     assert_eq!(code, 0, "{log}");
 }

@@ -34,7 +34,7 @@ impl Api {
     }
 
     /// Waits for the REST API of a started worker.
-    fn listening(mut run: Running) -> Api {
+    pub fn listening(mut run: Running) -> Api {
         run.wait_for("the REST API", WAIT, |log| {
             log.contains("REST API listening on ")
         });
