@@ -461,9 +461,11 @@ fn objects_over_the_part_size_go_up_in_parts_and_read_back_by_range() {
     let mut stores = tributary::config::Stores::default();
     for line in moto.store_keys("big").lines() {
         let (k, v) = line.trim().split_once(": ").unwrap();
-        stores.set(k.strip_prefix("store.").unwrap(), v).unwrap();
+        stores
+            .set(k.strip_prefix("store.").unwrap(), &v.into())
+            .unwrap();
     }
-    stores.set("part.size.mb", "5").unwrap();
+    stores.set("part.size.mb", &"5".into()).unwrap();
     let stores = tributary::blob::Stores::open(&stores, |_| None).unwrap();
     let store = stores.get("default").unwrap();
     let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();

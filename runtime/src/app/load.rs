@@ -105,17 +105,22 @@ fn check_client_properties(
     let mut check = |file: &Path,
                      lines: &BTreeMap<String, usize>,
                      prefix: &str,
-                     props: &BTreeMap<String, String>| {
+                     props: &BTreeMap<String, String>,
+                     connector: Option<&ConnectorConfig>| {
         for (name, value) in props {
             if let Err(e) = check_property(name, value) {
                 let key = format!("{prefix}{name}");
+                // librdkafka's text quotes the value: one that came from a
+                // placeholder is replaced by the placeholder.
+                let e = connector.map_or(e.clone(), |c| c.resolved(&key, value).mask(&e));
                 problems.push(Problem::new(file, lines.get(&key).copied(), Some(&key), e));
             }
         }
     };
     if let Some(file) = worker_file {
-        check(file, &worker.property_lines, "producer.", &worker.producer);
-        check(file, &worker.property_lines, "consumer.", &worker.consumer);
+        let lines = &worker.property_lines;
+        check(file, lines, "producer.", &worker.producer, None);
+        check(file, lines, "consumer.", &worker.consumer, None);
     }
     for c in connectors {
         let (lines, runtime) = (&c.runtime.property_lines, &c.runtime);
@@ -124,12 +129,14 @@ fn check_client_properties(
             lines,
             "producer.override.",
             &runtime.producer_overrides,
+            Some(c),
         );
         check(
             &c.file,
             lines,
             "consumer.override.",
             &runtime.consumer_overrides,
+            Some(c),
         );
     }
 }

@@ -6,6 +6,7 @@
 //! `crate::sql`); the guest only ever sees the name. Passwords and URLs are
 //! kept as secrets: they never reach a log line, an error or the guest.
 
+use super::Resolved;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,17 +77,18 @@ pub struct Connections(pub BTreeMap<String, ConnectionSettings>);
 
 impl Connections {
     /// Takes one key (without `connection.`); an error says what is wrong.
-    pub fn set(&mut self, rest: &str, value: &str) -> Result<(), String> {
+    pub fn set(&mut self, rest: &str, value: &Resolved) -> Result<(), String> {
         let (name, field) = named_field("connection", rest, CONNECTION_FIELDS)?;
         let c = self
             .0
             .entry(name.to_owned())
             .or_insert_with(|| ConnectionSettings::new(name));
-        let v = value.trim();
+        let shown = value.trimmed();
+        let v = shown.expose();
         let number = |max: u64| -> Result<u64, String> {
             match v.parse::<u64>() {
                 Ok(n) if n >= 1 && n <= max => Ok(n),
-                _ => Err(format!("expects an integer from 1 to {max}, got {v:?}")),
+                _ => Err(format!("expects an integer from 1 to {max}, got {shown:?}")),
             }
         };
         match field {
@@ -94,18 +96,25 @@ impl Connections {
                 let scheme = v.split_once("://").map(|(s, _)| s).unwrap_or("");
                 if dialect_of_scheme(scheme).is_none() {
                     // The scheme alone: the rest may hold a password.
+                    let got = value.derive(format!(
+                        "one starting with {:?}",
+                        if scheme.is_empty() {
+                            "(no scheme)"
+                        } else {
+                            scheme
+                        }
+                    ));
                     return Err(format!(
-                        "expects a URL starting with postgres://, postgresql://, mysql://, mariadb:// or sqlite://, got one starting with {:?}",
-                        if scheme.is_empty() { "(no scheme)" } else { scheme }
+                        "expects a URL starting with postgres://, postgresql://, mysql://, mariadb:// or sqlite://, got {got}"
                     ));
                 }
                 c.url = Some(SecretString::from(v.to_owned()));
             }
             "user" => c.user = Some(v.to_owned()),
-            "password" => c.password = Some(SecretString::from(value.to_owned())),
+            "password" => c.password = Some(SecretString::from(value.expose().to_owned())),
             "dialect" => match dialect_of_scheme(v) {
                 Some(d) => c.dialect = Some(d.to_owned()),
-                None => return Err(format!("expects postgres, mysql or sqlite, got {v:?}")),
+                None => return Err(format!("expects postgres, mysql or sqlite, got {shown:?}")),
             },
             "host" => c.host = Some(v.to_owned()),
             "port" => c.port = Some(number(65535)? as u16),
@@ -116,7 +125,7 @@ impl Connections {
                 }
                 _ => {
                     return Err(format!(
-                        "expects disable, prefer, require, verify-ca or verify-full, got {v:?}"
+                        "expects disable, prefer, require, verify-ca or verify-full, got {shown:?}"
                     ))
                 }
             },
@@ -218,11 +227,11 @@ mod tests {
     #[test]
     fn default_and_named_connections() {
         let mut c = Connections::default();
-        c.set("url", "postgres://db:5432/app").unwrap();
-        c.set("password", "hunter2").unwrap();
-        c.set("audit.url", "mysql://db2/audit").unwrap();
-        c.set("audit.ssl.mode", "require").unwrap();
-        c.set("audit.pool.max.size", "2").unwrap();
+        c.set("url", &"postgres://db:5432/app".into()).unwrap();
+        c.set("password", &"hunter2".into()).unwrap();
+        c.set("audit.url", &"mysql://db2/audit".into()).unwrap();
+        c.set("audit.ssl.mode", &"require".into()).unwrap();
+        c.set("audit.pool.max.size", &"2".into()).unwrap();
         let d = &c.0["default"];
         assert_eq!(d.password.as_ref().unwrap().expose_secret(), "hunter2");
         assert_eq!(c.0["audit"].pool_max_size, 2);
@@ -236,59 +245,16 @@ mod tests {
     fn problems_name_the_field_but_never_the_url() {
         let mut c = Connections::default();
         let e = c
-            .set("url", "jdbc:postgresql://u:s3cret@db/app")
+            .set("url", &"jdbc:postgresql://u:s3cret@db/app".into())
             .unwrap_err();
         assert!(e.contains("postgres://"), "{e}");
         assert!(!e.contains("s3cret"), "{e}");
-        let e = c.set("pool.max", "3").unwrap_err();
+        let e = c.set("pool.max", &"3".into()).unwrap_err();
         assert!(e.contains("pool.max.size"), "{e}");
-        assert!(c.set("ssl.mode", "sometimes").is_err());
+        assert!(c.set("ssl.mode", &"sometimes".into()).is_err());
         let mut c = Connections::default();
-        c.set("user", "app").unwrap();
+        c.set("user", &"app".into()).unwrap();
         let p = c.check();
         assert_eq!(p[0].0, "connection.url");
-    }
-}
-
-/// How a `connection.*` value may be shown (REST output, listings): a
-/// password not at all, a URL without the password it may hold; `None`
-/// for every other key (shown as it is).
-pub fn redacted_connection_value(key: &str, value: &str) -> Option<String> {
-    let rest = key.strip_prefix("connection.")?;
-    let field = match rest.split_once('.') {
-        Some((_, f)) if CONNECTION_FIELDS.iter().any(|(n, _)| *n == f) => f,
-        _ => rest,
-    };
-    match field {
-        "password" => Some("[hidden]".into()),
-        "url" => {
-            // scheme://user:password@host… → scheme://user:[hidden]@host…
-            let (scheme, after) = value.split_once("://")?;
-            let (userinfo, host) = after.split_once('@')?;
-            let (user, _) = userinfo.split_once(':')?;
-            Some(format!("{scheme}://{user}:[hidden]@{host}"))
-        }
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod redaction_tests {
-    use super::redacted_connection_value as r;
-
-    #[test]
-    fn passwords_and_url_passwords_are_hidden() {
-        assert_eq!(r("connection.password", "pw").as_deref(), Some("[hidden]"));
-        assert_eq!(
-            r("connection.audit.password", "pw").as_deref(),
-            Some("[hidden]")
-        );
-        assert_eq!(
-            r("connection.url", "postgres://app:s3cret@db:5432/x").as_deref(),
-            Some("postgres://app:[hidden]@db:5432/x")
-        );
-        assert_eq!(r("connection.url", "postgres://db:5432/x"), None);
-        assert_eq!(r("connection.user", "app"), None);
-        assert_eq!(r("topic", "pw"), None);
     }
 }

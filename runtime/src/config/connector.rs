@@ -17,7 +17,7 @@ use super::keys::check_value;
 use super::runtime_keys::{RuntimeKeys, CONNECTOR_RUNTIME_KEYS};
 use super::worker::suggest;
 use super::yaml::{load_flat, Entry, Value};
-use super::{Problem, Problems, Providers};
+use super::{Problem, Problems, Providers, Resolved};
 use crate::contract::{ConfigIssue, ConnectorKind, Description, KeySpec, KeyType};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
@@ -145,7 +145,7 @@ struct Draft<'a> {
     config_line: Option<usize>,
     /// Each key under `config` (without the prefix) → its resolved value
     /// and line.
-    raw: BTreeMap<String, (String, usize)>,
+    raw: BTreeMap<String, (Resolved, usize)>,
     /// Keys whose value held a placeholder, as written.
     placeholders: BTreeMap<String, String>,
 }
@@ -223,7 +223,7 @@ impl<'a> Draft<'a> {
         if !super::placeholders(&value).unwrap_or_default().is_empty() {
             self.placeholders.insert(key.to_owned(), value.clone());
         }
-        match providers.resolve(&value) {
+        match Resolved::resolve(&value, providers) {
             Ok(v) => {
                 self.raw.insert(key.to_owned(), (v, line));
             }
@@ -244,8 +244,13 @@ impl<'a> Draft<'a> {
         };
         let version = self.raw.remove("connector.plugin.version").map(|(v, _)| v);
         catalog
-            .describe(&class, version.as_deref())
-            .map_err(|e| self.problem(Some(class_line), Some("connector.class"), e))
+            .describe(class.expose(), version.as_ref().map(Resolved::expose))
+            .map_err(|e| {
+                // The catalog's text names the class and version it was
+                // asked for: as written, when they came from placeholders.
+                let e = version.iter().fold(class.mask(&e), |e, v| v.mask(&e));
+                self.problem(Some(class_line), Some("connector.class"), e)
+            })
             .ok()
     }
 
@@ -291,7 +296,7 @@ impl<'a> Draft<'a> {
                 self.problem(self.config_line, Some(&spec.name), message);
                 continue;
             };
-            match check_value(spec, default) {
+            match check_value(spec, &Resolved::literal(default.as_str())) {
                 Ok(v) => {
                     if let Some(grant) = grant_for(spec, &v) {
                         plugin.grants.push(grant);
@@ -331,14 +336,25 @@ impl<'a> Draft<'a> {
         match catalog.validate(name, version, &plugin.config) {
             Ok(issues) => {
                 for issue in issues {
-                    self.problem(self.line_of(&issue.key), Some(&issue.key), issue.message);
+                    let message = self.masked(&issue.message);
+                    self.problem(self.line_of(&issue.key), Some(&issue.key), message);
                 }
             }
             Err(e) => {
-                let message = format!("the connector's validate failed: {e}");
+                let message = format!("the connector's validate failed: {}", self.masked(&e));
                 self.problem(self.config_line, None, message);
             }
         }
+    }
+
+    /// Text the connector wrote (its own checks) with every value that
+    /// came from a placeholder replaced by the placeholder: the guest
+    /// received the values, so its messages may quote any of them. Longer
+    /// values first, so one that holds another is replaced whole.
+    fn masked(&self, text: &str) -> String {
+        let mut values: Vec<&Resolved> = self.raw.values().map(|(v, _)| v).collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.expose().len()));
+        values.into_iter().fold(text.to_owned(), |t, v| v.mask(&t))
     }
 }
 
@@ -422,6 +438,12 @@ impl ConnectorConfig {
         })
     }
 
+    /// `value`, what key `key` resolved to, shown as the key was written
+    /// when that held a placeholder: for checks outside this module.
+    pub fn resolved(&self, key: &str, value: &str) -> Resolved {
+        Resolved::new(value.to_owned(), self.placeholders.get(key).cloned())
+    }
+
     /// Whether any key of connection or store `name` (`kind`: `connection`
     /// or `store`) holds a placeholder.
     pub fn has_placeholders(&self, kind: &str, name: &str) -> bool {
@@ -439,7 +461,7 @@ impl ConnectorConfig {
         name: &str,
         providers: &Providers,
         force: bool,
-        mut set: impl FnMut(&str, &str) -> Result<(), String>,
+        mut set: impl FnMut(&str, &Resolved) -> Result<(), String>,
     ) -> Result<(), String> {
         for (key, raw) in &self.placeholders {
             if ConnectorConfig::owner(key, kind).is_none_or(|(n, _)| n != name) {
@@ -450,9 +472,7 @@ impl ConnectorConfig {
                     .refresh(raw)
                     .map_err(|e| format!("`{key}`: {e}"))?;
             }
-            let value = providers
-                .resolve(raw)
-                .map_err(|e| format!("`{key}`: {e}"))?;
+            let value = Resolved::resolve(raw, providers).map_err(|e| format!("`{key}`: {e}"))?;
             set(&key[kind.len() + 1..], &value).map_err(|e| format!("`{key}`: {e}"))?;
         }
         Ok(())
@@ -531,13 +551,19 @@ fn grant_for(spec: &KeySpec, value: &str) -> Option<Grant> {
 mod tests {
     use super::*;
     use crate::config::yaml::parse_flat;
+    use crate::config::RUNTIME_KEYS;
 
     struct OneSource;
     impl Catalog for OneSource {
-        fn describe(&self, class: &str, _version: Option<&str>) -> Result<Description, String> {
+        fn describe(&self, class: &str, version: Option<&str>) -> Result<Description, String> {
             if class != "file-source" {
                 return Err(format!(
                     "no plugin provides `{class}`; found: file-source 0.1.0"
+                ));
+            }
+            if let Some(v) = version.filter(|v| *v != "0.1.0") {
+                return Err(format!(
+                    "plugin `{class}` has no version {v}; found versions: 0.1.0"
                 ));
             }
             Ok(Description {
@@ -587,9 +613,11 @@ mod tests {
             Ok(config
                 .iter()
                 .filter(|(k, v)| k == "topic" && v.starts_with('_'))
-                .map(|(k, _)| ConfigIssue {
+                .map(|(k, v)| ConfigIssue {
                     key: k.clone(),
-                    message: "topics starting with _ are internal".into(),
+                    message: format!(
+                        "topic {v:?} starts with _: topics starting with _ are internal"
+                    ),
                 })
                 .collect())
         }
@@ -703,7 +731,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.0[0].to_string(),
-            "c.yaml:5: `topic`: topics starting with _ are internal"
+            "c.yaml:5: `topic`: topic \"_internal\" starts with _: topics starting with _ are internal"
         );
     }
 
@@ -711,6 +739,113 @@ mod tests {
     fn secrets_do_not_leak_into_problems() {
         let err = load("name: x\nconfig:\n  connector.class: file-source\n  token: ${env:TRIBUTARY_NOT_SET_EITHER}\n").unwrap_err();
         assert!(err.to_string().contains("TRIBUTARY_NOT_SET_EITHER"));
+    }
+
+    /// A value that `key` refuses when written as it is, holding `marker`:
+    /// the first of a few candidates that gives a problem for `key`.
+    /// `None`: the key takes any text.
+    fn refused(key: &str, marker: &str, dir: &Path) -> Option<String> {
+        let candidates = [
+            // Not a number, a boolean, a URL, a regular expression, a
+            // plugin or a version.
+            format!("x-{marker}("),
+            // A file in a directory that does not exist.
+            dir.join(marker).join("x").display().to_string(),
+        ];
+        candidates.into_iter().find(|bad| {
+            let text = with_key(dir, key, &format!("{bad:?}"));
+            load(&text).is_err_and(|p| p.0.iter().any(|p| is_about(p, key)))
+        })
+    }
+
+    /// Whether `problem` is about the value of `key` (`OneSource` is a
+    /// source: any `topics` is refused for that; the plugin's choice is
+    /// reported under `connector.class`).
+    fn is_about(problem: &Problem, key: &str) -> bool {
+        let key = match key {
+            "connector.plugin.version" => "connector.class",
+            k => k,
+        };
+        problem.key.as_deref() == Some(key)
+            && problem.message != "only sink connectors consume topics"
+    }
+
+    /// A file-source config (valid but for `key`) with `key: value`.
+    fn with_key(dir: &Path, key: &str, value: &str) -> String {
+        let mut keys = BTreeMap::from([
+            ("connector.class", "file-source".to_owned()),
+            (
+                "file",
+                format!("{:?}", dir.join("in.txt").display().to_string()),
+            ),
+            ("topic", "t".to_owned()),
+        ]);
+        keys.insert(key, value.to_owned());
+        let lines: Vec<String> = keys.iter().map(|(k, v)| format!("  {k}: {v}")).collect();
+        format!("name: x\nconfig:\n{}\n", lines.join("\n"))
+    }
+
+    #[test]
+    fn a_refused_value_from_a_placeholder_is_named_by_the_placeholder_for_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin_keys = OneSource.describe("file-source", None).unwrap().keys;
+        let keys = RUNTIME_KEYS
+            .iter()
+            .map(|k| k.name.to_owned())
+            .chain(plugin_keys.iter().map(|k| k.name.clone()));
+        let mut takes_any = Vec::new();
+        for key in keys {
+            let marker = format!("marker{}", key.replace('.', "-"));
+            let Some(bad) = refused(&key, &marker, dir.path()) else {
+                takes_any.push(key);
+                continue;
+            };
+            let var = format!(
+                "TRIBUTARY_CONNECTOR_TEST_{}",
+                key.replace('.', "_").to_uppercase()
+            );
+            std::env::set_var(&var, &bad);
+            let placeholder = format!("${{env:{var}}}");
+            let problems = load(&with_key(dir.path(), &key, &placeholder)).unwrap_err();
+            let text = problems.to_string();
+            assert!(!text.contains(&marker), "`{key}`: {text}");
+            let own = problems.0.iter().find(|p| is_about(p, &key));
+            let own = own.unwrap_or_else(|| panic!("`{key}` from a placeholder is taken: {text}"));
+            let secret = plugin_keys.iter().any(|k| k.name == key && k.secret);
+            assert!(
+                secret || own.message.contains(&placeholder),
+                "`{key}`: {own} does not name {placeholder}"
+            );
+        }
+        assert_eq!(
+            takes_any,
+            [
+                "topics",
+                "errors.deadletterqueue.topic.name",
+                "connection.user",
+                "connection.password",
+                "store.bucket",
+                "store.region",
+                "store.access.key.id",
+                "store.secret.access.key",
+                "topic",
+                "token",
+            ],
+            "every other key refuses a value"
+        );
+    }
+
+    #[test]
+    fn the_connectors_own_messages_name_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("TRIBUTARY_CONNECTOR_TEST_TOPIC", "_marker-own-message");
+        let text = with_key(dir.path(), "topic", "${env:TRIBUTARY_CONNECTOR_TEST_TOPIC}");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(!err.contains("marker-own-message"), "{err}");
+        assert!(
+            err.contains("`topic`: topic \"${env:TRIBUTARY_CONNECTOR_TEST_TOPIC}\" starts with _"),
+            "{err}"
+        );
     }
 
     /// A provider whose values the test changes, like a rotated secret.

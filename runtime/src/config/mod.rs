@@ -3,28 +3,29 @@
 //!
 //! Every problem names the file, the line and the key, and all problems are
 //! collected before anything starts: a user fixes a config in one pass, not
-//! one error per run. Values of secret keys never appear in a problem.
+//! one error per run. Values of secret keys never appear in a problem, and a
+//! value that came from a placeholder appears as the placeholder
+//! ([`Resolved`]).
 
 mod connection;
 mod connector;
 mod keys;
 mod placeholders;
 mod problem;
+mod resolved;
 mod runtime_keys;
 mod store;
 mod worker;
 pub mod yaml;
 
-pub use connection::{
-    dialect_of_scheme, redacted_connection_value, ConnectionSettings, Connections,
-    CONNECTION_FIELDS,
-};
+pub use connection::{dialect_of_scheme, ConnectionSettings, Connections, CONNECTION_FIELDS};
 pub use connector::{Catalog, ConnectorConfig, Grant};
 pub use keys::absolute;
 pub use placeholders::{
     placeholders, ConfigProvider, EnvProvider, Placeholder, ProviderError, Providers,
 };
 pub use problem::{Problem, Problems};
+pub use resolved::{is_worker_secret, shown_config_value, Resolved, HIDDEN};
 pub use runtime_keys::{
     Apply, ErrorSettings, RuntimeKey, RuntimeKeys, CONNECTOR_RUNTIME_KEYS, RUNTIME_KEYS,
 };

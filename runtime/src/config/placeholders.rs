@@ -98,6 +98,12 @@ pub fn placeholders(text: &str) -> Result<Vec<Placeholder<'_>>, String> {
     Ok(found)
 }
 
+/// The part of `text` written literally: `text` without its placeholders.
+/// An unclosed one is an error naming it.
+pub fn literal_part(text: &str) -> Result<String, String> {
+    scan::<String>(text, |_| Ok(String::new()))
+}
+
 /// Walks `text`, handing each placeholder to `each` and gluing the text
 /// around them to what it returns.
 fn scan<'a, E: From<String>>(

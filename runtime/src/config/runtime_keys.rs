@@ -12,6 +12,7 @@
 
 use super::connection::Connections;
 use super::store::Stores;
+use super::Resolved;
 use crate::contract::KeyType;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -73,8 +74,9 @@ pub enum Apply {
     /// Chooses the plugin; read before every other key.
     ChoosesPlugin,
     /// Sets worker-owned settings of the connector; an error says what is
-    /// wrong with the value.
-    Sets(fn(&mut RuntimeKeys, &str) -> Result<(), String>),
+    /// wrong with the value (shown as written when it came from a
+    /// placeholder).
+    Sets(fn(&mut RuntimeKeys, &Resolved) -> Result<(), String>),
     /// A field of the `default` database connection (every `connection.*`
     /// key goes to [`Connections::set`]).
     Connection,
@@ -148,6 +150,7 @@ pub const RUNTIME_KEYS: &[RuntimeKey] = {
             "Sink connectors: comma-separated topics to consume.",
             Sets(|r, v| {
                 r.topics = v
+                    .expose()
                     .split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
@@ -162,7 +165,10 @@ pub const RUNTIME_KEYS: &[RuntimeKey] = {
             None,
             "Sink connectors: a regular expression of topics to consume, instead of `topics`.",
             Sets(|r, v| {
-                r.topics_regex = Some(v.to_owned());
+                crate::kafka::check_topic_pattern(v.expose()).map_err(|e| {
+                    format!("expects a regular expression of topics, got {v:?}: {}", v.mask(&e))
+                })?;
+                r.topics_regex = Some(v.expose().to_owned());
                 Ok(())
             }),
         ),
@@ -181,9 +187,9 @@ pub const RUNTIME_KEYS: &[RuntimeKey] = {
             String,
             Some("none"),
             "`none` (default): a record that cannot be written or produced fails the task. `all`: it is skipped (logged, sent to the dead letter queue) and the task goes on.",
-            Sets(|r, v| match v.trim() {
+            Sets(|r, v| match v.expose().trim() {
                 "none" | "all" => {
-                    r.errors.tolerate_all = v.trim() == "all";
+                    r.errors.tolerate_all = v.expose().trim() == "all";
                     Ok(())
                 }
                 _ => Err(format!("expects `none` or `all`, got {v:?}")),
@@ -230,7 +236,7 @@ pub const RUNTIME_KEYS: &[RuntimeKey] = {
             Some(""),
             "Topic that receives records skipped under `errors.tolerance=all`, unchanged; empty (default): none.",
             Sets(|r, v| {
-                r.errors.dlq_topic = Some(v.trim().to_owned()).filter(|t| !t.is_empty());
+                r.errors.dlq_topic = Some(v.expose().trim().to_owned()).filter(|t| !t.is_empty());
                 Ok(())
             }),
         ),
@@ -334,7 +340,7 @@ impl RuntimeKeys {
         let mut runtime = RuntimeKeys::default();
         for k in RUNTIME_KEYS {
             if let (Some(default), Apply::Sets(set)) = (k.default, k.apply) {
-                set(&mut runtime, default).expect("the defaults are valid");
+                set(&mut runtime, &Resolved::literal(default)).expect("the defaults are valid");
             }
         }
         runtime
@@ -344,7 +350,12 @@ impl RuntimeKeys {
     /// is not the worker's, else whether its value was taken. The plugin's
     /// choice (`connector.class`, `connector.plugin.version`) is read
     /// before; here it is no key of the worker's.
-    pub fn apply(&mut self, key: &str, value: &str, line: usize) -> Option<Result<(), String>> {
+    pub fn apply(
+        &mut self,
+        key: &str,
+        value: &Resolved,
+        line: usize,
+    ) -> Option<Result<(), String>> {
         if key.starts_with("producer.override.") || key.starts_with("consumer.override.") {
             self.property_lines.insert(key.to_owned(), line);
         }
@@ -356,7 +367,7 @@ impl RuntimeKeys {
         }
         if let Some(prop) = key.strip_prefix("producer.override.") {
             self.producer_overrides
-                .insert(prop.to_owned(), value.to_owned());
+                .insert(prop.to_owned(), value.expose().to_owned());
             return Some(Ok(()));
         }
         if key == "consumer.override.max.poll.records" {
@@ -369,7 +380,7 @@ impl RuntimeKeys {
         }
         if let Some(prop) = key.strip_prefix("consumer.override.") {
             self.consumer_overrides
-                .insert(prop.to_owned(), value.to_owned());
+                .insert(prop.to_owned(), value.expose().to_owned());
             return Some(Ok(()));
         }
         match RUNTIME_KEYS.iter().find(|k| k.name == key)?.apply {
@@ -380,8 +391,8 @@ impl RuntimeKeys {
 }
 
 /// An integer of at least `min`.
-fn number(value: &str, min: i64) -> Result<i64, String> {
-    match value.trim().parse::<i64>() {
+fn number(value: &Resolved, min: i64) -> Result<i64, String> {
+    match value.expose().trim().parse::<i64>() {
         Ok(n) if n >= min => Ok(n),
         _ => Err(format!(
             "expects an integer of at least {min}, got {value:?}"
@@ -389,8 +400,8 @@ fn number(value: &str, min: i64) -> Result<i64, String> {
     }
 }
 
-fn boolean(value: &str) -> Result<bool, String> {
-    match value.trim() {
+fn boolean(value: &Resolved) -> Result<bool, String> {
+    match value.expose().trim() {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err(format!("expects true or false, got {value:?}")),
@@ -433,20 +444,23 @@ mod tests {
     #[test]
     fn each_key_applies_to_its_setting_and_names_what_it_expects() {
         let mut r = RuntimeKeys::defaults();
-        assert_eq!(r.apply("tasks.max", "5000", 3), Some(Ok(())));
+        assert_eq!(r.apply("tasks.max", &"5000".into(), 3), Some(Ok(())));
         assert_eq!(r.tasks_max, 1024, "capped");
-        assert_eq!(r.apply("errors.retry.timeout", "250", 4), Some(Ok(())));
+        assert_eq!(
+            r.apply("errors.retry.timeout", &"250".into(), 4),
+            Some(Ok(()))
+        );
         assert_eq!(r.errors.retry_timeout, Some(Duration::from_millis(250)));
         assert_eq!(
-            r.apply("errors.log.enable", "yes", 5),
+            r.apply("errors.log.enable", &"yes".into(), 5),
             Some(Err("expects true or false, got \"yes\"".into()))
         );
         assert_eq!(
-            r.apply("errors.tolerance", "some", 6),
+            r.apply("errors.tolerance", &"some".into(), 6),
             Some(Err("expects `none` or `all`, got \"some\"".into()))
         );
         assert_eq!(
-            r.apply("consumer.override.max.poll.records", "9", 7),
+            r.apply("consumer.override.max.poll.records", &"9".into(), 7),
             Some(Ok(()))
         );
         assert_eq!(r.sink_batch_max_records, Some(9));
@@ -454,7 +468,25 @@ mod tests {
             r.property_lines.get("consumer.override.max.poll.records"),
             Some(&7)
         );
-        assert_eq!(r.apply("connector.class", "file-source", 8), None);
-        assert_eq!(r.apply("tpoic", "t", 9), None);
+        assert_eq!(r.apply("connector.class", &"file-source".into(), 8), None);
+        assert_eq!(r.apply("tpoic", &"t".into(), 9), None);
+    }
+
+    #[test]
+    fn a_topic_pattern_is_compiled_when_the_config_is_checked() {
+        let mut r = RuntimeKeys::defaults();
+        assert_eq!(
+            r.apply("topics.regex", &"orders-[0-9]+".into(), 1),
+            Some(Ok(()))
+        );
+        assert_eq!(r.topics_regex.as_deref(), Some("orders-[0-9]+"));
+        let e = r
+            .apply("topics.regex", &"orders-(".into(), 2)
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            e.starts_with("expects a regular expression of topics, got \"orders-(\""),
+            "{e}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! the name and the bucket. The secret access key and session token are
 //! kept as secrets: they never reach a log line, an error or the guest.
 
+use super::Resolved;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 
@@ -63,13 +64,14 @@ pub struct Stores(pub BTreeMap<String, StoreSettings>);
 
 impl Stores {
     /// Takes one key (without `store.`); an error says what is wrong.
-    pub fn set(&mut self, rest: &str, value: &str) -> Result<(), String> {
+    pub fn set(&mut self, rest: &str, value: &Resolved) -> Result<(), String> {
         let (name, field) = super::connection::named_field("store", rest, STORE_FIELDS)?;
         let s = self
             .0
             .entry(name.to_owned())
             .or_insert_with(|| StoreSettings::new(name));
-        let v = value.trim();
+        let shown = value.trimmed();
+        let v = shown.expose();
         let text = || -> Result<String, String> {
             if v.is_empty() {
                 Err("expects a value, got an empty one".to_owned())
@@ -83,7 +85,7 @@ impl Stores {
             "endpoint" => {
                 if !(v.starts_with("http://") || v.starts_with("https://")) {
                     return Err(format!(
-                        "expects a URL starting with http:// or https://, got {v:?}"
+                        "expects a URL starting with http:// or https://, got {shown:?}"
                     ));
                 }
                 s.endpoint = Some(v.trim_end_matches('/').to_owned());
@@ -92,7 +94,7 @@ impl Stores {
                 s.path_style = match v {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(format!("expects true or false, got {v:?}")),
+                    _ => return Err(format!("expects true or false, got {shown:?}")),
                 }
             }
             "access.key.id" => s.access_key_id = Some(text()?),
@@ -101,7 +103,7 @@ impl Stores {
             "session.token" => s.session_token = Some(SecretString::from(v.to_owned())),
             "part.size.mb" => match v.parse::<usize>() {
                 Ok(n) if (5..=5120).contains(&n) => s.part_size = n << 20,
-                _ => return Err(format!("expects an integer from 5 to 5120, got {v:?}")),
+                _ => return Err(format!("expects an integer from 5 to 5120, got {shown:?}")),
             },
             _ => unreachable!("field checked above"),
         }
@@ -147,13 +149,13 @@ mod tests {
     #[test]
     fn default_and_named_stores() {
         let mut s = Stores::default();
-        s.set("bucket", "data").unwrap();
-        s.set("endpoint", "http://127.0.0.1:9000/").unwrap();
-        s.set("path.style", "true").unwrap();
-        s.set("access.key.id", "AKIDEXAMPLE").unwrap();
-        s.set("secret.access.key", "wJalrXUtnFEMI").unwrap();
-        s.set("archive.bucket", "old").unwrap();
-        s.set("archive.part.size.mb", "16").unwrap();
+        s.set("bucket", &"data".into()).unwrap();
+        s.set("endpoint", &"http://127.0.0.1:9000/".into()).unwrap();
+        s.set("path.style", &"true".into()).unwrap();
+        s.set("access.key.id", &"AKIDEXAMPLE".into()).unwrap();
+        s.set("secret.access.key", &"wJalrXUtnFEMI".into()).unwrap();
+        s.set("archive.bucket", &"old".into()).unwrap();
+        s.set("archive.part.size.mb", &"16".into()).unwrap();
         let d = &s.0["default"];
         assert_eq!(d.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(d.path_style);
@@ -169,12 +171,12 @@ mod tests {
     #[test]
     fn problems_name_the_key() {
         let mut s = Stores::default();
-        assert!(s.set("endpoint", "127.0.0.1:9000").is_err());
-        assert!(s.set("path.style", "yes").is_err());
-        let e = s.set("bucket.name", "x").unwrap_err();
+        assert!(s.set("endpoint", &"127.0.0.1:9000".into()).is_err());
+        assert!(s.set("path.style", &"yes".into()).is_err());
+        let e = s.set("bucket.name", &"x".into()).unwrap_err();
         assert!(e.contains("secret.access.key"), "{e}");
         let mut s = Stores::default();
-        s.set("secret.access.key", "hunter2").unwrap();
+        s.set("secret.access.key", &"hunter2".into()).unwrap();
         let p = s.check();
         assert_eq!(p[0].0, "store.bucket");
         assert_eq!(p[1].0, "store.access.key.id");

@@ -2,7 +2,7 @@
 
 use super::keys::check_value;
 use super::yaml::{load_flat, Entry};
-use super::{Problem, Problems, Providers};
+use super::{Problem, Problems, Providers, Resolved};
 use crate::contract::{KeySpec, KeyType};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
@@ -180,7 +180,7 @@ impl WorkerConfig {
             let raw = match entry
                 .value
                 .to_config_string()
-                .map(|s| providers.resolve(&s))
+                .map(|s| Resolved::resolve(&s, providers))
             {
                 None => continue,
                 Some(Ok(v)) => v,
@@ -191,10 +191,10 @@ impl WorkerConfig {
             };
             if let Some(prop) = entry.key.strip_prefix("producer.") {
                 property_lines.insert(entry.key.clone(), entry.line);
-                producer.insert(prop.to_owned(), raw);
+                producer.insert(prop.to_owned(), raw.expose().to_owned());
             } else if let Some(prop) = entry.key.strip_prefix("consumer.") {
                 property_lines.insert(entry.key.clone(), entry.line);
-                consumer.insert(prop.to_owned(), raw);
+                consumer.insert(prop.to_owned(), raw.expose().to_owned());
             } else if let Some(spec) = specs.iter().find(|s| s.name == entry.key) {
                 match check_value(spec, &raw) {
                     Ok(v) => {

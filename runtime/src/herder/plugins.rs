@@ -2,7 +2,7 @@
 //! without creating anything (`PUT /connector-plugins/{plugin}/config/validate`).
 
 use super::errors::{Error, Result};
-use super::{Herder, HIDDEN};
+use super::Herder;
 use crate::config::{ConnectorConfig, Problems};
 use crate::contract::{Description, KeySpec};
 use crate::worker::Worker;
@@ -88,13 +88,7 @@ impl Herder {
         let description = description.1;
         let mut keys: Vec<KeyValidation> = Vec::new();
         let secret = |k: &str| description.keys.iter().any(|s| s.name == k && s.secret);
-        let shown = |k: &str, v: &String| {
-            if secret(k) && !v.contains("${") {
-                HIDDEN.to_owned()
-            } else {
-                v.clone()
-            }
-        };
+        let shown = |k: &str, v: &String| crate::config::shown_config_value(k, v, secret(k));
         for spec in &description.keys {
             keys.push(KeyValidation {
                 spec: Some(spec.clone()),

@@ -8,14 +8,14 @@ use crate::store::{ConnectorState, StatusKey, StatusRecord, TargetState};
 use crate::worker::TaskState;
 use std::collections::BTreeMap;
 
-/// Shown instead of a secret key's literal value.
-pub const HIDDEN: &str = "[hidden]";
+pub use crate::config::HIDDEN;
 
 /// A connector's identity, config and tasks (Kafka Connect's ConnectorInfo).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConnectorInfo {
     pub name: String,
-    /// As submitted, with `name`; secret keys' literal values hidden.
+    /// As submitted, with `name`; secret values hidden
+    /// ([`crate::config::shown_config_value`]).
     pub config: BTreeMap<String, String>,
     pub tasks: Vec<u32>,
     pub kind: Option<ConnectorKind>,
@@ -50,11 +50,14 @@ impl Herder {
         let described = match &m.config {
             Ok(c) => Some(c.description.clone()),
             Err(_) => m.raw.get("connector.class").and_then(|class| {
-                let version = m.raw.get("connector.plugin.version");
+                // Written as placeholders, they are looked up by their
+                // values (which are not shown).
+                let resolve = |v: &String| self.providers.resolve(v).ok();
+                let version = m.raw.get("connector.plugin.version").map(resolve);
                 crate::config::Catalog::describe(
                     self.registry.as_ref(),
-                    class,
-                    version.map(String::as_str),
+                    &resolve(class)?,
+                    version.flatten().as_deref(),
                 )
                 .ok()
             }),
@@ -69,14 +72,7 @@ impl Herder {
             .raw
             .iter()
             .map(|(k, v)| {
-                let shown = if v.contains("${") {
-                    v.clone()
-                } else if secret.contains(&k.as_str()) {
-                    HIDDEN.to_owned()
-                } else {
-                    // Worker-owned secrets: database passwords and URLs.
-                    crate::config::redacted_connection_value(k, v).unwrap_or_else(|| v.clone())
-                };
+                let shown = crate::config::shown_config_value(k, v, secret.contains(&k.as_str()));
                 (k.clone(), shown)
             })
             .collect();
@@ -84,8 +80,9 @@ impl Herder {
         out
     }
 
-    /// A connector's config as submitted, with `name`; secret keys given
-    /// as literal values are hidden (placeholders show as written).
+    /// A connector's config as submitted, with `name`; secret values are
+    /// hidden, placeholders show as written
+    /// ([`crate::config::shown_config_value`]).
     pub fn config(&self, name: &str) -> Result<BTreeMap<String, String>> {
         let state = self.lock();
         let m = state.get(name).ok_or_else(|| not_found(name))?;

@@ -12,6 +12,30 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// What a sink subscribes to for `topics.regex` `regex`: librdkafka treats
+/// a topic starting with `^` as a pattern, so the pattern is anchored.
+fn pattern_subscription(regex: &str) -> String {
+    if regex.starts_with('^') {
+        regex.to_owned()
+    } else {
+        format!("^{regex}")
+    }
+}
+
+/// Checks a sink's `topics.regex` as librdkafka's subscribe does when a
+/// task starts (it compiles the pattern); no broker is contacted.
+pub fn check_topic_pattern(regex: &str) -> Result<(), String> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("group.id", "tributary-topic-pattern-check")
+        .set("log_level", "0")
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer to check it: {e}"))?;
+    let subscription = pattern_subscription(regex);
+    consumer
+        .subscribe(&[subscription.as_str()])
+        .map_err(|e| format!("librdkafka refuses it: {e}"))
+}
+
 /// A Kafka topic and partition.
 pub type TopicPartition = (String, i32);
 
@@ -106,12 +130,7 @@ impl RecordConsumer {
             .create()
             .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
         let subscription: Vec<String> = match regex {
-            // librdkafka treats a topic starting with `^` as a pattern.
-            Some(r) => vec![if r.starts_with('^') {
-                r.to_owned()
-            } else {
-                format!("^{r}")
-            }],
+            Some(r) => vec![pattern_subscription(r)],
             None => topics.to_vec(),
         };
         let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();

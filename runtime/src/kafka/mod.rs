@@ -21,7 +21,10 @@ mod sync_producer;
 
 pub use cluster::KafkaCluster;
 pub use config_topic::{ConfigTopicSettings, ConfigTopicStore};
-pub use consumer::{group_offsets, set_group_offsets, BatchLimits, RecordConsumer, TopicPartition};
+pub use consumer::{
+    check_topic_pattern, group_offsets, set_group_offsets, BatchLimits, RecordConsumer,
+    TopicPartition,
+};
 pub use embedded::EmbeddedKafka;
 pub use offset_topic::{OffsetTopicSettings, OffsetTopicStore};
 pub use producer::{Ack, FailedDelivery, RecordProducer};

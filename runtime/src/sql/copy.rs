@@ -222,7 +222,7 @@ mod tests {
 
     fn postgres() -> Database {
         let mut c = Connections::default();
-        c.set("url", "postgres://postgres@127.0.0.1:5432/test")
+        c.set("url", &"postgres://postgres@127.0.0.1:5432/test".into())
             .unwrap();
         Database::open(&c.0["default"], None).unwrap()
     }

@@ -204,7 +204,8 @@ impl Worker {
     }
 
     /// librdkafka's objections to a connector's `producer.override.*` and
-    /// `consumer.override.*` properties, as (key, message).
+    /// `consumer.override.*` properties, as (key, message); a value that
+    /// came from a placeholder is named by the placeholder.
     pub fn check_overrides(connector: &ConnectorConfig) -> Vec<(String, String)> {
         let r = &connector.runtime;
         let producer = r
@@ -218,9 +219,12 @@ impl Worker {
         producer
             .chain(consumer)
             .filter_map(|(prefix, k, v)| {
-                check_property(k, v)
-                    .err()
-                    .map(|e| (format!("{prefix}{k}"), e))
+                let key = format!("{prefix}{k}");
+                // librdkafka's text quotes the value: a value that came
+                // from a placeholder is replaced by the placeholder here,
+                // where it becomes a problem.
+                let value = connector.resolved(&key, v);
+                check_property(k, v).err().map(|e| (key, value.mask(&e)))
             })
             .collect()
     }

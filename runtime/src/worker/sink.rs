@@ -63,7 +63,12 @@ pub(super) fn run(
         Ok(c) => c,
         Err(e) => {
             instance.close();
-            return Err(e);
+            // The text names the subscription: a pattern that came from a
+            // placeholder is shown as the placeholder.
+            let regex = connector.runtime.topics_regex.as_deref();
+            return Err(regex.map_or(e.clone(), |r| {
+                connector.resolved("topics.regex", r).mask(&e)
+            }));
         }
     };
     tracing::info!(group = %group, "sink task running");
