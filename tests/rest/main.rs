@@ -18,6 +18,7 @@ mod kafka_stores;
 mod lifecycle;
 mod metrics;
 mod offsets;
+mod placeholders;
 mod plugins;
 mod routes;
 mod tasks;
