@@ -19,5 +19,6 @@ mod lifecycle;
 mod metrics;
 mod offsets;
 mod plugins;
+mod reach;
 mod routes;
 mod tasks;

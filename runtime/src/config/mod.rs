@@ -10,6 +10,7 @@ mod connector;
 mod keys;
 mod placeholders;
 mod problem;
+mod reach;
 mod runtime_keys;
 mod store;
 mod worker;
@@ -25,6 +26,7 @@ pub use placeholders::{
     placeholders, ConfigProvider, EnvProvider, Placeholder, ProviderError, Providers,
 };
 pub use problem::{Problem, Problems};
+pub use reach::{resolve as resolve_path, AllowedPaths, OverridePolicy, Reach, FILE_ALLOWED_PATHS};
 pub use runtime_keys::{
     Apply, ErrorSettings, RuntimeKey, RuntimeKeys, CONNECTOR_RUNTIME_KEYS, RUNTIME_KEYS,
 };
