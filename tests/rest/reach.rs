@@ -71,7 +71,9 @@ fn file_connectors_created_over_rest_reach_only_the_allowed_paths() {
             .any(|e| e.contains("`file.allowed.paths`")),
         "{v}"
     );
-    assert!(api.names("reach-").is_empty());
+    for name in ["reach-shadow", "reach-escape", "reach-linked"] {
+        assert_eq!(api.get(&format!("/connectors/{name}")).0, 404, "{name}");
+    }
     // Inside: created and running.
     site.write("reach/in.txt", &numbered_lines(0, 3, 10));
     let (code, body) = create("reach-inside", source(site, "reach/in.txt", "reach"));

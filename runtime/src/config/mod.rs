@@ -26,7 +26,7 @@ pub use placeholders::{
     placeholders, ConfigProvider, EnvProvider, Placeholder, ProviderError, Providers,
 };
 pub use problem::{Problem, Problems};
-pub use reach::{resolve as resolve_path, AllowedPaths, OverridePolicy, Reach, FILE_ALLOWED_PATHS};
+pub use reach::{AllowedPaths, OverridePolicy, Reach, FILE_ALLOWED_PATHS};
 pub use runtime_keys::{
     Apply, ErrorSettings, RuntimeKey, RuntimeKeys, CONNECTOR_RUNTIME_KEYS, RUNTIME_KEYS,
 };
