@@ -189,11 +189,7 @@ fn limits_refuse_more_connectors_and_tasks_and_files_given_at_start_are_trusted(
     );
     let mut ca = inside(1);
     ca["consumer.override.ssl.ca.location"] = json!(site.path("data/ca.pem"));
-    assert_error(
-        &create("b", ca),
-        400,
-        "`consumer.override.ssl.ca.location`",
-    );
+    assert_error(&create("b", ca), 400, "`consumer.override.ssl.ca.location`");
     // trusted (1 task) and a (1 task): one more task fits, two do not.
     assert_error(
         &create("b", inside(2)),

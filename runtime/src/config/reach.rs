@@ -177,7 +177,9 @@ fn never_overridden(property: &str) -> Option<&'static str> {
 
 /// Whether a librdkafka property names a file on the worker's host.
 fn names_host_file(property: &str) -> bool {
-    property.ends_with(".location") || property.ends_with(".file") || property == "sasl.kerberos.keytab"
+    property.ends_with(".location")
+        || property.ends_with(".file")
+        || property == "sasl.kerberos.keytab"
 }
 
 /// The limits on what a connector created over REST reaches.
@@ -317,7 +319,11 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     let decoded = percent_decode(db);
-    Some(PathBuf::from(if decoded.is_empty() { "." } else { &decoded }))
+    Some(PathBuf::from(if decoded.is_empty() {
+        "."
+    } else {
+        &decoded
+    }))
 }
 
 /// `%XX` escapes decoded, as SQLite URLs allow them.
@@ -433,8 +439,14 @@ mod tests {
                 ("topics".to_owned(), "t".to_owned()),
             ])
             .collect();
-        let c = ConnectorConfig::from_map(Path::new("config"), "c", &config, &reach.providers, &OneSink)
-            .unwrap();
+        let c = ConnectorConfig::from_map(
+            Path::new("config"),
+            "c",
+            &config,
+            &reach.providers,
+            &OneSink,
+        )
+        .unwrap();
         reach.check(&c).into_iter().collect()
     }
 
@@ -450,7 +462,10 @@ mod tests {
         ));
         let inside = [
             ("file", at("allowed/out.txt")),
-            ("connection.url", format!("sqlite://{}?mode=rwc", at("allowed/db.sqlite"))),
+            (
+                "connection.url",
+                format!("sqlite://{}?mode=rwc", at("allowed/db.sqlite")),
+            ),
             ("connection.mem.url", "sqlite://:memory:".to_owned()),
             ("producer.override.linger.ms", "5".to_owned()),
             ("consumer.override.ssl.ca.location", at("allowed/ca.pem")),
@@ -460,12 +475,18 @@ mod tests {
             &all,
             &[
                 ("file", at("out.txt")),
-                ("connection.url", format!("sqlite://{}", at("allowed/../db.sqlite"))),
+                (
+                    "connection.url",
+                    format!("sqlite://{}", at("allowed/../db.sqlite")),
+                ),
                 ("connection.other.dialect", "sqlite".to_owned()),
                 ("connection.other.database", at("other.db")),
                 ("consumer.override.ssl.ca.location", at("ca.pem")),
                 ("producer.override.plugin.library.paths", at("allowed/x.so")),
-                ("producer.override.sasl.kerberos.kinit.cmd", "touch /tmp/x".to_owned()),
+                (
+                    "producer.override.sasl.kerberos.kinit.cmd",
+                    "touch /tmp/x".to_owned(),
+                ),
             ],
         );
         assert_eq!(
@@ -480,12 +501,17 @@ mod tests {
             ],
             "{outside:?}"
         );
-        assert!(outside["connection.url"].starts_with("the SQLite file "), "{outside:?}");
+        assert!(
+            outside["connection.url"].starts_with("the SQLite file "),
+            "{outside:?}"
+        );
         assert!(
             outside.values().all(|m| !m.contains("mode=")),
             "the URL itself is not shown: {outside:?}"
         );
-        assert!(outside["producer.override.plugin.library.paths"].contains("loads shared libraries"));
+        assert!(
+            outside["producer.override.plugin.library.paths"].contains("loads shared libraries")
+        );
 
         let principal = reach("connector.client.config.override.policy: Principal\n");
         let got = refused(
@@ -564,8 +590,12 @@ mod tests {
                 && none.contains("`All`"),
             "{none}"
         );
-        assert!(OverridePolicy::Principal.refuses("sasl.mechanism").is_none());
-        assert!(OverridePolicy::Principal.refuses("security.protocol").is_none());
+        assert!(OverridePolicy::Principal
+            .refuses("sasl.mechanism")
+            .is_none());
+        assert!(OverridePolicy::Principal
+            .refuses("security.protocol")
+            .is_none());
         assert!(OverridePolicy::Principal.refuses("linger.ms").is_some());
         assert!(OverridePolicy::All.refuses("linger.ms").is_none());
         for p in [
@@ -588,7 +618,8 @@ mod tests {
         assert_eq!(allowed.resolve("TRIBUTARY_REACH_TEST_OK").unwrap(), "fine");
         let e = allowed.resolve("TRIBUTARY_REACH_TEST_SECRET").unwrap_err();
         assert!(
-            e.message().contains("`config.providers.env.allowlist.pattern`")
+            e.message()
+                .contains("`config.providers.env.allowlist.pattern`")
                 && !e.message().contains("hidden-value"),
             "{e}"
         );

@@ -125,9 +125,8 @@ impl Sandbox {
             } else {
                 FsPerms::ReadOnly
             };
-            wasi.preopened_dir(&host, &guest, perms).map_err(|e| {
-                anyhow::anyhow!("cannot grant directory {}: {e}", host.display())
-            })?;
+            wasi.preopened_dir(&host, &guest, perms)
+                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", host.display()))?;
         }
         let state = TaskState {
             wasi: wasi.build(),
@@ -567,7 +566,11 @@ mod tests {
             )]
         );
         // A link out of the allowed directory, or `..`, is refused.
-        for bad in [link.clone(), allowed_dir.join("../outside"), outside.clone()] {
+        for bad in [
+            link.clone(),
+            allowed_dir.join("../outside"),
+            outside.clone(),
+        ] {
             let e = preopens(&[grant(&bad)], Some(&allowed))
                 .unwrap_err()
                 .to_string();
