@@ -162,9 +162,13 @@ pub fn running(s: &Value) -> bool {
             .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == "RUNNING"))
 }
 
-/// A worker config with the REST API on a free port, plus `extra` lines.
+/// A worker config with the REST API on a free port, whose connectors
+/// created over REST may be granted the site's files, plus `extra` lines.
 pub fn rest_worker(site: &Site, extra: &str) -> PathBuf {
-    site.worker_with_rest(&format!("listeners: http://127.0.0.1:0\n{extra}"))
+    site.worker_with_rest(&format!(
+        "listeners: http://127.0.0.1:0\nfile.allowed.paths: {}\n{extra}",
+        site.path(".").display()
+    ))
 }
 
 /// A `file-source` config reading `file` (relative to `site`) into `topic`.

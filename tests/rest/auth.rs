@@ -13,7 +13,10 @@ fn a_bearer_token_guards_every_endpoint_but_health_and_secrets_stay_hidden() {
     let var = "TRIBUTARY_REST_TEST_TOKEN";
     std::env::set_var(var, "s3cret-token-value");
     std::env::set_var("TRIBUTARY_REST_TEST_TOPIC", "resolved-topic-name");
-    let worker = rest_worker(&site, &format!("rest.auth.token: ${{env:{var}}}\n"));
+    let worker = rest_worker(
+        &site,
+        &format!("rest.auth.token: ${{env:{var}}}\nconfig.providers.env.allowlist.pattern: TRIBUTARY_REST_TEST_.*\n"),
+    );
     let mut api = Api::start(&site, &worker, &[]);
     assert_eq!(api.get("/health").0, 200, "health needs no token");
     assert_error(&api.get("/connectors"), 401, "Authorization: Bearer");

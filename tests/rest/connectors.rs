@@ -94,13 +94,13 @@ fn a_connector_is_created_read_changed_and_deleted() {
         "Connector crud-in already exists",
     );
     let yaml = format!(
-        "name: crud-out\nconfig:\n  connector.class: file-sink\n  file: {}\n  topics: crud\n  consumer:\n    override.fetch.min.bytes: 1\n",
+        "name: crud-out\nconfig:\n  connector.class: file-sink\n  file: {}\n  topics: crud\n  errors:\n    retry.timeout: 1000\n",
         site.path("crud/out.txt").display()
     );
     let (code, info) = api.raw("POST", "/connectors", "application/yaml", &yaml);
     assert_eq!(code, 201, "{info}");
     assert_eq!(
-        info["config"]["consumer.override.fetch.min.bytes"], "1",
+        info["config"]["errors.retry.timeout"], "1000",
         "nested YAML keys flatten"
     );
 

@@ -20,5 +20,6 @@ mod metrics;
 mod offsets;
 mod placeholders;
 mod plugins;
+mod reach;
 mod routes;
 mod tasks;

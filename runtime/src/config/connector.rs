@@ -63,6 +63,11 @@ pub struct ConnectorConfig {
     pub placeholders: BTreeMap<String, String>,
     /// Directories granted to the guest (from its file and dir keys).
     pub grants: Vec<Grant>,
+    /// A connector file given at start: the operator's, as trusted as the
+    /// worker config. A connector created over REST is held to the
+    /// worker's limits on what it reaches (`config::Reach`), and the host
+    /// checks its grants again when it opens them.
+    pub trusted: bool,
 }
 
 impl ConnectorConfig {
@@ -73,7 +78,11 @@ impl ConnectorConfig {
         catalog: &dyn Catalog,
     ) -> Result<ConnectorConfig, Problems> {
         let entries = load_flat(file)?;
-        ConnectorConfig::from_entries(file, entries, providers, catalog)
+        let config = ConnectorConfig::from_entries(file, entries, providers, catalog)?;
+        Ok(ConnectorConfig {
+            trusted: true,
+            ..config
+        })
     }
 
     /// Checks a connector given in Kafka Connect's REST form: a name and a
@@ -129,6 +138,7 @@ impl ConnectorConfig {
             secret_config: plugin.secrets,
             placeholders: draft.placeholders,
             grants: plugin.grants,
+            trusted: false,
         };
         draft.problems.into_result(config)
     }

@@ -12,6 +12,7 @@ mod connector;
 mod keys;
 mod placeholders;
 mod problem;
+mod reach;
 mod resolved;
 mod runtime_keys;
 mod store;
@@ -25,6 +26,7 @@ pub use placeholders::{
     placeholders, ConfigProvider, EnvProvider, Placeholder, ProviderError, Providers,
 };
 pub use problem::{Problem, Problems};
+pub use reach::{AllowedPaths, OverridePolicy, Reach, FILE_ALLOWED_PATHS};
 pub use resolved::{is_worker_secret, shown_config_value, Resolved, HIDDEN};
 pub use runtime_keys::{
     Apply, ErrorSettings, RuntimeKey, RuntimeKeys, CONNECTOR_RUNTIME_KEYS, RUNTIME_KEYS,

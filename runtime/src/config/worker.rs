@@ -1,6 +1,7 @@
 //! The worker's config file.
 
 use super::keys::check_value;
+use super::reach::{check_env_pattern, OverridePolicy};
 use super::yaml::{load_flat, Entry};
 use super::{Problem, Problems, Providers, Resolved};
 use crate::contract::{KeySpec, KeyType};
@@ -49,6 +50,19 @@ pub struct WorkerConfig {
     pub rest_token: Option<SecretString>,
     /// Directories the `file` config provider may read under.
     pub file_provider_paths: Vec<PathBuf>,
+    /// Directories a connector created over REST may be granted
+    /// (`file.allowed.paths`).
+    pub file_allowed_paths: Vec<PathBuf>,
+    /// The environment variables `${env:…}` of a connector created over
+    /// REST may read (a checked pattern); `None`: none.
+    pub env_allowlist: Option<String>,
+    /// The client overrides a connector created over REST may give.
+    pub override_policy: OverridePolicy,
+    /// Most connectors the worker runs; more are refused over REST.
+    pub connectors_max: usize,
+    /// Most tasks (the sum of every connector's `tasks.max`); a connector
+    /// over it is refused over REST.
+    pub tasks_max_total: usize,
     /// The `aws-secretsmanager` config provider's settings.
     pub secrets_manager: SecretsManagerSettings,
     /// Compacted topics for connector configs and statuses (with a
@@ -129,6 +143,11 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("config.storage.replication.factor", Integer, Some("-1"), "Replication factor of the config topic when the worker creates it; -1: the broker's default."),
         key("status.storage.topic", String, Some("tributary-status"), "Compacted topic that keeps connector and task statuses when bootstrap.servers is set."),
         key("status.storage.replication.factor", Integer, Some("-1"), "Replication factor of the status topic when the worker creates it; -1: the broker's default."),
+        key("file.allowed.paths", List, Some(""), "Directories whose files and subdirectories a connector created over REST may be granted (the `file` of file-source and file-sink, directory keys, a SQLite file, `*.location` client overrides), comma-separated; links and `..` are resolved before the check. Empty: none. Connector files given at start are not limited."),
+        key("config.providers.env.allowlist.pattern", String, Some(""), "Regular expression the whole name of an environment variable must match for a connector created over REST to read it with `${env:VAR}` (Kafka Connect's EnvVarConfigProvider setting). Empty: none. The worker config and connector files given at start read any."),
+        key("connector.client.config.override.policy", String, Some("None"), "Client overrides a connector created over REST may give: `None` (default): no `producer.override.*` or `consumer.override.*`; `Principal`: only security.protocol, sasl.mechanism(s), sasl.username, sasl.password; `All`: any (Kafka Connect's default). Properties that load code or run commands are refused whatever the policy, and `*.location` files must be under file.allowed.paths."),
+        key("connectors.max", Integer, Some("100"), "Most connectors the worker runs; creating one more over REST is refused. Connector files given at start count, and are never refused."),
+        key("tasks.max.total", Integer, Some("400"), "Most tasks of all connectors together, counted by their tasks.max; a connector over it is refused over REST."),
         key("config.providers.file.allowed.paths", List, Some(""), "Directories `${file:PATH:KEY}` placeholders may read under (comma-separated). Empty: the file provider reads nothing."),
         key("config.providers.aws-secretsmanager.region", String, Some(""), "Region of AWS Secrets Manager for `${aws-secretsmanager:SECRET[:KEY]}` placeholders. Empty: the default AWS chain's (AWS_REGION, profile), else us-east-1."),
         key("config.providers.aws-secretsmanager.endpoint", String, Some(""), "Endpoint of a Secrets Manager emulator (e.g. http://127.0.0.1:5000). Empty: AWS."),
@@ -227,6 +246,8 @@ impl WorkerConfig {
         let int = |name: &str| -> i64 { get(name).parse().unwrap_or(0) };
         let ms = |name: &str| Duration::from_millis(int(name).max(0) as u64);
         for name in [
+            "connectors.max",
+            "tasks.max.total",
             "task.memory.max.mb",
             "task.call.timeout.ms",
             "embedded.topic.partitions",
@@ -269,6 +290,25 @@ impl WorkerConfig {
                 ));
             }
         }
+        let policy = OverridePolicy::parse(&get("connector.client.config.override.policy"))
+            .unwrap_or_else(|e| {
+                let key = "connector.client.config.override.policy";
+                problems.push(Problem::new(file, lines.get(key).copied(), Some(key), e));
+                OverridePolicy::None
+            });
+        let env_pattern = get("config.providers.env.allowlist.pattern");
+        if let Err(e) = check_env_pattern(&env_pattern) {
+            let key = "config.providers.env.allowlist.pattern";
+            problems.push(Problem::new(file, lines.get(key).copied(), Some(key), e));
+        }
+        let paths = |name: &str| -> Vec<PathBuf> {
+            get(name)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        };
         let cache = get("plugin.cache.dir");
         let config = WorkerConfig {
             bootstrap_servers: Some(get("bootstrap.servers")).filter(|s| !s.trim().is_empty()),
@@ -318,6 +358,11 @@ impl WorkerConfig {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from)
                 .collect(),
+            file_allowed_paths: paths("file.allowed.paths"),
+            env_allowlist: Some(env_pattern).filter(|p| !p.is_empty()),
+            override_policy: policy,
+            connectors_max: int("connectors.max").max(1) as usize,
+            tasks_max_total: int("tasks.max.total").max(1) as usize,
             secrets_manager: SecretsManagerSettings {
                 region: Some(get("config.providers.aws-secretsmanager.region"))
                     .filter(|s| !s.trim().is_empty()),

@@ -10,21 +10,41 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 impl Herder {
-    /// Checks a config as submitted against its plugin and the worker.
+    /// Checks a config as submitted against its plugin and the worker; one
+    /// not `trusted` (not a connector file given at start) also against
+    /// what the worker lets a connector created over REST reach.
     pub(super) fn check(
         &self,
         name: &str,
         raw: &BTreeMap<String, String>,
+        trusted: bool,
     ) -> Result<ConnectorConfig> {
-        let config = ConnectorConfig::from_map(
+        let providers = if trusted {
+            &self.providers
+        } else {
+            &self.reach.providers
+        };
+        let mut config = ConnectorConfig::from_map(
             Path::new("config"),
             name,
             raw,
-            &self.providers,
+            providers,
             self.registry.as_ref(),
         )
         .map_err(|p| invalid(&p))?;
-        let overrides = Worker::check_overrides(&config);
+        config.trusted = trusted;
+        // Before librdkafka sees the overrides: setting some of them (a
+        // plugin library) is enough to load code.
+        let refused = if trusted {
+            Vec::new()
+        } else {
+            self.reach.check(&config)
+        };
+        let overrides = if refused.is_empty() {
+            Worker::check_overrides(&config)
+        } else {
+            refused
+        };
         if !overrides.is_empty() {
             let mut problems = Problems::default();
             for (k, m) in overrides {
@@ -38,6 +58,40 @@ impl Herder {
             return Err(invalid(&problems));
         }
         Ok(config)
+    }
+
+    /// Refuses a connector created or reconfigured over REST that would
+    /// take the worker past `connectors.max` or `tasks.max.total`. A change
+    /// that adds no connector and no task is never refused.
+    fn check_limits(&self, name: &str, config: &ConnectorConfig) -> Result<()> {
+        let worker = self.worker.config();
+        let state = self.lock();
+        let tasks_of = |m: &Managed| {
+            m.config
+                .as_ref()
+                .map_or(m.tasks.len(), |c| c.runtime.tasks_max as usize)
+        };
+        let before = state.get(name).map(tasks_of);
+        if before.is_none() && state.len() >= worker.connectors_max {
+            return Err(Error::BadRequest(format!(
+                "the worker runs {} connectors, as many as its `connectors.max` allows: delete one, or raise `connectors.max` in the worker config (one connector costs: docs/benchmarks.md)",
+                state.len()
+            )));
+        }
+        let others: usize = state
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .map(|(_, m)| tasks_of(m))
+            .sum();
+        let wanted = config.runtime.tasks_max as usize;
+        if others + wanted > worker.tasks_max_total && wanted > before.unwrap_or(0) {
+            return Err(Error::InvalidConfig(vec![format!(
+                "`tasks.max`: {wanted} tasks and the {others} of the other connectors make {}, more than the worker's `tasks.max.total` of {}: lower `tasks.max`, or raise `tasks.max.total` in the worker config",
+                others + wanted,
+                worker.tasks_max_total
+            )]));
+        }
+        Ok(())
     }
 
     /// Creates a connector; [`Error::ConnectorExists`] when the name is
@@ -54,7 +108,8 @@ impl Herder {
         if self.lock().contains_key(name) {
             return Err(Error::ConnectorExists(name.to_owned()));
         }
-        let config = self.check(name, &raw)?;
+        let config = self.check(name, &raw, false)?;
+        self.check_limits(name, &config)?;
         self.store
             .put(
                 name,
@@ -73,6 +128,7 @@ impl Herder {
                 tasks: Vec::new(),
                 failed: None,
                 origin: Origin::Rest,
+                trusted: false,
             },
         );
         tracing::info!(
@@ -95,7 +151,8 @@ impl Herder {
         raw.remove("name");
         let _one = self.change();
         let existing = self.lock().get(name).map(|m| (m.target, m.raw.clone()));
-        let config = self.check(name, &raw)?;
+        let config = self.check(name, &raw, false)?;
+        self.check_limits(name, &config)?;
         let target = existing.as_ref().map_or(TargetState::Running, |e| e.0);
         self.store
             .put(
@@ -120,6 +177,7 @@ impl Herder {
                 tasks: Vec::new(),
                 failed: None,
                 origin,
+                trusted: false,
             },
         );
         drop(state);

@@ -16,7 +16,9 @@ impl Herder {
         let stored = self.store.connectors();
         let mut plan: BTreeMap<String, Managed> = BTreeMap::new();
         for (name, s) in &stored {
-            let config = self.check(name, &s.config).map_err(|e| e.to_string());
+            let config = self
+                .check(name, &s.config, false)
+                .map_err(|e| e.to_string());
             if let Err(e) = &config {
                 tracing::error!(connector = %name, "stored connector no longer passes its checks: {e}");
             }
@@ -29,6 +31,7 @@ impl Herder {
                     tasks: Vec::new(),
                     failed: None,
                     origin: Origin::Rest,
+                    trusted: false,
                 },
             );
         }
@@ -59,6 +62,7 @@ impl Herder {
                     tasks: Vec::new(),
                     failed: None,
                     origin: Origin::File(file.display().to_string()),
+                    trusted: true,
                 },
             );
         }
@@ -160,7 +164,7 @@ impl Herder {
     /// ids of the restarted tasks.
     pub fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<Vec<u32>> {
         let _one = self.change();
-        let (target, mut failed, raw, invalid) = {
+        let (target, mut failed, raw, invalid, trusted) = {
             let state = self.lock();
             let m = state.get(name).ok_or_else(|| not_found(name))?;
             (
@@ -168,12 +172,13 @@ impl Herder {
                 m.failed.is_some(),
                 m.raw.clone(),
                 m.config.is_err(),
+                m.trusted,
             )
         };
         if invalid {
             // It failed its checks (a secret missing at start, say): check
             // it again; the restart starts it if it passes now.
-            let config = self.check(name, &raw).map_err(|e| e.to_string());
+            let config = self.check(name, &raw, trusted).map_err(|e| e.to_string());
             failed = true;
             if let Some(m) = self.lock().get_mut(name) {
                 m.config = config;

@@ -33,7 +33,7 @@ pub use errors::{check_name, problem_lines, Error, Result};
 pub use plugins::{KeyValidation, Validation};
 pub use views::{ConnectorInfo, ConnectorStatus, HIDDEN};
 
-use crate::config::{ConnectorConfig, Providers};
+use crate::config::{ConnectorConfig, Providers, Reach};
 use crate::plugin::PluginRegistry;
 use crate::store::{ConfigStore, StatusKey, StatusRecord};
 use crate::worker::{TaskConfig, Worker};
@@ -62,6 +62,9 @@ struct Managed {
     /// Why the connector itself failed (its `task-configs` call).
     failed: Option<String>,
     origin: Origin,
+    /// Its config is a connector file's, as given at start (see
+    /// [`ConnectorConfig::trusted`]); one replaced over REST is not.
+    trusted: bool,
 }
 
 /// A connector file given at start: its config as written and as checked
@@ -79,6 +82,9 @@ pub struct Herder {
     worker: Arc<Worker>,
     registry: Arc<PluginRegistry>,
     providers: Providers,
+    /// What a connector created over REST may reach, and the providers
+    /// its placeholders resolve with.
+    reach: Reach,
     store: Arc<dyn ConfigStore>,
     worker_id: String,
     state: Mutex<BTreeMap<String, Managed>>,
@@ -96,10 +102,12 @@ impl Herder {
         store: Arc<dyn ConfigStore>,
         worker_id: String,
     ) -> Herder {
+        let reach = Reach::new(worker.config(), &providers);
         Herder {
             worker,
             registry,
             providers,
+            reach,
             store,
             worker_id,
             state: Mutex::default(),

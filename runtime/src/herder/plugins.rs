@@ -64,16 +64,25 @@ impl Herder {
             .map_err(|e| Error::BadRequest(format!("`connector.class`: {e}")))?;
         raw.insert("connector.class".into(), plugin.to_owned());
         let name = raw.remove("name").unwrap_or_else(|| "validate".into());
+        // Validated as a connector created over REST would be.
         let problems = match ConnectorConfig::from_map(
             Path::new("config"),
             &name,
             &raw,
-            &self.providers,
+            &self.reach.providers,
             self.registry.as_ref(),
         ) {
             Ok(c) => {
                 let mut p = Problems::default();
-                for (k, m) in Worker::check_overrides(&c) {
+                // librdkafka sees only overrides the worker allows: setting
+                // some (a plugin library) is enough to load code.
+                let refused = self.reach.check(&c);
+                let objections = if refused.is_empty() {
+                    Worker::check_overrides(&c)
+                } else {
+                    refused
+                };
+                for (k, m) in objections {
                     p.push(crate::config::Problem::new(
                         Path::new("config"),
                         None,

@@ -30,7 +30,8 @@ impl Herder {
             })
             .collect();
         for (name, raw, keys, was_valid) in affected {
-            let config = match self.check(&name, &raw) {
+            let trusted = self.lock().get(&name).is_some_and(|m| m.trusted);
+            let config = match self.check(&name, &raw, trusted) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(connector = %name, secret = %id, "after the secret changed the connector's config no longer passes; its tasks keep their values: {e}");

@@ -6,7 +6,7 @@ use super::bindings::exports::tributary::connector::{
 use super::bindings::tributary::connector::types as wit;
 use super::engine::PluginEngine;
 use super::state::{MemoryLimit, TaskState, TaskTag};
-use crate::config::Grant;
+use crate::config::{AllowedPaths, Grant};
 use crate::contract::{
     self, JsonMap, PartitionOffset, Payloads, PutResult, Scalar, SinkBatch, SourceBatch, TaskError,
 };
@@ -37,6 +37,9 @@ pub struct TaskSandbox {
     pub task: u32,
     /// Directories visible to the guest, at their host paths.
     pub grants: Vec<Grant>,
+    /// Where grants may lie (`file.allowed.paths`), for a connector created
+    /// over REST; `None`: a connector file given at start, not limited.
+    pub allowed: Option<AllowedPaths>,
     pub memory_max_bytes: u64,
     pub call_timeout: Duration,
     pub metrics: Arc<TaskMetrics>,
@@ -54,6 +57,7 @@ impl TaskSandbox {
             connector: connector.to_owned(),
             task: 0,
             grants: Vec::new(),
+            allowed: None,
             memory_max_bytes: 256 << 20,
             call_timeout: Duration::from_secs(10),
             metrics: Arc::default(),
@@ -61,6 +65,34 @@ impl TaskSandbox {
             stores: Arc::default(),
         }
     }
+}
+
+/// The directories to open for the guest, as (host directory, path the
+/// guest sees, writable). With `allowed`, each is checked again here, with
+/// `..` and links resolved, and the directory opened is the resolved one:
+/// a grant that passed when its connector was created and points elsewhere
+/// now (a link changed under it) is refused.
+fn preopens(
+    grants: &[Grant],
+    allowed: Option<&AllowedPaths>,
+) -> anyhow::Result<Vec<(std::path::PathBuf, String, bool)>> {
+    grants
+        .iter()
+        .map(|grant| {
+            let guest = grant
+                .dir
+                .to_str()
+                .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", grant.dir.display()))?
+                .to_owned();
+            let host = match allowed {
+                Some(allowed) => allowed
+                    .check(&grant.dir)
+                    .map_err(|e| anyhow::anyhow!("cannot grant directory: {e}"))?,
+                None => grant.dir.clone(),
+            };
+            Ok((host, guest, grant.writable))
+        })
+        .collect()
 }
 
 /// A live instance of a plugin: a store with its limits and deadline.
@@ -87,20 +119,14 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        for grant in &spec.grants {
-            let perms = if grant.writable {
+        for (host, guest, writable) in preopens(&spec.grants, spec.allowed.as_ref())? {
+            let perms = if writable {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
-            let guest_path = grant
-                .dir
-                .to_str()
-                .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", grant.dir.display()))?;
-            wasi.preopened_dir(&grant.dir, guest_path, perms)
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot grant directory {}: {e}", grant.dir.display())
-                })?;
+            wasi.preopened_dir(&host, &guest, perms)
+                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", host.display()))?;
         }
         let state = TaskState {
             wasi: wasi.build(),
@@ -510,6 +536,49 @@ fn restore_sink_batch(batch: &mut SinkBatch, wit_batch: wit_sink::SinkBatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_of_a_rest_connector_are_checked_again_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed_dir = dir.path().join("allowed");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&allowed_dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let link = allowed_dir.join("data");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let grant = |d: &std::path::Path| Grant {
+            dir: d.to_path_buf(),
+            writable: true,
+        };
+        let allowed = AllowedPaths::new(
+            std::slice::from_ref(&allowed_dir),
+            crate::config::FILE_ALLOWED_PATHS,
+        );
+        // Inside: the resolved directory is opened, at the path the guest
+        // was given.
+        let opened = preopens(&[grant(&allowed_dir)], Some(&allowed)).unwrap();
+        assert_eq!(
+            opened,
+            vec![(
+                allowed_dir.canonicalize().unwrap(),
+                allowed_dir.display().to_string(),
+                true
+            )]
+        );
+        // A link out of the allowed directory, or `..`, is refused.
+        for bad in [
+            link.clone(),
+            allowed_dir.join("../outside"),
+            outside.clone(),
+        ] {
+            let e = preopens(&[grant(&bad)], Some(&allowed))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`file.allowed.paths`"), "{}: {e}", bad.display());
+        }
+        // A connector file given at start is not limited.
+        assert_eq!(preopens(&[grant(&link)], None).unwrap()[0].0, link);
+    }
 
     #[test]
     fn a_source_batch_crosses_into_host_types_intact() {

@@ -318,6 +318,12 @@ impl Worker {
             connector: connector.name.clone(),
             task,
             grants: connector.grants.clone(),
+            allowed: (!connector.trusted).then(|| {
+                crate::config::AllowedPaths::new(
+                    &self.shared.worker.file_allowed_paths,
+                    crate::config::FILE_ALLOWED_PATHS,
+                )
+            }),
             memory_max_bytes: connector
                 .runtime
                 .task_memory_max_bytes
