@@ -16,6 +16,7 @@ mod connectors;
 mod consumer_groups;
 mod kafka_stores;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod offsets;
 mod placeholders;

@@ -16,11 +16,11 @@
 use super::keys::check_value;
 use super::runtime_keys::{RuntimeKeys, CONNECTOR_RUNTIME_KEYS};
 use super::worker::suggest;
-use super::yaml::{load_flat, Entry, Value};
+use super::yaml::{load_flat, Entry, Value, MAX_KEYS};
 use super::{Problem, Problems, Providers, Resolved};
 use crate::contract::{ConfigIssue, ConnectorKind, Description, KeySpec, KeyType};
 use secrecy::SecretString;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Where a connector looks up plugins; the plugin registry implements it.
@@ -116,6 +116,15 @@ impl ConnectorConfig {
         providers: &Providers,
         catalog: &dyn Catalog,
     ) -> Result<ConnectorConfig, Problems> {
+        // A file or a body was bounded as it was read; a config patched
+        // through the REST API is bounded here.
+        if entries.len() > MAX_KEYS {
+            let message = format!(
+                "holds {} keys, more than {MAX_KEYS} (the limit for a config document)",
+                entries.len()
+            );
+            return Err(Problems(vec![Problem::new(file, None, None, message)]));
+        }
         let mut draft = Draft::read(file, entries, providers);
         let Some(description) = draft.describe(catalog) else {
             return Err(draft.problems);
@@ -169,7 +178,7 @@ struct PluginKeys {
     secrets: BTreeMap<String, SecretString>,
     grants: Vec<Grant>,
     /// Keys the file gives (the others take their defaults).
-    given: Vec<String>,
+    given: BTreeSet<String>,
 }
 
 impl<'a> Draft<'a> {
@@ -271,7 +280,7 @@ impl<'a> Draft<'a> {
         for (key, (value, line)) in &self.raw {
             let outcome = match description.keys.iter().find(|s| &s.name == key) {
                 Some(spec) => {
-                    plugin.given.push(key.clone());
+                    plugin.given.insert(key.clone());
                     check_value(spec, value).map(|v| plugin.take(spec, v))
                 }
                 None => runtime
@@ -719,6 +728,25 @@ mod tests {
         assert!(
             err.contains("c.yaml:6: `consumer.override.max.poll.records`: expects an integer of at least 1, got \"0\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_config_over_the_key_limit_is_refused() {
+        let config: BTreeMap<String, String> = (0..crate::config::yaml::MAX_KEYS)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect();
+        let err = ConnectorConfig::from_map(
+            Path::new("config"),
+            "x",
+            &config,
+            &Providers::default(),
+            &OneSource,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0[0].to_string(),
+            "config: holds 10001 keys, more than 10000 (the limit for a config document)"
         );
     }
 

@@ -409,7 +409,11 @@ fn default_cache_dir() -> PathBuf {
 
 /// ` (did you mean `x`?)` when a known key is one or two edits away.
 pub(crate) fn suggest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {
+    // Only a key within two characters of the length can be two edits away,
+    // which spares comparing a very long key letter by letter.
+    let len = key.chars().count();
     known
+        .filter(|k| k.chars().count().abs_diff(len) <= 2)
         .map(|k| (edit_distance(key, k), k))
         .filter(|(d, _)| *d <= 2)
         .min()

@@ -7,6 +7,7 @@
 use super::{Problem, Problems};
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use saphyr_parser::Event;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// A scalar or a list of scalars, as written.
@@ -70,9 +71,20 @@ pub fn load_flat(file: &Path) -> Result<Vec<Entry>, Problems> {
 /// from exhausting the stack of the thread that loads it.
 pub const MAX_DEPTH: usize = 32;
 
+/// How many keys a config document (a connector file, a REST body, the
+/// worker's file) may hold, counted as flattened: `producer: {linger.ms: 5}`
+/// is one key. Real connector configs hold tens of keys, the largest a few
+/// hundred; the bound keeps a hostile document from tying up the worker.
+pub const MAX_KEYS: usize = 10_000;
+
 /// Flattens a YAML text; `file` is only used in problems.
 pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
-    check_depth(file, text)?;
+    check_events(file, text)?;
+    load_and_flatten(file, text)
+}
+
+/// Loads a text that passed [`check_events`] and flattens it.
+fn load_and_flatten(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
         Problems(vec![Problem::new(
             file,
@@ -81,18 +93,27 @@ pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
             format!("not valid YAML: {}", e.info()),
         )])
     })?;
-    let mut problems = Problems::default();
-    let mut entries = Vec::new();
+    let mut flat = Flattener {
+        file,
+        out: Vec::new(),
+        seen: HashSet::new(),
+        problems: Problems::default(),
+    };
     match docs.as_slice() {
         [] => {}
-        [doc] => flatten(file, "", doc, &mut entries, &mut problems),
-        [_, second, ..] => problems.push(Problem::new(
+        [doc] => flat.flatten("", doc),
+        [_, second, ..] => flat.problems.push(Problem::new(
             file,
             Some(second.span.start.line()),
             None,
             "holds more than one YAML document; use one file per config",
         )),
     }
+    let Flattener {
+        out: entries,
+        mut problems,
+        ..
+    } = flat;
     if matches!(
         docs.first().map(|d| &d.data),
         Some(YamlData::Value(Scalar::Null)) | None
@@ -112,111 +133,192 @@ pub fn parse_flat(file: &Path, text: &str) -> Result<Vec<Entry>, Problems> {
     problems.into_result(entries)
 }
 
-/// Refuses a document nested deeper than [`MAX_DEPTH`], before it is
-/// loaded. The parser's event stream is read without recursion; loading
-/// the document into a tree recurses once per level.
-fn check_depth(file: &Path, text: &str) -> Result<(), Problems> {
-    let mut depth = 0usize;
+/// Where the event stream is: in a mapping (expecting a key or a value;
+/// whether it has any entry yet) or in a list.
+enum Frame {
+    Mapping { key_next: bool, empty: bool },
+    List,
+}
+
+/// Refuses, before the document is loaded, what loading would pay for or
+/// what a config does not hold: nesting deeper than [`MAX_DEPTH`] (loading
+/// into a tree recurses once per level), more than [`MAX_KEYS`] keys, and
+/// anchors and aliases (`&name`, `*name`: a value written once and repeated
+/// elsewhere, which a flat config has no use for). The parser's
+/// event stream is read once, without recursion, and only as far as the
+/// first refusal.
+fn check_events(file: &Path, text: &str) -> Result<(), Problems> {
+    let refuse = |line: usize, message: String| {
+        Err(Problems(vec![Problem::new(
+            file,
+            Some(line),
+            None,
+            message,
+        )]))
+    };
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut keys = 0usize;
     for event in saphyr_parser::Parser::new_from_str(text) {
         let Ok((event, span)) = event else {
             // Syntax errors are reported by the loader, with their line.
             return Ok(());
         };
-        match event {
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(Problems(vec![Problem::new(
-                        file,
-                        Some(span.start.line()),
-                        None,
-                        format!("nested more than {MAX_DEPTH} levels deep (the limit for a config document)"),
-                    )]));
+        let line = span.start.line();
+        let node = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(..)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+        );
+        if node {
+            // A node in a mapping's value place is a key of the document,
+            // unless it is a mapping (whose own keys count instead).
+            if let Some(Frame::Mapping { key_next, empty }) = frames.last_mut() {
+                *empty = false;
+                *key_next = !*key_next;
+                if *key_next && !matches!(event, Event::MappingStart(..)) {
+                    keys += 1;
                 }
             }
-            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+        }
+        let anchored = match event {
+            Event::Scalar(_, _, id, _)
+            | Event::MappingStart(id, _)
+            | Event::SequenceStart(id, _) => id > 0,
+            _ => false,
+        };
+        if anchored {
+            return refuse(
+                line,
+                "holds a YAML anchor (`&name`); anchors and aliases are not allowed in a config, write the value out".into(),
+            );
+        }
+        match event {
+            Event::Alias(..) => {
+                return refuse(
+                    line,
+                    "holds a YAML alias (`*name`); anchors and aliases are not allowed in a config, write the value out".into(),
+                );
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                frames.push(if matches!(event, Event::MappingStart(..)) {
+                    Frame::Mapping {
+                        key_next: true,
+                        empty: true,
+                    }
+                } else {
+                    Frame::List
+                });
+                if frames.len() > MAX_DEPTH {
+                    return refuse(
+                        line,
+                        format!("nested more than {MAX_DEPTH} levels deep (the limit for a config document)"),
+                    );
+                }
+            }
+            Event::MappingEnd => {
+                // An empty mapping under a key is a key of its own.
+                if let Some(Frame::Mapping { empty: true, .. }) = frames.pop() {
+                    if matches!(frames.last(), Some(Frame::Mapping { .. })) {
+                        keys += 1;
+                    }
+                }
+            }
+            Event::SequenceEnd => {
+                frames.pop();
+            }
             _ => {}
+        }
+        if keys > MAX_KEYS {
+            return refuse(
+                line,
+                format!("holds more than {MAX_KEYS} keys (the limit for a config document)"),
+            );
         }
     }
     Ok(())
 }
 
-fn flatten(
-    file: &Path,
-    prefix: &str,
-    node: &MarkedYaml,
-    out: &mut Vec<Entry>,
-    problems: &mut Problems,
-) {
-    let line = node.span.start.line();
-    match &node.data {
-        YamlData::Mapping(map) => {
-            if !prefix.is_empty() && map.is_empty() {
-                out.push(Entry {
-                    key: prefix.to_owned(),
-                    value: Value::Null,
-                    line,
-                });
-            }
-            for (k, v) in map {
-                let Some(name) = scalar_key(k) else {
-                    problems.push(Problem::new(
-                        file,
-                        Some(k.span.start.line()),
-                        (!prefix.is_empty()).then_some(prefix),
-                        "keys must be strings",
-                    ));
-                    continue;
-                };
-                let key = if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}.{name}")
-                };
-                if out.iter().any(|e| e.key == key) {
-                    problems.push(Problem::new(
-                        file,
-                        Some(k.span.start.line()),
-                        Some(&key),
-                        "is set twice (also as a nested or dotted key)",
-                    ));
-                    continue;
+/// Flattens a loaded document into `out`, each key once.
+struct Flattener<'a> {
+    file: &'a Path,
+    out: Vec<Entry>,
+    /// The keys in `out`, for the check that none is set twice.
+    seen: HashSet<String>,
+    problems: Problems,
+}
+
+impl Flattener<'_> {
+    fn push(&mut self, key: &str, value: Value, line: usize) {
+        self.seen.insert(key.to_owned());
+        self.out.push(Entry {
+            key: key.to_owned(),
+            value,
+            line,
+        });
+    }
+
+    fn flatten(&mut self, prefix: &str, node: &MarkedYaml) {
+        let file = self.file;
+        let line = node.span.start.line();
+        match &node.data {
+            YamlData::Mapping(map) => {
+                if !prefix.is_empty() && map.is_empty() {
+                    self.push(prefix, Value::Null, line);
                 }
-                flatten(file, &key, v, out, problems);
-            }
-        }
-        YamlData::Sequence(items) => {
-            let mut values = Vec::with_capacity(items.len());
-            for item in items {
-                match scalar(item) {
-                    Some(v) => values.push(v),
-                    None => problems.push(Problem::new(
-                        file,
-                        Some(item.span.start.line()),
-                        Some(prefix),
-                        "list items must be plain values",
-                    )),
+                for (k, v) in map {
+                    let Some(name) = scalar_key(k) else {
+                        self.problems.push(Problem::new(
+                            file,
+                            Some(k.span.start.line()),
+                            (!prefix.is_empty()).then_some(prefix),
+                            "keys must be strings",
+                        ));
+                        continue;
+                    };
+                    let key = if prefix.is_empty() {
+                        name
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    if self.seen.contains(&key) {
+                        self.problems.push(Problem::new(
+                            file,
+                            Some(k.span.start.line()),
+                            Some(&key),
+                            "is set twice (also as a nested or dotted key)",
+                        ));
+                        continue;
+                    }
+                    self.flatten(&key, v);
                 }
             }
-            out.push(Entry {
-                key: prefix.to_owned(),
-                value: Value::List(values),
-                line,
-            });
+            YamlData::Sequence(items) => {
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    match scalar(item) {
+                        Some(v) => values.push(v),
+                        None => self.problems.push(Problem::new(
+                            file,
+                            Some(item.span.start.line()),
+                            Some(prefix),
+                            "list items must be plain values",
+                        )),
+                    }
+                }
+                self.push(prefix, Value::List(values), line);
+            }
+            _ => match scalar(node) {
+                Some(value) => self.push(prefix, value, line),
+                None => self.problems.push(Problem::new(
+                    file,
+                    Some(line),
+                    Some(prefix),
+                    "unsupported YAML value (tags are not allowed)",
+                )),
+            },
         }
-        _ => match scalar(node) {
-            Some(value) => out.push(Entry {
-                key: prefix.to_owned(),
-                value,
-                line,
-            }),
-            None => problems.push(Problem::new(
-                file,
-                Some(line),
-                Some(prefix),
-                "unsupported YAML value (tags and aliases are not allowed)",
-            )),
-        },
     }
 }
 
@@ -283,6 +385,80 @@ mod tests {
         let entries = flat(&block_nested(MAX_DEPTH - 1));
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].0, format!("{}x", "a.".repeat(MAX_DEPTH - 1)));
+    }
+
+    /// `n` flat keys, one a line.
+    fn flat_keys(n: usize) -> String {
+        (0..n).map(|i| format!("key.number.{i}: {i}\n")).collect()
+    }
+
+    #[test]
+    fn flattening_is_linear_in_the_number_of_keys() {
+        // 100,000 keys: a check of each key against every earlier one
+        // would make five billion comparisons and run for minutes.
+        let n = 100_000;
+        let text: String = (0..n).map(|i| format!("k{i}: 1\n")).collect();
+        let entries = load_and_flatten(Path::new("t.yaml"), &text).unwrap();
+        assert_eq!(entries.len(), n);
+        assert_eq!(entries[n - 1].key, format!("k{}", n - 1));
+        assert_eq!(entries[n - 1].line, n);
+    }
+
+    #[test]
+    fn more_keys_than_the_limit_are_refused_before_loading() {
+        assert_eq!(flat(&flat_keys(MAX_KEYS)).len(), MAX_KEYS);
+        let err = parse_flat(Path::new("t.yaml"), &flat_keys(80_000)).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(
+            err.0[0].to_string(),
+            "t.yaml:10001: holds more than 10000 keys (the limit for a config document)"
+        );
+        // Counted as flattened: nesting, lists and empty mappings alike.
+        let nested = format!(
+            "config:\n{}  list: [a, b]\n  empty: {{}}\n",
+            (0..MAX_KEYS - 2)
+                .map(|i| format!("  k{i}: v\n"))
+                .collect::<String>()
+        );
+        assert_eq!(flat(&nested).len(), MAX_KEYS);
+        let over = nested + "other: {x: 1}\n";
+        let err = parse_flat(Path::new("t.yaml"), &over).unwrap_err();
+        assert!(err.to_string().contains("more than 10000 keys"), "{err}");
+        // JSON alike.
+        let json = format!(
+            "{{{}}}",
+            (0..MAX_KEYS + 1)
+                .map(|i| format!("\"k{i}\": 1"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let err = parse_flat(Path::new("t.json"), &json).unwrap_err();
+        assert!(err.to_string().contains("more than 10000 keys"), "{err}");
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_refused_with_their_line() {
+        let err = parse_flat(Path::new("c.yaml"), "a: &x 1\nb: *x\n").unwrap_err();
+        assert_eq!(
+            err.0[0].to_string(),
+            "c.yaml:1: holds a YAML anchor (`&name`); anchors and aliases are not allowed in a config, write the value out"
+        );
+        for (text, line) in [
+            ("a: &x 1\nb: *x\n", 1),
+            ("a: 1\nb: &x {c: 1}\n", 2),
+            ("a: 1\nb: &x [1, 2]\n", 2),
+            ("defaults: &d\n  x: 1\nconfig:\n  <<: *d\n", 1),
+            ("{\"a\": 1,\n \"b\": &x 2, \"c\": *x}", 2),
+        ] {
+            let err = parse_flat(Path::new("c.yaml"), text).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{text}: {err}");
+            assert_eq!(err.0[0].line, Some(line), "{text}: {err}");
+            let shown = err.to_string();
+            assert!(
+                shown.contains("anchors and aliases are not allowed in a config"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

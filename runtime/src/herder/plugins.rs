@@ -109,8 +109,15 @@ impl Herder {
                 errors: Vec::new(),
             });
         }
+        // Each key's place in `keys`, so that a config of many keys is
+        // checked in one pass.
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, kv) in keys.iter().enumerate() {
+            index.entry(kv.name.clone()).or_insert(i);
+        }
         for (k, v) in &raw {
-            if !keys.iter().any(|kv| &kv.name == k) {
+            if !index.contains_key(k) {
+                index.insert(k.clone(), keys.len());
                 keys.push(KeyValidation {
                     spec: None,
                     name: k.clone(),
@@ -123,14 +130,17 @@ impl Herder {
         for p in &problems.0 {
             let key = p.key.clone().unwrap_or_else(|| "connector.class".into());
             error_count += 1;
-            match keys.iter_mut().find(|kv| kv.name == key) {
-                Some(kv) => kv.errors.push(p.message.clone()),
-                None => keys.push(KeyValidation {
-                    spec: None,
-                    name: key,
-                    value: None,
-                    errors: vec![p.message.clone()],
-                }),
+            match index.get(&key) {
+                Some(&i) => keys[i].errors.push(p.message.clone()),
+                None => {
+                    index.insert(key.clone(), keys.len());
+                    keys.push(KeyValidation {
+                        spec: None,
+                        name: key,
+                        value: None,
+                        errors: vec![p.message.clone()],
+                    });
+                }
             }
         }
         Ok(Validation {

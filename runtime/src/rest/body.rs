@@ -6,7 +6,6 @@
 use super::ApiError;
 use crate::config::yaml::{parse_flat, Entry, Value};
 use crate::herder::TargetState;
-use axum::http::HeaderMap;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -17,22 +16,20 @@ pub struct CreateRequest {
     pub initial_state: TargetState,
 }
 
-fn is_yaml(headers: &HeaderMap) -> bool {
-    headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("yaml"))
+/// Whether the request's `Content-Type` (`content_type`) says YAML.
+fn is_yaml(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|v| v.contains("yaml"))
 }
 
 /// The body's keys, flattened. JSON is checked as JSON first, so its
 /// errors read as JSON errors (line and column).
-fn entries(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Entry>, ApiError> {
+fn entries(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Entry>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("request body is not UTF-8 text"))?;
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("request body is empty"));
     }
-    if !is_yaml(headers) {
+    if !is_yaml(content_type) {
         if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
             return Err(ApiError::bad_request(format!(
                 "request body is not valid JSON: {e} (send YAML with Content-Type: application/yaml)"
@@ -58,8 +55,11 @@ fn entries(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Entry>, ApiError> {
 }
 
 /// A config map (`PUT …/config`, validate): every key's value as a string.
-pub fn config_map(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
-    Ok(config_patch(headers, body)?
+pub fn config_map(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    Ok(config_patch(content_type, body)?
         .into_iter()
         .filter_map(|(k, v)| Some((k, v?)))
         .collect())
@@ -67,21 +67,21 @@ pub fn config_map(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, S
 
 /// A config patch: `null` removes a key.
 pub fn config_patch(
-    headers: &HeaderMap,
+    content_type: Option<&str>,
     body: &[u8],
 ) -> Result<BTreeMap<String, Option<String>>, ApiError> {
-    Ok(entries(headers, body)?
+    Ok(entries(content_type, body)?
         .into_iter()
         .map(|e| (e.key, e.value.to_config_string()))
         .collect())
 }
 
-pub fn create_request(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, ApiError> {
+pub fn create_request(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest, ApiError> {
     let mut name = None;
     let mut config = BTreeMap::new();
     let mut initial_state = TargetState::Running;
     let mut saw_config = false;
-    for e in entries(headers, body)? {
+    for e in entries(content_type, body)? {
         if e.key == "name" {
             name = e.value.to_config_string();
         } else if e.key == "config" {
@@ -127,4 +127,19 @@ pub fn create_request(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest,
         config,
         initial_state,
     })
+}
+
+/// `PATCH …/offsets`: the `offsets` of `{"offsets": [{"partition": {…},
+/// "offset": {…}}]}`, as JSON.
+pub fn offsets(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    value
+        .get_mut("offsets")
+        .map(serde_json::Value::take)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "`offsets`: is required: {\"offsets\": [{\"partition\": {…}, \"offset\": {…}}]}",
+            )
+        })
 }

@@ -101,7 +101,9 @@ pub struct Api {
 
 type Shared = Arc<Api>;
 
-/// Runs `f` (which may wait for tasks to drain) off the async threads.
+/// Runs `f` off the async threads: parsing a body, validating a config and
+/// waiting for tasks to drain never hold up another request (`/health`
+/// least of all).
 async fn blocking<F>(f: F) -> Reply
 where
     F: FnOnce() -> Reply + Send + 'static,
@@ -112,6 +114,13 @@ where
             format!("request failed: {e}"),
         ))
     })
+}
+
+/// The request's `Content-Type`, which says how a body is written.
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn ok(body: Value) -> Reply {
@@ -171,6 +180,8 @@ pub fn router(api: Shared) -> Router {
             api.clone(),
             authenticate,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(api)
 }
@@ -179,6 +190,48 @@ pub fn router(api: Shared) -> Router {
 /// ([`tls::serve`] for HTTPS).
 pub async fn serve(listener: tokio::net::TcpListener, api: Shared) -> std::io::Result<()> {
     axum::serve(listener, router(api)).await
+}
+
+/// The largest request body the API reads: far above any connector config
+/// (whose keys are bounded too, see `config::yaml::MAX_KEYS`). A larger
+/// one is answered 413.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Gives every error answer Kafka Connect's JSON body, including those the
+/// HTTP framework makes itself (a body over [`MAX_BODY_BYTES`], a path that
+/// does not decode); their headers (`Allow`, `WWW-Authenticate`) are kept.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("request body is larger than {MAX_BODY_BYTES} bytes (the limit for a request)")
+    } else if text.is_empty() {
+        format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        )
+    } else {
+        text
+    };
+    let mut fresh = ApiError::new(status, message).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    fresh.headers_mut().extend(parts.headers);
+    fresh
 }
 
 async fn log_request(req: Request, next: Next) -> Response {
@@ -323,8 +376,8 @@ async fn list_connectors(State(api): State<Shared>, RawQuery(query): RawQuery) -
 }
 
 async fn create_connector(State(api): State<Shared>, headers: HeaderMap, body: Bytes) -> Reply {
-    let request = body::create_request(&headers, &body)?;
     blocking(move || {
+        let request = body::create_request(content_type(&headers), &body)?;
         let info = api
             .herder
             .create(&request.name, request.config, request.initial_state)?;
@@ -355,15 +408,15 @@ async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    let config = body::config_map(&headers, &body)?;
-    if let Some(n) = config.get("name") {
-        if n != &name {
-            return Err(ApiError::bad_request(format!(
-                "`name`: connector name configuration ({n}) doesn't match connector name in the URL ({name})"
-            )));
-        }
-    }
     blocking(move || {
+        let config = body::config_map(content_type(&headers), &body)?;
+        if let Some(n) = config.get("name") {
+            if n != &name {
+                return Err(ApiError::bad_request(format!(
+                    "`name`: connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+                )));
+            }
+        }
         let (created, info) = api.herder.put_config(&name, config)?;
         let status = if created {
             StatusCode::CREATED
@@ -381,8 +434,11 @@ async fn patch_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    let patch = body::config_patch(&headers, &body)?;
-    blocking(move || ok(entities::info(&api.herder.patch_config(&name, patch)?))).await
+    blocking(move || {
+        let patch = body::config_patch(content_type(&headers), &body)?;
+        ok(entities::info(&api.herder.patch_config(&name, patch)?))
+    })
+    .await
 }
 
 async fn connector_status(State(api): State<Shared>, Path(name): Path<String>) -> Reply {
@@ -493,14 +549,8 @@ async fn get_offsets(State(api): State<Shared>, Path(name): Path<String>) -> Rep
 }
 
 async fn alter_offsets(State(api): State<Shared>, Path(name): Path<String>, body: Bytes) -> Reply {
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
-    let offsets = value.get("offsets").cloned().ok_or_else(|| {
-        ApiError::bad_request(
-            "`offsets`: is required: {\"offsets\": [{\"partition\": {…}, \"offset\": {…}}]}",
-        )
-    })?;
     blocking(move || {
+        let offsets = body::offsets(&body)?;
         api.herder.alter_offsets(&name, &offsets)?;
         ok(json!({"message": "The offsets for this connector have been altered successfully"}))
     })
@@ -538,8 +588,11 @@ async fn validate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    let config: BTreeMap<String, String> = body::config_map(&headers, &body)?;
-    blocking(move || ok(entities::validation(&api.herder.validate(&plugin, config)?))).await
+    blocking(move || {
+        let config: BTreeMap<String, String> = body::config_map(content_type(&headers), &body)?;
+        ok(entities::validation(&api.herder.validate(&plugin, config)?))
+    })
+    .await
 }
 
 #[cfg(test)]
