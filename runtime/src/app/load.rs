@@ -5,6 +5,7 @@ use super::Error;
 use crate::config::{ConnectorConfig, Problem, Problems, Providers, WorkerConfig};
 use crate::kafka::check_property;
 use crate::plugin::{PluginEngine, PluginRegistry};
+use crate::worker::Worker;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,49 +96,34 @@ pub(super) fn load(
     })
 }
 
-/// librdkafka's own properties, checked now rather than at task start.
+/// librdkafka's own properties and patterns, checked now rather than at
+/// task start: the worker file's `producer.*` and `consumer.*`, and each
+/// connector's client settings ([`Worker::check_client_settings`]).
 fn check_client_properties(
     worker_file: Option<&Path>,
     worker: &WorkerConfig,
     connectors: &[ConnectorConfig],
     problems: &mut Problems,
 ) {
-    let mut check = |file: &Path,
-                     lines: &BTreeMap<String, usize>,
-                     prefix: &str,
-                     props: &BTreeMap<String, String>,
-                     connector: Option<&ConnectorConfig>| {
-        for (name, value) in props {
-            if let Err(e) = check_property(name, value) {
-                let key = format!("{prefix}{name}");
-                // librdkafka's text quotes the value: one that came from a
-                // placeholder is replaced by the placeholder.
-                let e = connector.map_or(e.clone(), |c| c.resolved(&key, value).mask(&e));
-                problems.push(Problem::new(file, lines.get(&key).copied(), Some(&key), e));
-            }
-        }
-    };
     if let Some(file) = worker_file {
         let lines = &worker.property_lines;
-        check(file, lines, "producer.", &worker.producer, None);
-        check(file, lines, "consumer.", &worker.consumer, None);
+        for (prefix, props) in [
+            ("producer.", &worker.producer),
+            ("consumer.", &worker.consumer),
+        ] {
+            for (name, value) in props {
+                if let Err(e) = check_property(name, value) {
+                    let key = format!("{prefix}{name}");
+                    problems.push(Problem::new(file, lines.get(&key).copied(), Some(&key), e));
+                }
+            }
+        }
     }
     for c in connectors {
-        let (lines, runtime) = (&c.runtime.property_lines, &c.runtime);
-        check(
-            &c.file,
-            lines,
-            "producer.override.",
-            &runtime.producer_overrides,
-            Some(c),
-        );
-        check(
-            &c.file,
-            lines,
-            "consumer.override.",
-            &runtime.consumer_overrides,
-            Some(c),
-        );
+        for (key, message) in Worker::check_client_settings(c) {
+            let line = c.runtime.property_lines.get(&key).copied();
+            problems.push(Problem::new(&c.file, line, Some(&key), message));
+        }
     }
 }
 

@@ -859,6 +859,7 @@ mod tests {
             takes_any,
             [
                 "topics",
+                "topics.regex",
                 "errors.deadletterqueue.topic.name",
                 "connection.user",
                 "connection.password",

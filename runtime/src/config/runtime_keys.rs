@@ -164,10 +164,9 @@ pub const RUNTIME_KEYS: &[RuntimeKey] = {
             String,
             None,
             "Sink connectors: a regular expression of topics to consume, instead of `topics`.",
+            // librdkafka compiles it: the worker asks it when it checks a
+            // connector's client settings (`Worker::check_client_settings`).
             Sets(|r, v| {
-                crate::kafka::check_topic_pattern(v.expose()).map_err(|e| {
-                    format!("expects a regular expression of topics, got {v:?}: {}", v.mask(&e))
-                })?;
                 r.topics_regex = Some(v.expose().to_owned());
                 Ok(())
             }),
@@ -470,23 +469,5 @@ mod tests {
         );
         assert_eq!(r.apply("connector.class", &"file-source".into(), 8), None);
         assert_eq!(r.apply("tpoic", &"t".into(), 9), None);
-    }
-
-    #[test]
-    fn a_topic_pattern_is_compiled_when_the_config_is_checked() {
-        let mut r = RuntimeKeys::defaults();
-        assert_eq!(
-            r.apply("topics.regex", &"orders-[0-9]+".into(), 1),
-            Some(Ok(()))
-        );
-        assert_eq!(r.topics_regex.as_deref(), Some("orders-[0-9]+"));
-        let e = r
-            .apply("topics.regex", &"orders-(".into(), 2)
-            .unwrap()
-            .unwrap_err();
-        assert!(
-            e.starts_with("expects a regular expression of topics, got \"orders-(\""),
-            "{e}"
-        );
     }
 }

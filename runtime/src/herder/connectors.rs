@@ -41,7 +41,7 @@ impl Herder {
             self.reach.check(&config)
         };
         let overrides = if refused.is_empty() {
-            Worker::check_overrides(&config)
+            Worker::check_client_settings(&config)
         } else {
             refused
         };

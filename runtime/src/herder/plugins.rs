@@ -78,7 +78,7 @@ impl Herder {
                 // some (a plugin library) is enough to load code.
                 let refused = self.reach.check(&c);
                 let objections = if refused.is_empty() {
-                    Worker::check_overrides(&c)
+                    Worker::check_client_settings(&c)
                 } else {
                     refused
                 };

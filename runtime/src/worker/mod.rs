@@ -203,10 +203,12 @@ impl Worker {
         &self.shared.offsets
     }
 
-    /// librdkafka's objections to a connector's `producer.override.*` and
-    /// `consumer.override.*` properties, as (key, message); a value that
-    /// came from a placeholder is named by the placeholder.
-    pub fn check_overrides(connector: &ConnectorConfig) -> Vec<(String, String)> {
+    /// librdkafka's objections to a connector's client settings, as (key,
+    /// message): its `producer.override.*` and `consumer.override.*`
+    /// properties and its `topics.regex` (compiled by librdkafka, so checked
+    /// by it). A value that came from a placeholder is named by the
+    /// placeholder.
+    pub fn check_client_settings(connector: &ConnectorConfig) -> Vec<(String, String)> {
         let r = &connector.runtime;
         let producer = r
             .producer_overrides
@@ -216,17 +218,25 @@ impl Worker {
             .consumer_overrides
             .iter()
             .map(|(k, v)| ("consumer.override.", k, v));
-        producer
+        // librdkafka's text quotes the value: a value that came from a
+        // placeholder is replaced by the placeholder here, where it
+        // becomes a problem.
+        let mut problems: Vec<(String, String)> = producer
             .chain(consumer)
             .filter_map(|(prefix, k, v)| {
                 let key = format!("{prefix}{k}");
-                // librdkafka's text quotes the value: a value that came
-                // from a placeholder is replaced by the placeholder here,
-                // where it becomes a problem.
                 let value = connector.resolved(&key, v);
                 check_property(k, v).err().map(|e| (key, value.mask(&e)))
             })
-            .collect()
+            .collect();
+        if let Some(pattern) = &r.topics_regex {
+            if let Err(e) = crate::kafka::check_topic_pattern(pattern) {
+                let value = connector.resolved("topics.regex", pattern);
+                let message = format!("expects a regular expression of topics, got {value:?}: {e}");
+                problems.push(("topics.regex".into(), value.mask(&message)));
+            }
+        }
+        problems
     }
 
     /// A sink connector's consumer group.
