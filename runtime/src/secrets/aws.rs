@@ -308,8 +308,6 @@ impl SecretsManager {
         failed
     }
 
-
-
     fn value(&self, secret: &str) -> Result<SecretString, ProviderError> {
         if let Some(c) = self.cache.lock().unwrap().get(secret) {
             return Ok(c.value.clone());
