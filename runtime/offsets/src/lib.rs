@@ -204,6 +204,23 @@ mod tests {
         }
     }
 
+    /// Found by the fuzz target: without exact float parsing, this offset
+    /// read back as a neighbouring float, so each write moved it.
+    #[test]
+    fn float_offsets_keep_their_bytes_through_a_read_and_a_write() {
+        for text in [
+            r#"{"{":5777777777777777777777777777777777777772}"#,
+            r#"{"f":0.1}"#,
+            r#"{"f":1.7976931348623157e308}"#,
+        ] {
+            let offset = json_map_from_value(&serde_json::from_str(text).unwrap()).unwrap();
+            let written = offset_value(&offset);
+            let again = json_map_from_value(&serde_json::from_str(&written).unwrap()).unwrap();
+            assert_eq!(again, offset, "{text} → {written}");
+            assert_eq!(offset_value(&again), written);
+        }
+    }
+
     #[test]
     fn offset_file_lines_read_back() {
         let line = offset_file_line(r#"["c",{"f":"a\"b"}]"#, r#"{"position":7}"#);
