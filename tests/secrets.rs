@@ -583,6 +583,7 @@ fn a_deleted_connectors_secrets_are_forgotten() {
     moto.create_secret(&keys, &only, r#"{"out":"data/only.txt"}"#);
     moto.create_secret(&keys, &shared, r#"{"out":"data/shared.txt"}"#);
     let site = Site::new(PLUGINS);
+    std::fs::create_dir_all(site.path("data")).unwrap();
     let worker = site.worker_with_rest(&format!(
         "listeners: http://127.0.0.1:0\n{}",
         provider_keys(&moto, 300)
