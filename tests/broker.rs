@@ -117,6 +117,69 @@ fn kill_9_mid_run_then_restart_loses_nothing() {
     println!("kill -9 after {at_kill} of {n} lines in the sink: {duplicates} duplicates after the restart ({resumed})");
 }
 
+/// `offset.storage.file.filename` with a cluster: the source's offsets go
+/// to the file in Kafka Connect's format, and a restarted source resumes
+/// at the committed byte offset, producing only what was appended.
+#[test]
+fn an_offset_file_keeps_the_committed_byte_offset_across_a_restart() {
+    let broker = Broker::memory();
+    let site = Site::new(PLUGINS);
+    site.write("data/in.txt", &numbered_lines(0, 1_000, 30));
+    let worker = site.worker(&format!(
+        "bootstrap.servers: {}\noffset.storage.file.filename: {}\n{}",
+        broker.bootstrap(),
+        site.path("offsets.jsonl").display(),
+        common::broker::ONE_RECORD_BATCHES
+    ));
+    let (src, sink) = pipeline(&site, "resume");
+    let out = site.path("data/out.txt");
+
+    let mut first = site.run(&worker, &[&src, &sink]);
+    first.wait_for("the first 1,000 lines", Duration::from_secs(120), |_| {
+        line_count(&out) >= 1_000
+    });
+    let (code, log) = first.stop();
+    assert_eq!(code, 0, "{log}");
+    let offsets = std::fs::read_to_string(site.path("offsets.jsonl")).unwrap();
+    let expected_key = format!(
+        r#"["lines-in",{{"filename":"{}"}}]"#,
+        site.path("data/in.txt").display()
+    );
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    assert!(
+        offsets.contains(&escape(&expected_key)),
+        "Kafka Connect's key format in {offsets}"
+    );
+    assert!(
+        offsets.contains(&escape(&format!(r#"{{"position":{}}}"#, 1_000 * 31))),
+        "{offsets}"
+    );
+
+    // More lines arrive while the worker is down.
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(site.path("data/in.txt"))
+        .unwrap();
+    std::io::Write::write_all(&mut more, numbered_lines(1_000, 500, 30).as_bytes()).unwrap();
+    drop(more);
+    let mut second = site.run(&worker, &[&src, &sink]);
+    second.wait_for("the 500 new lines", Duration::from_secs(120), |_| {
+        line_count(&out) >= 1_500
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, log) = second.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains(&format!("from byte {}", 1_000 * 31)),
+        "resumed at the committed position:\n{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        numbered_lines(0, 1_500, 30),
+        "no line lost, none repeated"
+    );
+}
+
 #[test]
 fn a_tombstone_makes_the_source_start_over() {
     let broker = Broker::memory();

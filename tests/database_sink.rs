@@ -989,3 +989,91 @@ fn columns_added_or_dropped_while_running_are_noticed() {
     );
     db.drop_table(&table);
 }
+
+// shutdown
+
+/// Sends `signal` (`TERM`, `KILL`, …) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// A sink blocked on a table that another transaction holds locked cannot
+/// finish its graceful stop. The first SIGTERM starts the stop and the
+/// worker waits for the sink; a second SIGTERM ends the worker at once,
+/// with exit status 143 (128 + SIGTERM), long before the graceful timeout.
+#[test]
+fn a_second_sigterm_exits_at_once_while_a_sink_is_blocked_on_a_lock() {
+    let site = Site::new(PLUGINS);
+    let db = Db::open(Flavor::Postgres, &site);
+    let table = unique("locked");
+    db.create(&table, "id BIGINT PRIMARY KEY, name TEXT");
+    let Pool::Postgres(pool) = &db.pool else {
+        unreachable!()
+    };
+    let mut lock = db.rt.block_on(pool.begin()).unwrap();
+    let statement = format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
+    db.rt
+        .block_on(sqlx::query(&statement).execute(&mut *lock))
+        .unwrap();
+
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"id":{i},"name":"name-{i}"}}"#))
+        .collect();
+    site.write("data/in.txt", &(lines.join("\n") + "\n"));
+    let graceful = Duration::from_secs(120);
+    let worker = site.worker_with_rest(&format!(
+        "listeners: http://127.0.0.1:0\ntask.shutdown.graceful.timeout.ms: {}\n",
+        graceful.as_millis()
+    ));
+    let src = site.write(
+        "source.yaml",
+        &format!("name: lines-in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: {table}\n"),
+    );
+    let sink = sink_file(&site, "sink.yaml", "db-out", &table, &db, &[]);
+    let api = common::rest::Api::start(&site, &worker, &[&src, &sink]);
+    let rest = api
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut run = api.run;
+
+    // The sink's statement waits for the lock.
+    let blocked = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM pg_stat_activity WHERE application_name = 'tributary' AND wait_event_type = 'Lock' AND query LIKE '%{table}%'"
+    );
+    run.wait_for("the sink to wait for the lock", WAIT, |_| {
+        db.rows(&blocked)[0][0].as_deref() != Some("0")
+    });
+
+    // The first SIGTERM: the REST API closes, the worker waits for the sink.
+    let pid = run.child.id();
+    signal(pid, "TERM");
+    run.wait_for("the REST API to close", WAIT, |_| {
+        std::net::TcpStream::connect(&rest).is_err()
+    });
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "the worker waits for the blocked sink:\n{}",
+        run.log()
+    );
+
+    // The second SIGTERM: out at once.
+    let second = std::time::Instant::now();
+    signal(pid, "TERM");
+    let (code, log) = run.wait_exit(graceful);
+    assert_eq!(code, 143, "exit status of a second SIGTERM; log:\n{log}");
+    assert!(
+        second.elapsed() < graceful / 2,
+        "exited {:?} after the second SIGTERM",
+        second.elapsed()
+    );
+
+    db.rt.block_on(lock.rollback()).unwrap();
+    db.drop_table(&table);
+}

@@ -468,8 +468,10 @@ fn objects_over_the_part_size_go_up_in_parts_and_read_back_by_range() {
     stores.set("part.size.mb", &"5".into()).unwrap();
     let stores = tributary::blob::Stores::open(&stores, |_| None).unwrap();
     let store = stores.get("default").unwrap();
+    // The calls of a task that is not stopping.
+    let running = std::sync::atomic::AtomicBool::new(false);
     let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
-    store.put("big/object.bin", data.clone()).unwrap();
+    store.put("big/object.bin", data.clone(), &running).unwrap();
     let listed = moto.list("big", "big/");
     assert_eq!(listed.len(), 1);
     // A multipart object's ETag ends in the number of its parts.
@@ -481,22 +483,24 @@ fn objects_over_the_part_size_go_up_in_parts_and_read_back_by_range() {
     assert_eq!(moto.get("big", "big/object.bin"), data);
     assert_eq!(
         store
-            .get("big/object.bin", Some((6 << 20, Some(10))))
+            .get("big/object.bin", Some((6 << 20, Some(10))), &running)
             .unwrap(),
         &data[6 << 20..(6 << 20) + 10]
     );
     assert!(store
-        .get("big/object.bin", Some((11 << 20, None)))
+        .get("big/object.bin", Some((11 << 20, None)), &running)
         .unwrap()
         .is_empty());
-    let page = store.list("big/", None, None, 1000).unwrap();
+    let page = store.list("big/", None, None, 1000, &running).unwrap();
     assert_eq!(page.objects[0].size, 11 << 20);
     // A small object goes up in one request.
-    store.put("big/small.bin", b"abc".to_vec()).unwrap();
+    store
+        .put("big/small.bin", b"abc".to_vec(), &running)
+        .unwrap();
     assert!(!moto.list("big", "big/small").remove(0).1.contains('-'));
-    store.delete("big/small.bin").unwrap();
+    store.delete("big/small.bin", &running).unwrap();
     assert!(
-        matches!(store.get("big/small.bin", None), Err(tributary::blob::BlobError::NotFound(m)) if m.contains("s3://big/big/small.bin"))
+        matches!(store.get("big/small.bin", None, &running), Err(tributary::blob::BlobError::NotFound(m)) if m.contains("s3://big/big/small.bin"))
     );
 }
 

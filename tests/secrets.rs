@@ -570,3 +570,62 @@ fn a_secrets_manager_outage_keeps_the_values_in_use() {
     assert_eq!(task_starts(&log, "rows-out"), 1, "{log}");
     assert!(log.contains(&format!("secret={secret}")), "{log}");
 }
+
+/// A secret that only deleted connectors read leaves the provider's
+/// cache: it is no longer checked for new versions, and `/metrics` stops
+/// counting it. A secret a remaining connector still reads stays.
+#[test]
+fn a_deleted_connectors_secrets_are_forgotten() {
+    let moto = Moto::start();
+    let keys = Keys::any();
+    let only = unique("tributary/only");
+    let shared = unique("tributary/shared");
+    moto.create_secret(&keys, &only, r#"{"out":"data/only.txt"}"#);
+    moto.create_secret(&keys, &shared, r#"{"out":"data/shared.txt"}"#);
+    let site = Site::new(PLUGINS);
+    std::fs::create_dir_all(site.path("data")).unwrap();
+    let worker = site.worker_with_rest(&format!(
+        "listeners: http://127.0.0.1:0\n{}",
+        provider_keys(&moto, 300)
+    ));
+    let sink = |name: &str, secret: &str| {
+        site.write(
+            &format!("{name}.yaml"),
+            &format!("name: {name}\nconfig:\n  connector.class: file-sink\n  topics: rows\n  file: ${{aws-secretsmanager:{secret}:out}}\n"),
+        )
+    };
+    let (gone, twin, kept) = (
+        sink("gone", &only),
+        sink("twin", &shared),
+        sink("kept", &shared),
+    );
+    let running = site.run_with_env(&worker, &[&gone, &twin, &kept], &keys.env());
+    let api = common::rest::Api::listening(running);
+    let counted = |secret: &str| {
+        let metrics = api.req("GET", "/metrics").send().unwrap().text().unwrap();
+        metrics.contains(&format!(
+            "tributary_secret_checks_total{{secret=\"{secret}\"}}"
+        ))
+    };
+    let start = std::time::Instant::now();
+    while !(counted(&only) && counted(&shared)) {
+        assert!(start.elapsed() < WAIT, "both secrets counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for name in ["gone", "twin"] {
+        let (status, body) = api.call("DELETE", &format!("/connectors/{name}"), None);
+        assert!(status < 300, "{status} {body}");
+    }
+    let start = std::time::Instant::now();
+    while counted(&only) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the deleted connector's secret is still counted; log:\n{}",
+            api.run.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(counted(&shared), "the secret `kept` still reads stays");
+    let (code, log) = api.run.stop();
+    assert_eq!(code, 0, "{log}");
+}

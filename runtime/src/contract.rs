@@ -4,77 +4,21 @@
 //! use only these. That keeps one module per job: nothing here knows how a
 //! record got here or where it goes.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use tributary_layout::{self as layout, ABSENT, NO_TIMESTAMP};
 
-/// A primitive JSON value in a source partition or offset.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Scalar {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
-/// A source partition or offset: string keys, primitive values, sorted by
-/// key so one map always serialises to the same bytes.
-pub type JsonMap = BTreeMap<String, Scalar>;
-
-/// Serialises a map canonically: sorted keys, no whitespace.
-pub fn json_map_to_value(map: &JsonMap) -> serde_json::Value {
-    serde_json::Value::Object(
-        map.iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Scalar::Null => serde_json::Value::Null,
-                    Scalar::Bool(b) => serde_json::Value::Bool(*b),
-                    Scalar::Int(i) => serde_json::Value::from(*i),
-                    Scalar::Float(f) => serde_json::Number::from_f64(*f)
-                        .map(serde_json::Value::Number)
-                        .unwrap_or(serde_json::Value::Null),
-                    Scalar::Text(s) => serde_json::Value::String(s.clone()),
-                };
-                (k.clone(), v)
-            })
-            .collect(),
-    )
-}
-
-/// Reads a JSON object with primitive values; `None` for anything else.
-pub fn json_map_from_value(value: &serde_json::Value) -> Option<JsonMap> {
-    let obj = value.as_object()?;
-    let mut map = JsonMap::new();
-    for (k, v) in obj {
-        let s = match v {
-            serde_json::Value::Null => Scalar::Null,
-            serde_json::Value::Bool(b) => Scalar::Bool(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => Scalar::Int(i),
-                None => Scalar::Float(n.as_f64()?),
-            },
-            serde_json::Value::String(s) => Scalar::Text(s.clone()),
-            _ => return None,
-        };
-        map.insert(k.clone(), s);
-    }
-    Some(map)
-}
+// Source partitions and offsets: a crate of their own, which the offsets
+// fuzz target builds without the worker.
+pub use tributary_offsets::{
+    json_map_from_value, json_map_to_value, JsonMap, PartitionOffset, Scalar,
+};
 
 /// A Kafka record header.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     pub key: String,
     pub value: Option<Vec<u8>>,
-}
-
-/// A source partition with its offset.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PartitionOffset {
-    pub partition: JsonMap,
-    pub offset: JsonMap,
 }
 
 /// The keys, values and headers of a batch's records, laid out as the

@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tributary::app::{App, Options};
+use tributary::app::{App, Options, StopReason};
 use tributary::config::{Problems, CONNECTOR_RUNTIME_KEYS};
 
 #[derive(Parser)]
@@ -16,7 +16,13 @@ use tributary::config::{Problems, CONNECTOR_RUNTIME_KEYS};
 )]
 struct Cli {
     /// Log format: `text` (default) or `json` (one JSON object per line).
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TRIBUTARY_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -30,7 +36,9 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run connectors until SIGINT or SIGTERM (a second signal exits at once).
+    /// Run connectors until SIGINT or SIGTERM. Exits 0 when every task
+    /// stopped in time, 1 otherwise; a second signal while the tasks stop
+    /// exits at once, with 130 (SIGINT) or 143 (SIGTERM).
     Run {
         /// Worker config (YAML). Without it: defaults and the embedded Kafka.
         #[arg(short, long)]
@@ -67,27 +75,45 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run { worker, connectors } => run(worker, connectors),
-        Command::Validate { worker, connectors } => validate(worker, connectors),
-        Command::Plugins { worker } => plugins(worker),
+        Command::Validate { worker, connectors } => validate(worker, connectors).map_err(failure),
+        Command::Plugins { worker } => plugins(worker).map_err(failure),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            code
         }
     }
 }
 
-fn run(worker: Option<PathBuf>, connectors: Vec<PathBuf>) -> Result<(), String> {
+/// A failure's message, with the usual exit code.
+fn failure(message: String) -> (String, ExitCode) {
+    (message, ExitCode::FAILURE)
+}
+
+/// The exit code of a worker that a second signal stopped at once: 128 plus
+/// the signal's number, as a shell reports a process the signal ended.
+fn forced_exit(signal: StopReason) -> ExitCode {
+    match signal {
+        StopReason::Sigint => ExitCode::from(130),
+        StopReason::Sigterm => ExitCode::from(143),
+        StopReason::Requested | StopReason::TasksEnded => ExitCode::FAILURE,
+    }
+}
+
+fn run(worker: Option<PathBuf>, connectors: Vec<PathBuf>) -> Result<(), (String, ExitCode)> {
     // `FAILPOINTS`, in test builds only (fail points are compiled out of
     // builds without the `fail` crate's `failpoints` feature).
     let _fail_points = fail::has_failpoints().then(fail::FailScenario::setup);
-    let mut running = load(worker, connectors, true)?
+    let mut running = load(worker, connectors, true)
+        .map_err(failure)?
         .start()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failure(e.to_string()))?;
     let reason = running.wait();
-    running.shutdown(reason).outcome()
+    let report = running.shutdown(reason);
+    let code = report.forced.map_or(ExitCode::FAILURE, forced_exit);
+    report.outcome().map_err(|e| (e, code))
 }
 
 fn validate(worker: Option<PathBuf>, connectors: Vec<PathBuf>) -> Result<(), String> {

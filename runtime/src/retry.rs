@@ -6,6 +6,7 @@
 //! what failed, how to tell an authentication failure, and how to renew
 //! (a [`Renew`] hook the worker makes from a connector's config).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,10 +79,12 @@ const AUTH_RETRY_DELAY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs `op`; while it fails with an authentication error (`auth_failure`
 /// gives its message), renews the credentials (`renew`: true when they
-/// changed) and runs it again, for up to [`AUTH_RENEWAL_PATIENCE`]. `what`
-/// names the resource in the log.
+/// changed) and runs it again, for up to [`AUTH_RENEWAL_PATIENCE`], or until
+/// `stop` (the calling task's stop flag) is set: then the failure stands at
+/// once. `what` names the resource in the log.
 pub fn retry_on_auth_failure<T, E>(
     what: &str,
+    stop: &AtomicBool,
     mut op: impl FnMut() -> Result<T, E>,
     auth_failure: impl Fn(&E) -> Option<String>,
     mut renew: impl FnMut() -> Result<bool, String>,
@@ -99,7 +102,7 @@ pub fn retry_on_auth_failure<T, E>(
                 );
                 return outcome;
             }
-            Some(e) if start.elapsed() < AUTH_RENEWAL_PATIENCE => {
+            Some(e) if start.elapsed() < AUTH_RENEWAL_PATIENCE && !stop.load(Ordering::Relaxed) => {
                 if attempt == 0 {
                     tracing::warn!("{what}: {e}; renewing the credentials from their secrets");
                 }
@@ -115,9 +118,15 @@ pub fn retry_on_auth_failure<T, E>(
             Ok(false) => {}
             Err(e) => tracing::warn!("{what}: renewing the credentials failed: {e}"),
         }
-        std::thread::sleep(backoff(attempt, AUTH_RETRY_DELAY_MAX));
+        let until = Instant::now() + backoff(attempt, AUTH_RETRY_DELAY_MAX);
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(STOP_CHECK.min(until.saturating_duration_since(Instant::now())));
+        }
     }
 }
+
+/// How often a wait between attempts looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
@@ -183,6 +192,7 @@ mod tests {
         let (mut calls, mut renewals) = (0, 0);
         let outcome: Result<&str, String> = retry_on_auth_failure(
             "test resource",
+            &AtomicBool::new(false),
             || {
                 calls += 1;
                 if calls < 3 {
@@ -203,6 +213,7 @@ mod tests {
         let mut renewed = false;
         let outcome: Result<(), String> = retry_on_auth_failure(
             "test resource",
+            &AtomicBool::new(false),
             || Err("table missing".to_owned()),
             |e| e.contains("authentication").then(|| e.clone()),
             || {
@@ -212,5 +223,37 @@ mod tests {
         );
         assert_eq!(outcome, Err("table missing".to_owned()));
         assert!(!renewed);
+    }
+
+    #[test]
+    fn a_stopping_task_leaves_the_renewal_loop_at_once() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let start = Instant::now();
+        let mut calls = 0;
+        let outcome: Result<(), String> = retry_on_auth_failure(
+            "test resource",
+            &stop,
+            || {
+                calls += 1;
+                Err("password authentication failed".to_owned())
+            },
+            |e| Some(e.clone()),
+            || Ok(false),
+        );
+        setter.join().unwrap();
+        assert_eq!(outcome, Err("password authentication failed".to_owned()));
+        assert!(calls > 1, "it retried while the task ran");
+        assert!(
+            start.elapsed() < AUTH_RENEWAL_PATIENCE / 3,
+            "left {:?} after the start, not at the stop",
+            start.elapsed()
+        );
     }
 }

@@ -16,7 +16,8 @@
 //! 3. [`Running::wait`] blocks until a signal, a [`StopHandle`], or (with
 //!    no REST API to start new ones) the end of every task;
 //!    [`Running::shutdown`] stops the tasks gracefully and returns a
-//!    [`Report`].
+//!    [`Report`]. A signal caught while the tasks stop ends the wait for
+//!    them at once ([`Report::forced`]).
 //!
 //! The `tributary` binary is a thin command line over these; tests and
 //! benchmarks start the same worker in process:
@@ -106,12 +107,21 @@ pub struct Report {
     pub late: Vec<String>,
     /// Failed tasks and connectors, each `name: reason`.
     pub failed: Vec<String>,
+    /// A second signal, caught while the tasks were stopping: the worker
+    /// stopped waiting for them. What they had not committed is delivered
+    /// again at the next start.
+    pub forced: Option<StopReason>,
 }
 
 impl Report {
     /// The worker's verdict: an error when tasks did not stop in time, or
     /// when the worker stopped because every task ended and some failed.
     pub fn outcome(&self) -> Result<(), String> {
+        if let Some(signal) = self.forced {
+            return Err(format!(
+                "{signal} while the tasks were stopping: exited without waiting for them; records they had not committed are delivered again at the next start"
+            ));
+        }
         if !self.late.is_empty() {
             return Err(format!(
                 "tasks did not stop within task.shutdown.graceful.timeout.ms: {}",
@@ -256,6 +266,11 @@ impl Running {
 
     /// Stops serving REST, stops every task gracefully (sources deliver
     /// what is in flight and commit; sinks flush and commit) and reports.
+    ///
+    /// With signals caught, a signal while the tasks stop (a second one,
+    /// after the one that ended [`Running::wait`]) ends the wait for them at
+    /// once: the report says so ([`Report::forced`]) and the tasks are left
+    /// as they are, for the process to exit.
     pub fn shutdown(mut self, reason: StopReason) -> Report {
         self.publishing.store(false, Ordering::Relaxed);
         // No new requests: nothing starts while the tasks drain (a change
@@ -263,7 +278,43 @@ impl Running {
         if let Some(server) = self.server.take() {
             server.abort();
         }
-        let late = self.herder.shutdown();
+        let late = match self.signals.take() {
+            None => self.herder.shutdown(),
+            Some(signals) => {
+                // The tasks stop on a thread of their own; this one waits
+                // for them or for the next signal, whichever comes first.
+                let (done, stopped) = tokio::sync::oneshot::channel();
+                let herder = self.herder.clone();
+                let stopping =
+                    std::thread::Builder::new()
+                        .name("shutdown".into())
+                        .spawn(move || {
+                            let _ = done.send(herder.shutdown());
+                        });
+                if let Err(e) = stopping {
+                    tracing::warn!(
+                        "cannot start a thread ({e}): a signal cannot cut the shutdown short"
+                    );
+                    return self.report(reason, self.herder.shutdown());
+                }
+                let mut signals = Some(signals);
+                let outcome = self.runtime.block_on(async {
+                    tokio::select! {
+                        late = stopped => Ok(late.unwrap_or_default()),
+                        Some(second) = start::Signals::next(&mut signals) => Err(second),
+                    }
+                });
+                match outcome {
+                    Ok(late) => late,
+                    Err(second) => return self.forced(reason, second),
+                }
+            }
+        };
+        self.report(reason, late)
+    }
+
+    /// The report of a finished shutdown.
+    fn report(&self, reason: StopReason, late: Vec<String>) -> Report {
         let mut failed: Vec<String> = self
             .worker
             .statuses()
@@ -286,6 +337,21 @@ impl Running {
             reason,
             late,
             failed,
+            forced: None,
+        }
+    }
+
+    /// The report of a shutdown cut short by the signal `second`. The
+    /// tasks keep their threads; nothing here waits for them, and the
+    /// async runtime is let go without waiting for what runs on it.
+    fn forced(self, reason: StopReason, second: StopReason) -> Report {
+        tracing::warn!("{second} while the tasks were stopping: not waiting for them");
+        self.runtime.shutdown_background();
+        Report {
+            reason,
+            late: Vec::new(),
+            failed: Vec::new(),
+            forced: Some(second),
         }
     }
 }

@@ -122,20 +122,48 @@ fn cluster(worker: &WorkerConfig) -> Result<KafkaCluster, Error> {
         None => {
             let cluster =
                 KafkaCluster::embedded(worker.embedded_topic_partitions).map_err(Error::Start)?;
-            tracing::info!(bootstrap = cluster.bootstrap_servers(), "no bootstrap.servers configured: started the embedded Kafka (in memory, nothing is kept after exit)");
+            tracing::info!(
+                bootstrap = cluster.bootstrap_servers(),
+                "no bootstrap.servers configured: started the embedded Kafka"
+            );
             cluster
         }
     })
 }
 
+/// What a restart of this worker finds again, in one sentence for the
+/// start-up log (field `survives_restart`).
+fn survives_restart(cluster: &KafkaCluster, worker: &WorkerConfig) -> String {
+    if cluster.is_embedded() {
+        return "nothing: the embedded Kafka keeps records, source offsets, sink offsets and connector configs in memory; after a restart every source reads from its start again (records arrive again, none are skipped)".to_owned();
+    }
+    let offsets = match &worker.offset_file {
+        Some(path) => format!("offset file {}", path.display()),
+        None => format!("topic {}", worker.offset_topic),
+    };
+    format!(
+        "everything: records and sink offsets in Kafka, source offsets in the {offsets}, connector configs and statuses in topics {} and {}",
+        worker.config_topic, worker.status_topic
+    )
+}
+
 /// Where source offsets are kept: the offset file when one is named, the
-/// offsets topic with a configured Kafka, memory with the embedded one.
+/// offsets topic with a configured Kafka. With the embedded Kafka they are
+/// kept in memory, with the records they point into, and are gone with
+/// them: a file would outlive the records and make a restarted source
+/// skip those the old embedded Kafka held (the worker config refuses
+/// `offset.storage.file.filename` without `bootstrap.servers`).
 fn offset_store(
     cluster: &KafkaCluster,
     worker: &WorkerConfig,
 ) -> Result<Arc<dyn OffsetStore>, Error> {
+    tracing::info!(
+        survives_restart = %survives_restart(cluster, worker),
+        "what a restart of this worker finds again"
+    );
     Ok(match (&worker.offset_file, cluster.is_embedded()) {
-        (Some(path), _) => Arc::new(FileOffsetStore::open(path).map_err(Error::Start)?),
+        (_, true) => Arc::new(MemoryOffsetStore::default()),
+        (Some(path), false) => Arc::new(FileOffsetStore::open(path).map_err(Error::Start)?),
         (None, false) => {
             let settings = OffsetTopicSettings {
                 topic: worker.offset_topic.clone(),
@@ -146,12 +174,6 @@ fn offset_store(
                 OffsetTopicStore::open(cluster, &settings, &worker.producer, &worker.consumer)
                     .map_err(Error::Start)?,
             )
-        }
-        (None, true) => {
-            tracing::info!(
-                "no offset.storage.file.filename: source offsets are kept in memory only"
-            );
-            Arc::new(MemoryOffsetStore::default())
         }
     })
 }

@@ -24,6 +24,7 @@ use aws_sdk_s3::Client;
 use errors::classify;
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a call failed (the contract's `blob-error`). Messages name the
@@ -151,14 +152,20 @@ impl Store {
     }
 
     /// Runs `op`; a call refused for its credentials renews them and runs
-    /// again (see `retry::retry_on_auth_failure`).
-    fn renewing<T>(&self, op: impl FnMut() -> Result<T, BlobError>) -> Result<T, BlobError> {
+    /// again (see `retry::retry_on_auth_failure`) until `stop`, the calling
+    /// task's stop flag, is set.
+    fn renewing<T>(
+        &self,
+        stop: &AtomicBool,
+        op: impl FnMut() -> Result<T, BlobError>,
+    ) -> Result<T, BlobError> {
         let mut op = op;
         if self.renew.is_none() {
             return op();
         }
         crate::retry::retry_on_auth_failure(
             &format!("store `{}` (s3://{})", self.name, self.bucket),
+            stop,
             op,
             |e| {
                 matches!(
@@ -225,9 +232,10 @@ impl Store {
         start_after: Option<String>,
         continuation: Option<String>,
         max_keys: u32,
+        stop: &AtomicBool,
     ) -> Result<Listing, BlobError> {
         let at = self.at(&format!("{prefix}*"));
-        self.renewing(|| {
+        self.renewing(stop, || {
             runtime().block_on(async {
                 let out = self
                     .client()
@@ -263,7 +271,12 @@ impl Store {
 
     /// An object's bytes: whole, or `length` bytes (to the end: `None`)
     /// from `start`. A range starting at or past the end gives nothing.
-    pub fn get(&self, key: &str, range: Option<(u64, Option<u64>)>) -> Result<Vec<u8>, BlobError> {
+    pub fn get(
+        &self,
+        key: &str,
+        range: Option<(u64, Option<u64>)>,
+        stop: &AtomicBool,
+    ) -> Result<Vec<u8>, BlobError> {
         let at = self.at(key);
         let header = match range {
             None | Some((0, None)) => None,
@@ -271,7 +284,7 @@ impl Store {
             Some((start, None)) => Some(format!("bytes={start}-")),
             Some((start, Some(len))) => Some(format!("bytes={start}-{}", start + len - 1)),
         };
-        self.renewing(|| {
+        self.renewing(stop, || {
             runtime().block_on(async {
                 let out = match self
                     .client()
@@ -297,12 +310,12 @@ impl Store {
 
     /// Writes an object; above the part size as a multipart upload, which
     /// is aborted when a part fails.
-    pub fn put(&self, key: &str, data: Vec<u8>) -> Result<(), BlobError> {
+    pub fn put(&self, key: &str, data: Vec<u8>, stop: &AtomicBool) -> Result<(), BlobError> {
         let at = self.at(key);
         let part_size = self.settings().part_size;
         // Shared, not copied, by a retry.
         let data = bytes::Bytes::from(data);
-        self.renewing(|| runtime().block_on(async {
+        self.renewing(stop, || runtime().block_on(async {
             let client = self.client().await;
             if data.len() <= part_size {
                 client
@@ -380,9 +393,9 @@ impl Store {
     }
 
     /// Deletes an object; a missing one is not an error.
-    pub fn delete(&self, key: &str) -> Result<(), BlobError> {
+    pub fn delete(&self, key: &str, stop: &AtomicBool) -> Result<(), BlobError> {
         let at = self.at(key);
-        self.renewing(|| {
+        self.renewing(stop, || {
             runtime().block_on(async {
                 self.client()
                     .await

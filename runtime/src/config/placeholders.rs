@@ -61,6 +61,11 @@ pub trait ConfigProvider: Send + Sync {
     fn reads(&self, _reference: &str, _id: &str) -> bool {
         false
     }
+
+    /// Drops what it keeps (cached values, counts) for every source `id`
+    /// for which `still_read(id)` is false: no connector reads it any more.
+    /// Providers without a cache have nothing to do.
+    fn forget_unread(&self, _still_read: &dyn Fn(&str) -> bool) {}
 }
 
 /// `${env:VAR}`: the worker's environment.
@@ -200,6 +205,14 @@ impl Providers {
             })?;
         }
         Ok(changed)
+    }
+
+    /// Lets every provider forget the sources that no placeholder of
+    /// `texts` (the configs still in use) reads.
+    pub fn forget_unread(&self, texts: &[&str]) {
+        for (name, provider) in &self.by_name {
+            provider.forget_unread(&|id| texts.iter().any(|t| self.reads(t, name, id)));
+        }
     }
 
     /// Whether a placeholder of `text` reads `id` of `provider`.

@@ -20,7 +20,7 @@ pub struct WorkerConfig {
     /// Where compiled plugins are cached.
     pub plugin_cache_dir: PathBuf,
     /// Standalone offset file (Kafka Connect's
-    /// `offset.storage.file.filename`); `None` keeps offsets in memory.
+    /// `offset.storage.file.filename`); only with `bootstrap.servers`.
     pub offset_file: Option<PathBuf>,
     pub offset_flush_interval: Duration,
     /// Compacted topic for source offsets (with a configured Kafka).
@@ -118,7 +118,7 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("bootstrap.servers", String, Some(""), "Kafka brokers, host:port[,host:port]. Empty: start the embedded in-process Kafka (nothing is kept across runs)."),
         key("plugin.path", List, Some("plugins"), "Directories searched for connector plugins (*.wasm)."),
         key("plugin.cache.dir", String, Some(""), "Where compiled plugins are cached. Empty: $XDG_CACHE_HOME/tributary or ~/.cache/tributary."),
-        key("offset.storage.file.filename", String, Some(""), "File that keeps source offsets across restarts (Kafka Connect's standalone mode). Empty: the offsets topic with a configured Kafka, memory with the embedded one."),
+        key("offset.storage.file.filename", String, Some(""), "File that keeps source offsets across restarts (Kafka Connect's standalone mode); needs bootstrap.servers. Empty: the offsets topic with a configured Kafka; with the embedded Kafka, offsets live in it and are gone with its records at exit."),
         key("offset.storage.topic", String, Some("tributary-offsets"), "Compacted topic that keeps source offsets when bootstrap.servers is set and offset.storage.file.filename is not."),
         key("offset.storage.partitions", Integer, Some("1"), "Partitions of the offsets topic when the worker creates it."),
         key("offset.storage.replication.factor", Integer, Some("-1"), "Replication factor of the offsets topic when the worker creates it; -1: the broker's default."),
@@ -309,6 +309,21 @@ impl WorkerConfig {
                 .map(PathBuf::from)
                 .collect()
         };
+        // The embedded Kafka forgets its records at exit; offsets kept in a
+        // file would outlive them, and a restarted source would skip what
+        // only the old embedded Kafka held.
+        if let Some(&line) = lines.get("offset.storage.file.filename") {
+            if get("bootstrap.servers").trim().is_empty()
+                && !get("offset.storage.file.filename").is_empty()
+            {
+                problems.push(Problem::new(
+                    file,
+                    Some(line),
+                    Some("offset.storage.file.filename"),
+                    "needs bootstrap.servers: without it the worker runs the embedded Kafka, which keeps no record after exit, and offsets kept in a file would make a restarted source skip the records only the old embedded Kafka held. Remove the key (with the embedded Kafka, source offsets live in it and a restart reads every source from its start) or set bootstrap.servers",
+                ));
+            }
+        }
         let cache = get("plugin.cache.dir");
         let config = WorkerConfig {
             bootstrap_servers: Some(get("bootstrap.servers")).filter(|s| !s.trim().is_empty()),

@@ -238,6 +238,15 @@ impl Herder {
         self.stop_tasks(name, None);
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         written.retain(|k, _| !keys.contains(k));
+        drop(written);
+        // Secrets only it read are no longer cached or checked.
+        let still: Vec<String> = self
+            .lock()
+            .values()
+            .flat_map(|m| m.raw.values().cloned())
+            .collect();
+        let still: Vec<&str> = still.iter().map(String::as_str).collect();
+        self.providers.forget_unread(&still);
         tracing::info!(connector = name, "connector deleted");
         Ok(())
     }

@@ -4,15 +4,17 @@
 //! At start the topic is created (`cleanup.policy=compact`) when missing,
 //! refused when it exists with another policy, and read to its end before
 //! any source task opens. A record that is not an offset (not the expected
-//! JSON) is logged with its partition and offset and skipped. A write
+//! JSON) is logged with its partition and offset and skipped; keys are kept
+//! in their canonical form (`canonical_offset_key`), so a record another
+//! writer laid out differently is still the partition's entry. A write
 //! returns only when Kafka acknowledged every record of it.
 
 use super::sync_producer::{OutRecord, SyncProducer};
 use super::{admin_options, client_config, create_topic, props, KafkaCluster};
 use crate::contract::{JsonMap, PartitionOffset};
 use crate::store::{
-    decode_offsets, offset_key, offset_record_value, offset_value, parse_offset_key, OffsetStore,
-    Record,
+    canonical_offset_key, decode_offsets, offset_key, offset_record_value, offset_value,
+    OffsetStore, Record,
 };
 use rdkafka::admin::{AdminClient, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -62,7 +64,9 @@ impl OffsetTopicStore {
             consumer_props,
             topic,
             |partition, offset, key, value| {
-                let Some(key) = key.filter(|k| parse_offset_key(k).is_some()) else {
+                // Kept in canonical form: one entry per partition, whoever
+                // wrote the record, and a later record replaces it.
+                let Some(key) = key.and_then(canonical_offset_key) else {
                     tracing::warn!(
                         topic,
                         partition,
@@ -73,11 +77,11 @@ impl OffsetTopicStore {
                 };
                 match value {
                     None => {
-                        entries.remove(key);
+                        entries.remove(&key);
                     }
                     Some(v) => match offset_record_value(v) {
                         Some(s) => {
-                            entries.insert(key.to_owned(), s.to_owned());
+                            entries.insert(key, s.to_owned());
                         }
                         None => tracing::warn!(
                             topic,

@@ -72,7 +72,8 @@ impl wit::HostStore for TaskState {
         max_keys: u32,
     ) -> Result<wit::Listing, wit::BlobError> {
         let store = self.blob_store(&handle);
-        self.waiting(|| store.list(&prefix, start_after, continuation, max_keys))
+        let stop = self.stop.clone();
+        self.waiting(|| store.list(&prefix, start_after, continuation, max_keys, &stop))
             .map(listing_out)
             .map_err(error_out)
     }
@@ -85,7 +86,9 @@ impl wit::HostStore for TaskState {
     ) -> Result<Vec<u8>, wit::BlobError> {
         let store = self.blob_store(&handle);
         let range = range.map(|r| (r.start, r.length));
-        self.waiting(|| store.get(&key, range)).map_err(error_out)
+        let stop = self.stop.clone();
+        self.waiting(|| store.get(&key, range, &stop))
+            .map_err(error_out)
     }
 
     fn put(
@@ -95,12 +98,16 @@ impl wit::HostStore for TaskState {
         data: Vec<u8>,
     ) -> Result<(), wit::BlobError> {
         let store = self.blob_store(&handle);
-        self.waiting(|| store.put(&key, data)).map_err(error_out)
+        let stop = self.stop.clone();
+        self.waiting(|| store.put(&key, data, &stop))
+            .map_err(error_out)
     }
 
     fn delete(&mut self, handle: Resource<BlobStore>, key: String) -> Result<(), wit::BlobError> {
         let store = self.blob_store(&handle);
-        self.waiting(|| store.delete(&key)).map_err(error_out)
+        let stop = self.stop.clone();
+        self.waiting(|| store.delete(&key, &stop))
+            .map_err(error_out)
     }
 
     fn drop(&mut self, handle: Resource<BlobStore>) -> wasmtime::Result<()> {

@@ -132,7 +132,8 @@ impl wit::HostConnection for TaskState {
     ) -> Result<wit::Rows, wit::SqlError> {
         let db = self.database(&handle);
         let params = params.into_iter().map(value_in).collect();
-        self.waiting(|| db.query(&statement, params))
+        let stop = self.stop.clone();
+        self.waiting(|| db.query(&statement, params, &stop))
             .map(rows_out)
             .map_err(error_out)
     }
@@ -145,7 +146,8 @@ impl wit::HostConnection for TaskState {
     ) -> Result<u64, wit::SqlError> {
         let db = self.database(&handle);
         let params = params.into_iter().map(value_in).collect();
-        self.waiting(|| db.execute(&statement, params))
+        let stop = self.stop.clone();
+        self.waiting(|| db.execute(&statement, params, &stop))
             .map_err(error_out)
     }
 
@@ -160,7 +162,8 @@ impl wit::HostConnection for TaskState {
             .into_iter()
             .map(|p| p.into_iter().map(value_in).collect())
             .collect();
-        self.waiting(|| db.execute_batch(&statement, batch))
+        let stop = self.stop.clone();
+        self.waiting(|| db.execute_batch(&statement, batch, &stop))
             .map_err(|(i, e)| (i, error_out(e)))
     }
 
@@ -175,7 +178,10 @@ impl wit::HostConnection for TaskState {
             copy: load.copy,
             after: load.after,
         };
-        let writer = self.waiting(|| db.copy_begin(load)).map_err(error_out)?;
+        let stop = self.stop.clone();
+        let writer = self
+            .waiting(|| db.copy_begin(load, &stop))
+            .map_err(error_out)?;
         // Dropping the writer (here, or when the guest drops its handle)
         // rolls the load back.
         self.table

@@ -62,6 +62,9 @@ pub struct TaskState {
     pub databases: Arc<crate::sql::Databases>,
     /// The connector's object stores (the `blob` interface).
     pub stores: Arc<crate::blob::Stores>,
+    /// The task's stop flag: a database or store call waiting for renewed
+    /// credentials gives up when it is set.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// Epoch ticks spent in host calls (waiting on a database or a store) since the
     /// deadline last fired: the deadline is pushed back by that much.
     pub host_wait_ticks: u64,

@@ -47,6 +47,9 @@ pub struct TaskSandbox {
     pub databases: Arc<crate::sql::Databases>,
     /// The connector's object stores.
     pub stores: Arc<crate::blob::Stores>,
+    /// The task's stop flag, for host calls that wait (renewing
+    /// credentials) to give up when the task stops.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TaskSandbox {
@@ -63,6 +66,7 @@ impl TaskSandbox {
             metrics: Arc::default(),
             databases: Arc::default(),
             stores: Arc::default(),
+            stop: Arc::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl Sandbox {
             stderr,
             databases: spec.databases.clone(),
             stores: spec.stores.clone(),
+            stop: spec.stop.clone(),
             host_wait_ticks: 0,
         };
         let mut store = Store::new(engine.engine(), state);

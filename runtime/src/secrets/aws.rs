@@ -234,8 +234,27 @@ impl SecretsManager {
     /// Stores a fetched value; true (and announced) when it differs from
     /// the cached one.
     fn store(&self, secret: &str, version: String, value: SecretString) -> bool {
+        self.store_when(secret, version, value, false)
+    }
+
+    /// [`SecretsManager::store`], unless the secret was forgotten since a
+    /// refresh round began.
+    fn store_if_cached(&self, secret: &str, version: String, value: SecretString) -> bool {
+        self.store_when(secret, version, value, true)
+    }
+
+    fn store_when(
+        &self,
+        secret: &str,
+        version: String,
+        value: SecretString,
+        only_if_cached: bool,
+    ) -> bool {
         let changed = {
             let mut cache = self.cache.lock().unwrap();
+            if only_if_cached && !cache.contains_key(secret) {
+                return false;
+            }
             let changed = cache.get(secret).is_some_and(|c| {
                 c.version != version || c.value.expose_secret() != value.expose_secret()
             });
@@ -271,10 +290,16 @@ impl SecretsManager {
             let outcome = self.current_version(&secret).and_then(|current| {
                 if current != version {
                     let (v, value) = self.fetch(&secret)?;
-                    self.store(&secret, v, value);
+                    self.store_if_cached(&secret, v, value);
                 }
                 Ok(())
             });
+            // Forgotten meanwhile (its last connector deleted): not
+            // counted either.
+            if !self.cache.lock().unwrap().contains_key(&secret) {
+                self.counts.lock().unwrap().remove(&secret);
+                continue;
+            }
             if let Err(e) = outcome {
                 failed += 1;
                 tracing::warn!(secret = %secret, "checking the secret for a new version failed; the value in use stays: {e}");
@@ -381,6 +406,30 @@ impl ConfigProvider for SecretsManager {
     fn reads(&self, reference: &str, id: &str) -> bool {
         parse(reference).is_ok_and(|(secret, _)| secret == id)
     }
+
+    /// A secret no connector reads any more is no longer cached, checked
+    /// for new versions or counted.
+    fn forget_unread(&self, still_read: &dyn Fn(&str) -> bool) {
+        let mut forgotten = Vec::new();
+        self.cache.lock().unwrap().retain(|secret, _| {
+            let keep = still_read(secret);
+            if !keep {
+                forgotten.push(secret.clone());
+            }
+            keep
+        });
+        self.forced
+            .lock()
+            .unwrap()
+            .retain(|secret, _| still_read(secret));
+        self.counts
+            .lock()
+            .unwrap()
+            .retain(|secret, _| still_read(secret));
+        for secret in forgotten {
+            tracing::info!(secret, "no connector reads the secret any more: forgotten");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -402,5 +451,34 @@ mod tests {
         );
         assert!(parse("").is_err());
         assert!(parse("prod/db:").is_err());
+    }
+
+    #[test]
+    fn secrets_no_connector_reads_are_forgotten() {
+        let manager = SecretsManager::start(&SecretsManagerSettings {
+            region: Some("us-east-1".into()),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            refresh_interval: Duration::from_secs(3600),
+        })
+        .unwrap();
+        for secret in ["kept", "gone"] {
+            manager.store(
+                secret,
+                "v1".into(),
+                SecretString::from(format!("{secret}-value")),
+            );
+            manager.count(secret, |c| c.checks += 1);
+        }
+        let mut providers = crate::config::Providers::default();
+        providers.register(crate::secrets::AWS_SECRETS_MANAGER, manager.clone());
+        providers.forget_unread(&["postgres://u:${aws-secretsmanager:kept:password}@h/db"]);
+        let cached: Vec<String> = manager.cache.lock().unwrap().keys().cloned().collect();
+        assert_eq!(cached, vec!["kept".to_owned()]);
+        assert_eq!(
+            manager.counts().into_keys().collect::<Vec<_>>(),
+            vec!["kept".to_owned()]
+        );
+        // The kept one still comes from the cache (the endpoint answers nothing).
+        assert_eq!(manager.resolve("kept").unwrap(), "kept-value");
     }
 }

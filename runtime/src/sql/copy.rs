@@ -41,7 +41,11 @@ impl Database {
     /// Starts a bulk load on PostgreSQL: in one transaction, `before`, then
     /// the `COPY`, whose rows (in its text format) the returned writer
     /// takes. Other dialects have no `COPY`: a statement error says so.
-    pub fn copy_begin(&self, load: CopyLoad) -> Result<CopyWriter, SqlError> {
+    pub fn copy_begin(
+        &self,
+        load: CopyLoad,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<CopyWriter, SqlError> {
         let is_copy = load
             .copy
             .trim_start()
@@ -53,7 +57,12 @@ impl Database {
                 load.copy.chars().take(80).collect::<String>()
             ))));
         }
-        self.renewing(&load, |pool, l| self.copy_begin_once(pool, l), is_auth)
+        self.renewing(
+            stop,
+            &load,
+            |pool, l| self.copy_begin_once(pool, l),
+            is_auth,
+        )
     }
 
     fn copy_begin_once(&self, pool: &Pool, load: &CopyLoad) -> Result<CopyWriter, SqlError> {
@@ -219,6 +228,10 @@ mod tests {
     use super::*;
     use crate::config::Connections;
     use crate::sql::SqlValue;
+    use std::sync::atomic::AtomicBool;
+
+    /// A task that is not stopping.
+    static RUNNING: AtomicBool = AtomicBool::new(false);
 
     fn postgres() -> Database {
         let mut c = Connections::default();
@@ -228,9 +241,13 @@ mod tests {
     }
 
     fn ids(db: &Database, table: &str) -> Vec<Vec<SqlValue>> {
-        db.query(&format!("SELECT id, name FROM {table} ORDER BY id"), vec![])
-            .unwrap()
-            .rows
+        db.query(
+            &format!("SELECT id, name FROM {table} ORDER BY id"),
+            vec![],
+            &RUNNING,
+        )
+        .unwrap()
+        .rows
     }
 
     fn row(id: i64, name: Option<&str>) -> Vec<SqlValue> {
@@ -251,6 +268,7 @@ mod tests {
         db.execute(
             &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT)"),
             vec![],
+            &RUNNING,
         )
         .unwrap();
         let load = CopyLoad {
@@ -260,7 +278,7 @@ mod tests {
         };
 
         // Pieces that end inside a row; nothing shows before `finish`.
-        let mut w = db.copy_begin(load.clone()).unwrap();
+        let mut w = db.copy_begin(load.clone(), &RUNNING).unwrap();
         w.write(b"1\tone\n2\tt".to_vec()).unwrap();
         w.write(b"wo\n3\t\\N\n".to_vec()).unwrap();
         assert_eq!(ids(&db, &table), Vec::<Vec<SqlValue>>::new());
@@ -270,19 +288,20 @@ mod tests {
 
         // Dropped unfinished: rolled back. The table lock the load held is
         // free once its transaction has ended.
-        let mut w = db.copy_begin(load.clone()).unwrap();
+        let mut w = db.copy_begin(load.clone(), &RUNNING).unwrap();
         w.write(b"4\tfour\n".to_vec()).unwrap();
         drop(w);
         db.execute(
             &format!("DO $$ BEGIN SET LOCAL lock_timeout = '10s'; LOCK TABLE {table}; END $$"),
             vec![],
+            &RUNNING,
         )
         .unwrap();
         assert_eq!(ids(&db, &table), loaded);
 
         // A value that does not parse fails the load with `data`, naming
         // the value and the connection; nothing of it is kept.
-        let mut w = db.copy_begin(load).unwrap();
+        let mut w = db.copy_begin(load, &RUNNING).unwrap();
         let written = w.write(b"5\tfive\nsix\tsix\n".to_vec());
         let e = written.and_then(|()| w.finish()).unwrap_err();
         let SqlError::Data(m) = &e else {
@@ -296,10 +315,13 @@ mod tests {
 
         // A missing table fails at the start, as a statement error.
         let e = db
-            .copy_begin(CopyLoad {
-                copy: format!("COPY {table}_missing (id) FROM STDIN"),
-                ..CopyLoad::default()
-            })
+            .copy_begin(
+                CopyLoad {
+                    copy: format!("COPY {table}_missing (id) FROM STDIN"),
+                    ..CopyLoad::default()
+                },
+                &RUNNING,
+            )
             .err()
             .unwrap();
         assert!(
@@ -308,10 +330,13 @@ mod tests {
         );
         // And a statement that is not a COPY is refused before it runs.
         let e = db
-            .copy_begin(CopyLoad {
-                copy: format!("DELETE FROM {table}"),
-                ..CopyLoad::default()
-            })
+            .copy_begin(
+                CopyLoad {
+                    copy: format!("DELETE FROM {table}"),
+                    ..CopyLoad::default()
+                },
+                &RUNNING,
+            )
             .err()
             .unwrap();
         assert!(
@@ -319,6 +344,37 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(ids(&db, &table), loaded);
-        db.execute(&format!("DROP TABLE {table}"), vec![]).unwrap();
+        db.execute(&format!("DROP TABLE {table}"), vec![], &RUNNING)
+            .unwrap();
+    }
+
+    /// A rotation that changes the url moves the connection's location,
+    /// which every message about it names.
+    #[test]
+    fn a_renewed_url_moves_the_location() {
+        let mut c = Connections::default();
+        c.set("url", "postgres://postgres@127.0.0.1:5432/test")
+            .unwrap();
+        let first = c.0["default"].clone();
+        let mut renewed = Connections::default();
+        renewed
+            .set("url", "postgres://postgres@127.0.0.1:5432/postgres")
+            .unwrap();
+        let second = renewed.0["default"].clone();
+        let db = Database::open(
+            &first,
+            Some(std::sync::Arc::new(move |_| Ok(second.clone()))),
+        )
+        .unwrap();
+        assert_eq!(db.location(), "postgres://127.0.0.1:5432/test");
+        assert!(db.renew(false).unwrap(), "the login changed");
+        assert_eq!(db.location(), "postgres://127.0.0.1:5432/postgres");
+        let e = db
+            .query("SELECT * FROM no_such_table_here", vec![], &RUNNING)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("127.0.0.1:5432/postgres"),
+            "the message names the new location: {e}"
+        );
     }
 }

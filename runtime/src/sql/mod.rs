@@ -30,6 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The SQL dialect of a connection.
@@ -151,8 +152,8 @@ enum Pool {
 pub struct Database {
     name: String,
     /// Where it points, without credentials, for messages:
-    /// `postgres://127.0.0.1:5432/test`.
-    pub location: String,
+    /// `postgres://127.0.0.1:5432/test`; follows a renewed url.
+    location: RwLock<String>,
     pub dialect: Dialect,
     pool: RwLock<Pool>,
     settings: Mutex<ConnectionSettings>,
@@ -182,7 +183,7 @@ impl Database {
         let (pool, location) = Database::pool_for(settings)?;
         Ok(Database {
             name: settings.name.clone(),
-            location,
+            location: RwLock::new(location),
             dialect: match &pool {
                 Pool::Postgres(_) => Dialect::Postgres,
                 Pool::Mysql(_) => Dialect::Mysql,
@@ -208,16 +209,17 @@ impl Database {
         if same_login(&settings, &fresh) {
             return Ok(false);
         }
-        let (pool, _) = Database::pool_for(&fresh)?;
+        let (pool, location) = Database::pool_for(&fresh)?;
         let old = std::mem::replace(
             &mut *self.pool.write().unwrap_or_else(|p| p.into_inner()),
             pool,
         );
+        *self.location.write().unwrap_or_else(|p| p.into_inner()) = location;
         *settings = fresh;
         // Statements that already took the old pool finish on it; its
         // connections close when the last of them lets go.
         drop(old);
-        tracing::info!(connection = %self.name, location = %self.location, "connection rebuilt with renewed credentials");
+        tracing::info!(connection = %self.name, location = %self.location(), "connection rebuilt with renewed credentials");
         Ok(true)
     }
 
@@ -226,11 +228,13 @@ impl Database {
     }
 
     /// Runs `op` on the pool; an authentication failure renews the
-    /// credentials and runs it again (see `retry::retry_on_auth_failure`).
+    /// credentials and runs it again (see `retry::retry_on_auth_failure`)
+    /// until `stop`, the calling task's stop flag, is set.
     /// `input` is moved into a single run, and copied for each run only
     /// when the connection can renew its credentials.
     fn renewing<A: Clone, T, E>(
         &self,
+        stop: &AtomicBool,
         input: A,
         op: impl Fn(&Pool, A) -> Result<T, E>,
         auth_failure: impl Fn(&E) -> Option<String>,
@@ -240,6 +244,7 @@ impl Database {
         }
         crate::retry::retry_on_auth_failure(
             &self.at(),
+            stop,
             || op(&self.pool(), input.clone()),
             auth_failure,
             || self.renew(true),
@@ -370,12 +375,33 @@ impl Database {
 
     /// The connection, for messages: its name and where it points.
     fn at(&self) -> String {
-        format!("connection `{}` ({})", self.name, self.location)
+        format!("connection `{}` ({})", self.name, self.location())
     }
 
-    /// Runs a query and returns every row.
-    pub fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<SqlRows, SqlError> {
-        self.renewing(params, |pool, p| self.query_once(pool, sql, p), is_auth)
+    /// Where it points, without credentials, for messages:
+    /// `postgres://127.0.0.1:5432/test` (after a rotation that changed the
+    /// url, the new one).
+    pub fn location(&self) -> String {
+        self.location
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs a query and returns every row. `stop`: the calling task's stop
+    /// flag (it ends a wait for renewed credentials), as for every call.
+    pub fn query(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+        stop: &AtomicBool,
+    ) -> Result<SqlRows, SqlError> {
+        self.renewing(
+            stop,
+            params,
+            |pool, p| self.query_once(pool, sql, p),
+            is_auth,
+        )
     }
 
     fn query_once(
@@ -409,8 +435,18 @@ impl Database {
     }
 
     /// Runs one statement; returns the rows it affected.
-    pub fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
-        self.renewing(params, |pool, p| self.execute_once(pool, sql, p), is_auth)
+    pub fn execute(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+        stop: &AtomicBool,
+    ) -> Result<u64, SqlError> {
+        self.renewing(
+            stop,
+            params,
+            |pool, p| self.execute_once(pool, sql, p),
+            is_auth,
+        )
     }
 
     fn execute_once(&self, pool: &Pool, sql: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
@@ -444,8 +480,10 @@ impl Database {
         &self,
         sql: &str,
         batch: Vec<Vec<SqlValue>>,
+        stop: &AtomicBool,
     ) -> Result<u64, (u32, SqlError)> {
         self.renewing(
+            stop,
             batch,
             |pool, b| self.execute_batch_once(pool, sql, b),
             |(_, e)| is_auth(e),
@@ -517,7 +555,7 @@ impl std::fmt::Debug for Databases {
             .entries(
                 self.by_name
                     .values()
-                    .map(|d| format!("{}: {}", d.name, d.location)),
+                    .map(|d| format!("{}: {}", d.name, d.location())),
             )
             .finish()
     }

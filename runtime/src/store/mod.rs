@@ -19,8 +19,8 @@ pub use configs::{
 };
 pub use offset_file::FileOffsetStore;
 pub use offsets::{
-    decode_offsets, offset_key, offset_record_value, offset_value, parse_offset_key,
-    MemoryOffsetStore, OffsetStore,
+    canonical_offset_key, decode_offsets, offset_key, offset_record_value, offset_value,
+    parse_offset_key, MemoryOffsetStore, OffsetStore,
 };
 pub use statuses::{status_record, status_value, ConnectorState, StatusKey, StatusRecord};
 

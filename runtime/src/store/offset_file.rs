@@ -3,7 +3,9 @@
 //! `{"key":"[\"c\",{…}]","value":"{…}"}`, rewritten whole and renamed into
 //! place on every write, after an fsync.
 
-use super::offsets::{decode_offsets, offset_key, offset_value, OffsetStore};
+use super::offsets::{
+    decode_offsets, offset_file_line, offset_key, offset_value, read_offset_file, OffsetStore,
+};
 use crate::contract::{JsonMap, PartitionOffset};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,38 +20,19 @@ pub struct FileOffsetStore {
 
 impl FileOffsetStore {
     /// Opens (or starts) the file. A line that cannot be read is logged
-    /// with its number and skipped.
+    /// with its number and skipped; keys are kept in their canonical form.
     pub fn open(path: &Path) -> Result<FileOffsetStore, String> {
-        let mut entries = BTreeMap::new();
-        match std::fs::read_to_string(path) {
+        let entries = match std::fs::read_to_string(path) {
             Ok(text) => {
-                for (i, line) in text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
-                {
-                    let parsed: Option<(String, String)> =
-                        serde_json::from_str::<serde_json::Value>(line)
-                            .ok()
-                            .and_then(|v| {
-                                Some((
-                                    v.get("key")?.as_str()?.to_owned(),
-                                    v.get("value")?.as_str()?.to_owned(),
-                                ))
-                            });
-                    match parsed {
-                        Some((k, v)) => {
-                            entries.insert(k, v);
-                        }
-                        None => {
-                            tracing::warn!(file = %path.display(), line = i + 1, "skipping an offset line that is not {{\"key\":…,\"value\":…}}")
-                        }
-                    }
+                let (entries, skipped) = read_offset_file(&text);
+                for line in skipped {
+                    tracing::warn!(file = %path.display(), line, "skipping an offset line that is not {{\"key\":…,\"value\":…}} with a [\"connector\",{{…}}] key");
                 }
+                entries
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(format!("cannot read offset file {}: {e}", path.display())),
-        }
+        };
         Ok(FileOffsetStore {
             path: path.to_path_buf(),
             entries: Mutex::new(entries),
@@ -60,7 +43,7 @@ impl FileOffsetStore {
         let tmp = self.path.with_extension("tmp");
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         for (k, v) in entries {
-            serde_json::to_writer(&mut out, &serde_json::json!({"key": k, "value": v}))?;
+            out.write_all(offset_file_line(k, v).as_bytes())?;
             out.write_all(b"\n")?;
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;

@@ -1,14 +1,20 @@
 //! Where source offsets are kept, in Kafka Connect's format: the key is the
 //! JSON `["<connector>",{<source partition>}]`, the value the JSON offset
 //! map, both serialised canonically (sorted keys, no whitespace) so one
-//! partition always gives the same key bytes.
+//! partition always gives the same key bytes. The codec lives in the crate
+//! `tributary-offsets` (no Kafka in it, so the fuzz target `offsets` builds
+//! it alone).
 //!
 //! A store's `write` returns only once the offsets are durable; the worker
 //! tells a task its offsets are committed only after that.
 
-use crate::contract::{json_map_from_value, json_map_to_value, JsonMap, PartitionOffset};
+use crate::contract::{JsonMap, PartitionOffset};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+pub use tributary_offsets::{
+    canonical_offset_key, decode_offsets, offset_file_line, offset_key, offset_record_value,
+    offset_value, parse_offset_key, read_offset_file,
+};
 
 /// Durable storage of source offsets.
 pub trait OffsetStore: Send + Sync {
@@ -21,40 +27,8 @@ pub trait OffsetStore: Send + Sync {
     fn delete(&self, connector: &str, partitions: &[JsonMap]) -> Result<(), String>;
 }
 
-/// The key bytes of a connector's partition: `["name",{"k":"v"}]`.
-pub fn offset_key(connector: &str, partition: &JsonMap) -> String {
-    serde_json::Value::Array(vec![
-        serde_json::Value::String(connector.to_owned()),
-        json_map_to_value(partition),
-    ])
-    .to_string()
-}
-
-/// The value bytes of an offset: `{"position":42}`.
-pub fn offset_value(offset: &JsonMap) -> String {
-    json_map_to_value(offset).to_string()
-}
-
-/// Parses a key into (connector, partition); `None` when it is not one.
-pub fn parse_offset_key(key: &str) -> Option<(String, JsonMap)> {
-    let value: serde_json::Value = serde_json::from_str(key).ok()?;
-    match value.as_array()?.as_slice() {
-        [serde_json::Value::String(name), partition] => {
-            Some((name.clone(), json_map_from_value(partition)?))
-        }
-        _ => None,
-    }
-}
-
-/// The value of an offsets record, when it is one: UTF-8 text holding a
-/// JSON object (`{"position":42}`).
-pub fn offset_record_value(value: &[u8]) -> Option<&str> {
-    std::str::from_utf8(value)
-        .ok()
-        .filter(|s| serde_json::from_str::<serde_json::Value>(s).is_ok_and(|j| j.is_object()))
-}
-
-/// Offsets in memory: lost when the worker stops. For the embedded demo.
+/// Offsets in memory: lost when the worker stops. With the embedded Kafka,
+/// whose records are lost with them.
 #[derive(Default)]
 pub struct MemoryOffsetStore {
     entries: Mutex<BTreeMap<String, String>>,
@@ -86,18 +60,6 @@ impl OffsetStore for MemoryOffsetStore {
         }
         Ok(())
     }
-}
-
-/// The offsets of `connector` among `entries` (key bytes → value bytes).
-pub fn decode_offsets(connector: &str, entries: &BTreeMap<String, String>) -> Vec<PartitionOffset> {
-    entries
-        .iter()
-        .filter_map(|(k, v)| {
-            let (name, partition) = parse_offset_key(k)?;
-            let offset = json_map_from_value(&serde_json::from_str(v).ok()?)?;
-            (name == connector).then_some(PartitionOffset { partition, offset })
-        })
-        .collect()
 }
 
 #[cfg(test)]

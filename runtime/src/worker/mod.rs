@@ -324,6 +324,7 @@ impl Worker {
         let (plugin, _) = self.registry.find(&d.name, Some(&d.version))?;
         tracing::info!(connector = %connector.name, task, plugin = %d.name, version = %d.version, "starting task");
         let metrics = Arc::new(TaskMetrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
         let sandbox = TaskSandbox {
             connector: connector.name.clone(),
             task,
@@ -345,6 +346,7 @@ impl Worker {
             metrics: metrics.clone(),
             databases: self.databases(connector)?,
             stores: self.stores(connector)?,
+            stop: stop.clone(),
         };
         let status = Arc::new(Mutex::new(TaskStatus::new(
             &connector.name,
@@ -352,7 +354,6 @@ impl Worker {
             d.kind,
             metrics,
         )));
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = Shared {
             stop: stop.clone(),
             ..self.shared.clone()
