@@ -353,12 +353,12 @@ mod tests {
     #[test]
     fn a_renewed_url_moves_the_location() {
         let mut c = Connections::default();
-        c.set("url", "postgres://postgres@127.0.0.1:5432/test")
+        c.set("url", &"postgres://postgres@127.0.0.1:5432/test".into())
             .unwrap();
         let first = c.0["default"].clone();
         let mut renewed = Connections::default();
         renewed
-            .set("url", "postgres://postgres@127.0.0.1:5432/postgres")
+            .set("url", &"postgres://postgres@127.0.0.1:5432/postgres".into())
             .unwrap();
         let second = renewed.0["default"].clone();
         let db = Database::open(
