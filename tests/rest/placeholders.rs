@@ -319,3 +319,97 @@ fn secret_values_are_hidden_whatever_their_origin() {
         assert_eq!(value("connection.url"), url, "{name}: validate");
     }
 }
+
+/// Refusals of what a REST connector may reach quote paths, and a task's
+/// failure quotes what the connector tried: a path or database built from
+/// a placeholder is named by the placeholder there too, also when the
+/// text quotes only part of the value (a directory of a path).
+#[test]
+fn paths_from_placeholders_are_named_by_them_in_refusals_and_failures() {
+    let site = Site::new(PLUGINS);
+    site.write("ph/data.txt", "one\n");
+    // A directory outside the allowed ones (the site's), whose name is
+    // what a placeholder resolves to.
+    let outside = tempfile::tempdir().unwrap();
+    let outside_dir = outside.path().join(format!("{MARKER}-outside"));
+    std::fs::create_dir(&outside_dir).unwrap();
+    let env = [
+        // Outside the allowed directories, whole and in part.
+        (
+            "TRIBUTARY_PH_OUTSIDE",
+            outside_dir.join("out.txt").display().to_string(),
+        ),
+        ("TRIBUTARY_PH_PART", format!("{MARKER}-outside")),
+        // Inside them, under a directory that does not exist.
+        ("TRIBUTARY_PH_TAIL", format!("{MARKER}-tail")),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    let worker = rest_worker(&site, ALLOW);
+    let api = Api::listening(site.run_with_env(&worker, &[], &env));
+    let inside = site.path("ph").display().to_string();
+    let cases = [
+        ("file-sink", "${env:TRIBUTARY_PH_OUTSIDE}".to_owned()),
+        (
+            "file-sink",
+            format!(
+                "{}/${{env:TRIBUTARY_PH_PART}}/out.txt",
+                outside.path().display()
+            ),
+        ),
+        (
+            "file-sink",
+            "/etc/${env:TRIBUTARY_PH_PART}/out.txt".to_owned(),
+        ),
+        ("file-source", "/etc/${env:TRIBUTARY_PH_PART}".to_owned()),
+        (
+            "file-sink",
+            format!("{inside}/${{env:TRIBUTARY_PH_TAIL}}/out.txt"),
+        ),
+    ];
+    let mut created = Vec::new();
+    for (i, (class, file)) in cases.iter().enumerate() {
+        let mut config = config(&site, class, "file", file);
+        config["tasks.max"] = json!("1");
+        let name = format!("ph-path-{i}");
+        let (code, answer) = api.call(
+            "POST",
+            "/connectors",
+            Some(json!({"name": name, "config": config.clone()})),
+        );
+        assert!(
+            !answer.to_string().contains(MARKER),
+            "#{i} {file}: {answer}"
+        );
+        if code == 201 {
+            created.push(name);
+        } else {
+            assert_eq!(code, 400, "#{i} {file}: {answer}");
+        }
+        let (_, answer) = api.call(
+            "PUT",
+            &format!("/connector-plugins/{class}/config/validate"),
+            Some(config),
+        );
+        assert!(
+            !answer.to_string().contains(MARKER),
+            "#{i} validate: {answer}"
+        );
+    }
+    // A connector that was taken runs its task until it fails or runs.
+    for name in &created {
+        let status = api.wait_status(name, "a settled task", |s| {
+            s["tasks"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|t| t["state"] == "FAILED" || t["state"] == "RUNNING")
+            })
+        });
+        assert!(!status.to_string().contains(MARKER), "{name}: {status}");
+        let (_, tasks) = api.get(&format!("/connectors/{name}/tasks"));
+        assert!(!tasks.to_string().contains(MARKER), "{name}: {tasks}");
+    }
+    let log = api.run.log();
+    assert!(
+        !log.contains(MARKER),
+        "the log holds a resolved value:\n{log}"
+    );
+}

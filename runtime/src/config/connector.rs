@@ -68,6 +68,9 @@ pub struct ConnectorConfig {
     /// worker's limits on what it reaches (`config::Reach`), and the host
     /// checks its grants again when it opens them.
     pub trusted: bool,
+    /// Each placeholder of the config with what it resolved to, for
+    /// [`ConnectorConfig::mask`]. Never logged or shown.
+    masks: Vec<(String, SecretString)>,
 }
 
 impl ConnectorConfig {
@@ -127,7 +130,7 @@ impl ConnectorConfig {
         }
         let mut draft = Draft::read(file, entries, providers);
         let Some(description) = draft.describe(catalog) else {
-            return Err(draft.problems);
+            return Err(draft.masked_problems());
         };
         let mut plugin = PluginKeys::default();
         let runtime = draft.apply_keys(&description, &mut plugin);
@@ -138,6 +141,8 @@ impl ConnectorConfig {
             draft.validate(catalog, &description, &plugin);
         }
         plugin.tidy_grants();
+        let masks = draft.masks();
+        let problems = draft.masked_problems();
         let config = ConnectorConfig {
             name: draft.name.unwrap_or_default(),
             file: file.to_path_buf(),
@@ -148,8 +153,23 @@ impl ConnectorConfig {
             placeholders: draft.placeholders,
             grants: plugin.grants,
             trusted: false,
+            masks,
         };
-        draft.problems.into_result(config)
+        problems.into_result(config)
+    }
+
+    /// Text built from this config's values (a host error naming a path, a
+    /// connector's failure, a task config) with each value that came from
+    /// a placeholder replaced by the placeholder: what may leave the
+    /// worker in an answer, a status or a log.
+    pub fn mask(&self, text: &str) -> String {
+        use secrecy::ExposeSecret;
+        super::resolved::mask_parts(
+            text,
+            self.masks
+                .iter()
+                .map(|(p, v)| (p.as_str(), v.expose_secret())),
+        )
     }
 }
 
@@ -364,6 +384,25 @@ impl<'a> Draft<'a> {
                 self.problem(self.config_line, None, message);
             }
         }
+    }
+
+    /// Every placeholder of the config and the value it resolved to.
+    fn masks(&self) -> Vec<(String, SecretString)> {
+        let parts = self.raw.values().flat_map(|(v, _)| v.parts());
+        parts
+            .map(|(p, v)| (p.to_owned(), SecretString::from(v.to_owned())))
+            .collect()
+    }
+
+    /// The problems found, each message masked as [`Draft::masked`] does:
+    /// the last word on anything a check quoted from a value, in one place
+    /// (the checks name values through [`Resolved`] already).
+    fn masked_problems(&mut self) -> Problems {
+        let mut problems = std::mem::take(&mut self.problems);
+        for p in &mut problems.0 {
+            p.message = self.masked(&p.message);
+        }
+        problems
     }
 
     /// Text the connector wrote (its own checks) with every value that

@@ -45,22 +45,35 @@ impl AllowedPaths {
     /// `path` resolved (`..` and links), when it is under an allowed
     /// directory; else a refusal that names the setting.
     pub fn check(&self, path: &Path) -> Result<PathBuf, String> {
+        self.check_written(path, None)
+    }
+
+    /// [`AllowedPaths::check`] of a path taken from a value that was
+    /// `written` with a placeholder: a refusal names the value as written,
+    /// never the path (which holds what the placeholder resolved to).
+    pub fn check_written(&self, path: &Path, written: Option<&str>) -> Result<PathBuf, String> {
         let setting = self.setting;
+        let named = match written {
+            Some(w) => format!("the path of {w}"),
+            None => path.display().to_string(),
+        };
         if self.dirs.is_empty() {
             return Err(format!(
-                "{} is outside the directories the worker's `{setting}` allows, and it lists none (add a directory that holds it to `{setting}` in the worker config)",
-                path.display()
+                "{named} is outside the directories the worker's `{setting}` allows, and it lists none (add a directory that holds it to `{setting}` in the worker config)"
             ));
         }
-        let real = resolve(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+        let real = resolve(path).map_err(|e| match written {
+            Some(_) => format!("cannot resolve {named}"),
+            None => format!("cannot resolve {named}: {e}"),
+        })?;
         let dirs = self.real_dirs();
         if dirs.iter().any(|d| real.starts_with(d)) {
             return Ok(real);
         }
-        let shown = if real == path {
-            path.display().to_string()
+        let shown = if real == path || written.is_some() {
+            named
         } else {
-            format!("{} (that is {})", path.display(), real.display())
+            format!("{named} (that is {})", real.display())
         };
         Err(format!(
             "{shown} is outside the directories the worker's `{setting}` allows ({})",
@@ -171,6 +184,9 @@ fn never_overridden(property: &str) -> Option<&'static str> {
         "sasl.oauthbearer.method" => {
             "makes the worker fetch tokens from the endpoints and files the config names"
         }
+        "sasl.oauthbearer.token.endpoint.url" => {
+            "sends the worker's OAuth client credentials to the endpoint it names"
+        }
         _ => return None,
     })
 }
@@ -238,7 +254,8 @@ impl Reach {
                 KeyType::DirRead | KeyType::DirWrite => Some(Path::new(&v)),
                 _ => continue,
             };
-            if let Some(Err(e)) = dir.map(|d| self.files.check(d)) {
+            let written = config.placeholders.get(&spec.name).map(String::as_str);
+            if let Some(Err(e)) = dir.map(|d| self.files.check_written(d, written)) {
                 problems.push((spec.name.clone(), e));
             }
         }
@@ -269,10 +286,10 @@ impl Reach {
                 if property == "ssl.ca.location" && v.trim() == "probe" {
                     continue;
                 }
-                for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    if let Err(e) = self.files.check(Path::new(path)) {
-                        problems.push((key.clone(), e));
-                    }
+                // One path, as librdkafka reads it.
+                let written = config.placeholders.get(key).map(String::as_str);
+                if let Err(e) = self.files.check_written(Path::new(v.trim()), written) {
+                    problems.push((key.clone(), e));
                 }
             }
         }
@@ -295,13 +312,16 @@ impl Reach {
             };
             if let Some((k, path)) = sqlite_file {
                 // The path alone: the URL may hold a password.
-                if let Err(e) = self.files.check(&path) {
+                let written = config.placeholders.get(&k).map(String::as_str);
+                if let Err(e) = self.files.check_written(&path, written) {
                     problems.push((k, format!("the SQLite file {e}")));
                 }
             }
             if let Some(cert) = &c.ssl_root_cert {
-                if let Err(e) = self.files.check(cert) {
-                    problems.push((key("ssl.root.cert"), e));
+                let k = key("ssl.root.cert");
+                let written = config.placeholders.get(&k).map(String::as_str);
+                if let Err(e) = self.files.check_written(cert, written) {
+                    problems.push((k, e));
                 }
             }
         }

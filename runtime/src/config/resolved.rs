@@ -28,6 +28,10 @@ pub struct Resolved {
     /// `Some`: the value came from a placeholder; this is how it was
     /// written, and how it is shown.
     written: Option<String>,
+    /// Each placeholder of `written` and the value it resolved to: text
+    /// that quotes part of the value (a directory of a path, the host of a
+    /// URL) still holds one of these whole.
+    parts: Vec<(String, String)>,
 }
 
 impl Resolved {
@@ -36,22 +40,33 @@ impl Resolved {
         Resolved {
             value: value.into(),
             written: None,
+            parts: Vec::new(),
         }
     }
 
     /// `value`, resolved from `written` when that held a placeholder.
     pub(super) fn new(value: String, written: Option<String>) -> Resolved {
-        Resolved { value, written }
+        Resolved {
+            value,
+            written,
+            parts: Vec::new(),
+        }
     }
 
     /// `written` with its placeholders resolved through `providers`.
     /// Errors name the placeholder.
     pub fn resolve(written: &str, providers: &Providers) -> Result<Resolved, ProviderError> {
         let value = providers.resolve(written)?;
-        let held_placeholder = !placeholders(written).unwrap_or_default().is_empty();
+        let mut parts = Vec::new();
+        for p in placeholders(written).unwrap_or_default() {
+            let text = format!("${{{}:{}}}", p.provider, p.reference);
+            let part = providers.resolve(&text)?;
+            parts.push((text, part));
+        }
         Ok(Resolved {
             value,
-            written: held_placeholder.then(|| written.to_owned()),
+            written: (!parts.is_empty()).then(|| written.to_owned()),
+            parts,
         })
     }
 
@@ -78,6 +93,7 @@ impl Resolved {
         Resolved {
             value: value.into(),
             written: self.written.clone(),
+            parts: self.parts.clone(),
         }
     }
 
@@ -94,8 +110,29 @@ impl Resolved {
                 out = out.replace(value, written);
             }
         }
-        out
+        mask_parts(&out, self.parts())
     }
+
+    /// Each placeholder of the value as written, with what it resolved to.
+    pub fn parts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.parts.iter().map(|(p, v)| (p.as_str(), v.as_str()))
+    }
+}
+
+/// `text` with each placeholder's value (of `parts`: placeholder, value)
+/// replaced by the placeholder, longer values first so one that holds
+/// another is replaced whole. A very short value is replaced wherever it
+/// appears: the text reads oddly, and holds no value.
+pub fn mask_parts<'a>(text: &str, parts: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut parts: Vec<(&str, &str)> = parts.filter(|(_, v)| !v.trim().is_empty()).collect();
+    parts.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    parts.into_iter().fold(text.to_owned(), |t, (p, v)| {
+        let t = t.replace(v, p);
+        match v.trim() {
+            trimmed if trimmed != v => t.replace(trimmed, p),
+            _ => t,
+        }
+    })
 }
 
 impl fmt::Display for Resolved {

@@ -47,12 +47,14 @@ impl Herder {
         };
         if !overrides.is_empty() {
             let mut problems = Problems::default();
+            // The refusals quote paths and values: one from a placeholder
+            // is named by the placeholder.
             for (k, m) in overrides {
                 problems.push(crate::config::Problem::new(
                     Path::new("config"),
                     None,
                     Some(&k),
-                    m,
+                    config.mask(&m),
                 ));
             }
             return Err(invalid(&problems));

@@ -87,7 +87,7 @@ impl Herder {
                         Path::new("config"),
                         None,
                         Some(&k),
-                        m,
+                        c.mask(&m),
                     ));
                 }
                 p

@@ -112,10 +112,14 @@ impl Herder {
             return Ok(Vec::new());
         }
         // A key submitted as a placeholder shows as the placeholder, not as
-        // the value it resolved to.
+        // the value it resolved to; any other value the connector derived
+        // from one shows the placeholder where the value was.
         let shown = |(k, v): &(String, String)| match m.raw.get(k) {
             Some(raw) if raw.contains("${") => (k.clone(), raw.clone()),
-            _ => (k.clone(), v.clone()),
+            _ => match &m.config {
+                Ok(c) => (k.clone(), c.mask(v)),
+                Err(_) => (k.clone(), v.clone()),
+            },
         };
         Ok(m.tasks
             .iter()

@@ -385,6 +385,9 @@ impl Worker {
                 match outcome {
                     Ok(()) => s.state = TaskState::Stopped,
                     Err(reason) => {
+                        // The guest's text and the host's errors may quote
+                        // values: one from a placeholder is named by it.
+                        let reason = connector.mask(&reason);
                         tracing::error!("task failed: {reason}");
                         s.state = TaskState::Failed(reason);
                     }
