@@ -575,7 +575,7 @@ fn a_secrets_manager_outage_keeps_the_values_in_use() {
 /// cache: it is no longer checked for new versions, and `/metrics` stops
 /// counting it. A secret a remaining connector still reads stays.
 #[test]
-fn a_deleted_connectors_secrets_are_forgotten() {
+fn secrets_no_config_reads_after_a_delete_or_a_new_config_are_forgotten() {
     let moto = Moto::start();
     let keys = Keys::any();
     let only = unique("tributary/only");
@@ -585,7 +585,8 @@ fn a_deleted_connectors_secrets_are_forgotten() {
     let site = Site::new(PLUGINS);
     std::fs::create_dir_all(site.path("data")).unwrap();
     let worker = site.worker_with_rest(&format!(
-        "listeners: http://127.0.0.1:0\n{}",
+        "listeners: http://127.0.0.1:0\nfile.allowed.paths: {}\n{}",
+        site.path("data").display(),
         provider_keys(&moto, 300)
     ));
     let sink = |name: &str, secret: &str| {
@@ -626,6 +627,19 @@ fn a_deleted_connectors_secrets_are_forgotten() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(counted(&shared), "the secret `kept` still reads stays");
+    // A new config of `kept` that reads no secret: the last one goes.
+    let literal = serde_json::json!({"connector.class": "file-sink", "topics": "rows", "file": site.path("data/kept.txt").display().to_string()});
+    let (status, body) = api.call("PUT", "/connectors/kept/config", Some(literal));
+    assert_eq!(status, 200, "{body}");
+    let start = std::time::Instant::now();
+    while counted(&shared) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "a secret no config reads any more is still counted; log:\n{}",
+            api.run.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (code, log) = api.run.stop();
     assert_eq!(code, 0, "{log}");
 }

@@ -193,6 +193,9 @@ impl Herder {
             }
         );
         self.apply(name);
+        if existing.is_some() {
+            self.forget_unread_secrets();
+        }
         Ok((existing.is_none(), self.info(name)?))
     }
 
@@ -242,6 +245,14 @@ impl Herder {
         written.retain(|k, _| !keys.contains(k));
         drop(written);
         // Secrets only it read are no longer cached or checked.
+        self.forget_unread_secrets();
+        tracing::info!(connector = name, "connector deleted");
+        Ok(())
+    }
+
+    /// Lets the providers forget the secrets no connector's config reads
+    /// any more (after a delete, or a config that stopped reading one).
+    fn forget_unread_secrets(&self) {
         let still: Vec<String> = self
             .lock()
             .values()
@@ -249,7 +260,5 @@ impl Herder {
             .collect();
         let still: Vec<&str> = still.iter().map(String::as_str).collect();
         self.providers.forget_unread(&still);
-        tracing::info!(connector = name, "connector deleted");
-        Ok(())
     }
 }
