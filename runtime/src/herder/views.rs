@@ -51,8 +51,14 @@ impl Herder {
             Ok(c) => Some(c.description.clone()),
             Err(_) => m.raw.get("connector.class").and_then(|class| {
                 // Written as placeholders, they are looked up by their
-                // values (which are not shown).
-                let resolve = |v: &String| self.providers.resolve(v).ok();
+                // values (which are not shown), through the providers the
+                // connector may use (a REST connector's are limited).
+                let providers = if m.trusted {
+                    &self.providers
+                } else {
+                    &self.reach.providers
+                };
+                let resolve = |v: &String| providers.resolve(v).ok();
                 let version = m.raw.get("connector.plugin.version").map(resolve);
                 crate::config::Catalog::describe(
                     self.registry.as_ref(),
