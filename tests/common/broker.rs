@@ -43,7 +43,7 @@ pub struct Consumed {
     pub headers: Vec<(String, String)>,
 }
 
-fn tansu() -> PathBuf {
+pub fn tansu() -> PathBuf {
     if let Some(p) = std::env::var_os("TANSU_BIN") {
         return p.into();
     }
