@@ -268,8 +268,9 @@ impl WorkerConfig {
             } else if let Some(spec) = specs.iter().find(|s| s.name == entry.key) {
                 match check_value(spec, &raw) {
                     Ok(v) => {
-                        if KAFKA_SECURITY_KEYS.contains(&entry.key.as_str())
-                            && written.as_deref().is_some_and(|w| !w.trim().is_empty())
+                        // Blank (an empty variable behind a placeholder,
+                        // as in an image configured by environment): unset.
+                        if KAFKA_SECURITY_KEYS.contains(&entry.key.as_str()) && !v.trim().is_empty()
                         {
                             property_lines.insert(entry.key.clone(), entry.line);
                             kafka_security
@@ -629,6 +630,57 @@ mod tests {
         assert_eq!(
             c.rest_tls,
             Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+    }
+
+    #[test]
+    fn kafka_security_keys_are_kept_as_written_and_blank_ones_are_unset() {
+        std::env::set_var("TRIBUTARY_WORKER_TEST_KAFKA_USER", "alice");
+        std::env::set_var("TRIBUTARY_WORKER_TEST_KAFKA_BLANK", "");
+        let c = load(
+            "bootstrap.servers: k:9096\nsecurity.protocol: SASL_SSL\nsasl:\n  mechanism: SCRAM-SHA-512\n  username: ${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}\nssl.ca.location: ${env:TRIBUTARY_WORKER_TEST_KAFKA_BLANK}\n",
+        )
+        .unwrap();
+        let kept: Vec<(&str, &str)> = c
+            .kafka_security
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.username", "${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}"),
+                ("security.protocol", "SASL_SSL"),
+            ]
+        );
+        assert_eq!(
+            format!("{:?}", c.kafka_security),
+            r#"{"sasl.mechanism", "sasl.username", "security.protocol"}"#,
+            "Debug names the keys only"
+        );
+    }
+
+    #[test]
+    fn kafka_security_keys_need_a_kafka_and_one_name_per_setting() {
+        let text = load("security.protocol: SSL\n").unwrap_err().to_string();
+        assert!(
+            text.contains("worker.yaml:1: `security.protocol`: needs bootstrap.servers"),
+            "{text}"
+        );
+        let text = load(
+            "bootstrap.servers: k:9096\nsasl.mechanism: PLAIN\nsasl.mechanisms: PLAIN\nsasl.jaas.config: x\nsasl.password: y\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("`sasl.mechanisms`: give sasl.mechanism or sasl.mechanisms, not both"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`sasl.password`: give sasl.jaas.config or sasl.password, not both"),
+            "{text}"
         );
     }
 

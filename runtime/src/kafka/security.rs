@@ -328,6 +328,9 @@ impl Security {
                     let value = providers
                         .resolve(text)
                         .map_err(|e| format!("{key}: {}", e.message()))?;
+                    if value.trim().is_empty() {
+                        continue;
+                    }
                     // librdkafka's name for Kafka Connect's.
                     let name = if key == "sasl.mechanism" {
                         "sasl.mechanisms"
