@@ -16,7 +16,6 @@
 //!   `tansu user create` while the broker still runs without
 //!   `--authentication`; then the broker restarts with it.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -99,18 +98,7 @@ impl SecureBroker {
             "bootstrap.servers",
             format!("127.0.0.1:{}", self.tansu_port),
         );
-        let consumer: BaseConsumer = plain.create().unwrap();
-        let start = Instant::now();
-        while consumer
-            .fetch_metadata(None, Duration::from_secs(1))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "tansu did not answer"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::broker::wait_for_metadata(&plain, "tansu without authentication");
         let status = Command::new(super::broker::tansu())
             .args([
                 "user",
@@ -218,19 +206,10 @@ impl SecureBroker {
     }
 
     fn wait_until_it_answers(&self) {
-        let consumer: BaseConsumer = self.admin_config().create().unwrap();
-        let start = Instant::now();
-        while consumer
-            .fetch_metadata(None, Duration::from_secs(1))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "tansu behind stunnel did not answer on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::broker::wait_for_metadata(
+            &self.admin_config(),
+            &format!("tansu behind stunnel on port {}", self.port),
+        );
     }
 
     /// Sets the SCRAM-SHA-512 password of `user` (creating the user).
