@@ -5,7 +5,9 @@
 //! the version check or a refused login finds it first, with nothing lost,
 //! nothing twice and no task restarted; a wrong password, a CA that did
 //! not sign the broker's certificate and settings librdkafka refuses stop
-//! the worker with the setting to look at, and no password reaches a log.
+//! the worker with the setting to look at, and no password reaches a log;
+//! mutual TLS (SSL with a client certificate) moves records, and without
+//! the certificate the start stops.
 
 mod common;
 
@@ -227,6 +229,54 @@ fn a_wrong_password_and_a_ca_that_did_not_sign_the_broker_stop_the_start_naming_
     assert!(
         !log.contains(&password),
         "the password reached the log:\n{log}"
+    );
+}
+
+#[test]
+fn mutual_tls_moves_records_with_the_client_certificate_and_stops_the_start_without_it() {
+    let broker = SecureBroker::mutual_tls();
+    let (cert, key) = broker.client.clone().unwrap();
+    let site = Site::new(PLUGINS);
+    let tls = format!(
+        "bootstrap.servers: {}\nsecurity.protocol: SSL\nssl.ca.location: {}\n",
+        broker.bootstrap(),
+        broker.ca.display()
+    );
+    let log = refused_start(&site, &tls);
+    assert!(
+        log.contains("TLS handshake") && log.contains("ssl.ca.location"),
+        "{log}"
+    );
+
+    let topic = unique("mutual");
+    let worker = site.worker(&format!(
+        "{tls}ssl.certificate.location: {}\nssl.key.location: {}\noffset.storage.topic: {}\nconfig.storage.topic: {}\nstatus.storage.topic: {}\n",
+        cert.display(),
+        key.display(),
+        unique("offsets"),
+        unique("configs"),
+        unique("status"),
+    ));
+    site.write("data/in.txt", &numbered_lines(0, 100, 8));
+    let src = site.write(
+        "source.yaml",
+        &format!("name: in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: {topic}\n"),
+    );
+    let sink = site.write(
+        "sink.yaml",
+        &format!("name: out\nconfig:\n  connector.class: file-sink\n  file: data/out.txt\n  topics: {topic}\n"),
+    );
+    let out = site.path("data/out.txt");
+    let mut running = site.run(&worker, &[&src, &sink]);
+    running.wait_for("100 lines through Kafka", WAIT, |log| {
+        assert!(!log.contains("task failed"), "{log}");
+        line_count(&out) >= 100
+    });
+    let (code, log) = running.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        numbered_lines(0, 100, 8)
     );
 }
 

@@ -35,6 +35,9 @@ pub struct SecureBroker {
     pub ca: PathBuf,
     /// PEM of a certificate that did not sign the broker's.
     pub other_ca: PathBuf,
+    /// The client certificate and key stunnel requires, for mutual TLS
+    /// ([`SecureBroker::mutual_tls`]); `None`: SASL logins instead.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -54,8 +57,28 @@ fn stunnel() -> &'static str {
 }
 
 impl SecureBroker {
-    /// Starts the broker and waits until a TLS login reaches it.
+    /// Starts the broker for SASL_SSL logins (SCRAM) and waits until a
+    /// login reaches it.
     pub fn start() -> SecureBroker {
+        let mut broker = SecureBroker::new(false);
+        broker.create_admin();
+        broker.start_tansu(true);
+        broker.start_stunnel();
+        broker.wait_until_it_answers();
+        broker
+    }
+
+    /// Starts the broker for mutual TLS (`SSL`, no SASL): stunnel takes
+    /// only clients that present the certificate in `client`.
+    pub fn mutual_tls() -> SecureBroker {
+        let mut broker = SecureBroker::new(true);
+        broker.start_tansu(false);
+        broker.start_stunnel();
+        broker.wait_until_it_answers();
+        broker
+    }
+
+    fn new(mutual: bool) -> SecureBroker {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, text: &str| {
             let p = dir.path().join(name);
@@ -72,7 +95,14 @@ impl SecureBroker {
         let other_ca = write("other-ca.pem", &other.cert.pem());
         write("server.pem", &server.cert.pem());
         write("server.key", &server.key_pair.serialize_pem());
-        let mut broker = SecureBroker {
+        let client = mutual.then(|| {
+            let client = rcgen::generate_simple_self_signed(vec!["tributary".to_owned()]).unwrap();
+            (
+                write("client.pem", &client.cert.pem()),
+                write("client.key", &client.key_pair.serialize_pem()),
+            )
+        });
+        SecureBroker {
             dir,
             port: free_port(),
             tansu_port: free_port(),
@@ -80,12 +110,8 @@ impl SecureBroker {
             stunnel: None,
             ca,
             other_ca,
-        };
-        broker.create_admin();
-        broker.start_tansu(true);
-        broker.start_stunnel();
-        broker.wait_until_it_answers();
-        broker
+            client,
+        }
     }
 
     /// The administrator's SCRAM-SHA-512 login, made on the broker's
@@ -122,8 +148,9 @@ impl SecureBroker {
 
     fn start_tansu(&mut self, authentication: bool) {
         let listener = format!("tcp://127.0.0.1:{}", self.tansu_port);
-        // With authentication, clients come through stunnel.
-        let advertised = if authentication {
+        // Clients come through stunnel; only the administrator's creation
+        // (SCRAM, before authentication is on) talks to tansu directly.
+        let advertised = if authentication || self.client.is_some() {
             format!("tcp://127.0.0.1:{}", self.port)
         } else {
             listener.clone()
@@ -153,7 +180,7 @@ impl SecureBroker {
     /// (Re)starts stunnel on the broker's port: every client connection
     /// is cut when it stops, and clients log in again when they reconnect.
     pub fn start_stunnel(&mut self) {
-        let conf = format!(
+        let mut conf = format!(
             "foreground = yes\npid =\noutput = {}\n[kafka]\naccept = 127.0.0.1:{}\nconnect = 127.0.0.1:{}\ncert = {}\nkey = {}\n",
             self.dir.path().join("stunnel.log").display(),
             self.port,
@@ -161,6 +188,10 @@ impl SecureBroker {
             self.dir.path().join("server.pem").display(),
             self.dir.path().join("server.key").display(),
         );
+        if let Some((cert, _)) = &self.client {
+            // Only the client certificate (self-signed: its own CA).
+            conf.push_str(&format!("verify = 2\nCAfile = {}\n", cert.display()));
+        }
         let path = self.dir.path().join("stunnel.conf");
         std::fs::write(&path, conf).unwrap();
         let child = Command::new(stunnel())
@@ -193,9 +224,18 @@ impl SecureBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// An administrator's client: SASL_SSL with its SCRAM-SHA-512 login.
+    /// An administrator's client: SASL_SSL with its SCRAM-SHA-512 login,
+    /// or SSL with the client certificate for mutual TLS.
     pub fn admin_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
+        if let Some((cert, key)) = &self.client {
+            c.set("bootstrap.servers", self.bootstrap())
+                .set("security.protocol", "SSL")
+                .set("ssl.ca.location", self.ca.to_str().unwrap())
+                .set("ssl.certificate.location", cert.to_str().unwrap())
+                .set("ssl.key.location", key.to_str().unwrap());
+            return c;
+        }
         c.set("bootstrap.servers", self.bootstrap())
             .set("security.protocol", "SASL_SSL")
             .set("sasl.mechanisms", "SCRAM-SHA-512")

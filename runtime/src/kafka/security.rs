@@ -145,6 +145,7 @@ pub fn first_contact(
         .create_with_context(Seen::default())
         .map_err(|e| format!("cannot create a Kafka client: {e}"))?;
     let start = Instant::now();
+    let mut last = None;
     loop {
         let answer = producer
             .client()
@@ -162,13 +163,20 @@ pub fn first_contact(
         if let Some((_, reason)) = seen.iter().find(|(c, _)| is_refused_login(*c)) {
             return Ok(Contact::LoginRefused(reason.clone()));
         }
-        if let Some((_, reason)) = seen.iter().find(|(c, _)| *c == C::SSL) {
+        // A handshake that fails is `_SSL`; a TLS 1.3 server that refuses
+        // the client's certificate says so in an alert after the
+        // handshake, which librdkafka reports as a failed receive.
+        if let Some((_, reason)) = seen
+            .iter()
+            .find(|(c, r)| *c == C::SSL || r.contains("SSL routines"))
+        {
             return Ok(Contact::TlsFailed(reason.clone()));
         }
+        if let Some((_, reason)) = seen.last() {
+            last = Some(reason.clone());
+        }
         if start.elapsed() >= timeout {
-            let last = seen
-                .last()
-                .map(|(_, r)| r.clone())
+            let last = last
                 .or_else(|| answer.err().map(|e| e.to_string()))
                 .unwrap_or_default();
             return Ok(Contact::NoAnswer(last));
