@@ -43,7 +43,24 @@ pub struct Consumed {
     pub headers: Vec<(String, String)>,
 }
 
-fn tansu() -> PathBuf {
+/// Waits up to 30 s until a client made from `config` gets the cluster's
+/// metadata; `what` names the broker if it never does.
+pub fn wait_for_metadata(config: &ClientConfig, what: &str) {
+    let consumer: BaseConsumer = config.create().unwrap();
+    let start = Instant::now();
+    while consumer
+        .fetch_metadata(None, Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not answer"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn tansu() -> PathBuf {
     if let Some(p) = std::env::var_os("TANSU_BIN") {
         return p.into();
     }
@@ -121,19 +138,7 @@ impl Broker {
                 panic!("cannot run tansu ({e}); scripts/test installs it (scripts/tansu install)")
             });
         self.child = Some(child);
-        let consumer: BaseConsumer = self.config().create().unwrap();
-        let start = Instant::now();
-        while consumer
-            .fetch_metadata(None, Duration::from_secs(1))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "tansu did not answer on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_metadata(&self.config(), &format!("tansu on port {}", self.port));
     }
 
     /// Kills the broker (as a crash would).

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod db;
 pub mod moto;
 pub mod rest;
+pub mod secure;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -71,6 +71,9 @@ pub(super) fn load(
         }
     }
     check_client_properties(worker_file, &worker, &connectors, &mut problems);
+    if let Some(file) = worker_file {
+        check_kafka_security(file, &worker, &providers, &mut problems);
+    }
     let mut names: Vec<&str> = connectors
         .iter()
         .map(|c| c.name.as_str())
@@ -124,6 +127,48 @@ fn check_client_properties(
             let line = c.runtime.property_lines.get(&key).copied();
             problems.push(Problem::new(&c.file, line, Some(&key), message));
         }
+    }
+}
+
+/// The worker's Kafka security keys, as librdkafka will take them when the
+/// first client is made: each problem names the key as written and its
+/// line, never a secret's value.
+fn check_kafka_security(
+    file: &Path,
+    worker: &WorkerConfig,
+    providers: &Providers,
+    problems: &mut Problems,
+) {
+    let written = &worker.kafka_security.0;
+    if written.is_empty() || worker.bootstrap_servers.is_none() {
+        return;
+    }
+    let security = match crate::kafka::Security::new(written, providers) {
+        Ok(s) => s,
+        // A placeholder that does not resolve is already a problem.
+        Err(_) => return,
+    };
+    let props = security.properties();
+    let secrets: Vec<&str> = ["sasl.password", "ssl.key.password", "ssl.keystore.password"]
+        .iter()
+        .filter_map(|k| props.get(*k))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .collect();
+    for (property, message) in crate::kafka::check_security(&props) {
+        // Back to the key the file uses.
+        let key = match property.as_str() {
+            "sasl.mechanisms" if written.contains_key("sasl.mechanism") => "sasl.mechanism",
+            "sasl.username" | "sasl.password" if written.contains_key("sasl.jaas.config") => {
+                "sasl.jaas.config"
+            }
+            other => other,
+        };
+        let message = secrets
+            .iter()
+            .fold(message, |m, secret| m.replace(secret, "(secret)"));
+        let line = worker.property_lines.get(key).copied();
+        problems.push(Problem::new(file, line, Some(key), message));
     }
 }
 

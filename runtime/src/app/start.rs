@@ -3,10 +3,11 @@
 //! threads.
 
 use super::{load, App, Error, Running, StopHandle, StopReason};
-use crate::config::WorkerConfig;
+use crate::config::{Providers, WorkerConfig};
 use crate::herder::{FileConnector, Herder};
 use crate::kafka::{
     ConfigTopicSettings, ConfigTopicStore, KafkaCluster, OffsetTopicSettings, OffsetTopicStore,
+    Security,
 };
 use crate::store::{
     ConfigStore, FileOffsetStore, MemoryConfigStore, MemoryOffsetStore, OffsetStore,
@@ -52,7 +53,7 @@ pub(super) fn start(app: App) -> Result<Running, Error> {
         signals,
     } = app;
     let worker = loaded.worker.clone();
-    let cluster = cluster(&worker)?;
+    let cluster = Arc::new(cluster(&worker, &loaded.providers)?);
     let offsets = offset_store(&cluster, &worker)?;
     let store = config_store(&cluster, &worker)?;
     // The certificate is read and the listener bound before any task
@@ -75,7 +76,7 @@ pub(super) fn start(app: App) -> Result<Running, Error> {
     let cluster_id = listener.as_ref().and_then(|_| cluster.cluster_id());
     let w = Arc::new(Worker::new(
         worker.clone(),
-        Arc::new(cluster),
+        cluster.clone(),
         offsets,
         loaded.registry.clone(),
         loaded.providers.clone(),
@@ -90,7 +91,7 @@ pub(super) fn start(app: App) -> Result<Running, Error> {
     herder
         .start_up(file_connectors(loaded.connectors, loaded.unavailable)?)
         .map_err(|e| Error::Start(e.to_string()))?;
-    follow_rotations(&loaded.secrets_manager, &herder)?;
+    follow_rotations(&loaded.secrets_manager, &herder, &cluster)?;
     let server = match listener {
         Some(l) => {
             let api = Arc::new(crate::rest::Api {
@@ -116,9 +117,17 @@ pub(super) fn start(app: App) -> Result<Running, Error> {
     })
 }
 
-fn cluster(worker: &WorkerConfig) -> Result<KafkaCluster, Error> {
+fn cluster(worker: &WorkerConfig, providers: &Providers) -> Result<KafkaCluster, Error> {
     Ok(match &worker.bootstrap_servers {
-        Some(servers) => KafkaCluster::external(servers, worker.topic_creation),
+        Some(servers) => {
+            let security = Security::new(&worker.kafka_security.0, providers)
+                .map_err(|e| Error::Start(format!("Kafka security settings: {e}")))?;
+            let cluster = KafkaCluster::external(servers, worker.topic_creation, security);
+            cluster
+                .check_reachable(Duration::from_secs(30))
+                .map_err(Error::Start)?;
+            cluster
+        }
         None => {
             let cluster =
                 KafkaCluster::embedded(worker.embedded_topic_partitions).map_err(Error::Start)?;
@@ -234,18 +243,26 @@ fn file_connectors(
     Ok(files)
 }
 
-/// A rotated secret reaches the connectors that read it.
+/// A rotated secret reaches the connectors that read it, and the Kafka
+/// clients when it holds the worker's Kafka login.
 fn follow_rotations(
     secrets: &crate::secrets::SecretsManager,
     herder: &Arc<Herder>,
+    cluster: &Arc<KafkaCluster>,
 ) -> Result<(), Error> {
     let (changed, rotations) = std::sync::mpsc::channel();
     secrets.subscribe(changed);
     let herder = herder.clone();
+    let security = cluster.security().clone();
     std::thread::Builder::new()
         .name("secret-rotations".into())
         .spawn(move || {
             for secret in rotations {
+                if security.reads(crate::secrets::AWS_SECRETS_MANAGER, &secret) {
+                    if let Err(e) = security.renew(false) {
+                        tracing::error!("{e}");
+                    }
+                }
                 herder.secret_changed(crate::secrets::AWS_SECRETS_MANAGER, &secret);
             }
         })

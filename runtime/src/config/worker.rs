@@ -75,10 +75,46 @@ pub struct WorkerConfig {
     pub producer: BTreeMap<String, String>,
     /// librdkafka properties for every consumer (`consumer.*`).
     pub consumer: BTreeMap<String, String>,
-    /// Line of each `producer.*` / `consumer.*` key, for problems found
-    /// when librdkafka checks them.
+    /// Line of each `producer.*` / `consumer.*` key and of each Kafka
+    /// security key, for problems found when librdkafka checks them.
     pub property_lines: BTreeMap<String, usize>,
+    /// The Kafka security keys (`security.protocol`, `sasl.*`, `ssl.*`)
+    /// for every client the worker makes, as written: placeholders stay
+    /// unresolved, so a rotated SASL password can be resolved again.
+    pub kafka_security: KafkaSecurity,
 }
+
+/// The worker's Kafka security keys as written (see [`KAFKA_SECURITY_KEYS`]).
+/// Its `Debug` names the keys only: a literal password may be among them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KafkaSecurity(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for KafkaSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Worker keys that secure every Kafka client the worker makes: its
+/// producers and consumers, the offset, config and status stores, admin
+/// clients. librdkafka's names, and Kafka Connect's `sasl.mechanism` and
+/// `sasl.jaas.config`. `producer.*`, `consumer.*` and a connector's
+/// overrides come after them and win.
+pub const KAFKA_SECURITY_KEYS: &[&str] = &[
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "sasl.jaas.config",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.endpoint.identification.algorithm",
+];
 
 /// Where AWS Secrets Manager is and how often to look for new versions of
 /// the secrets in use.
@@ -148,6 +184,19 @@ pub fn worker_keys() -> Vec<KeySpec> {
         key("connector.client.config.override.policy", String, Some("None"), "Client overrides a connector created over REST may give: `None` (default): no `producer.override.*` or `consumer.override.*`; `Principal`: only security.protocol, sasl.mechanism(s), sasl.username, sasl.password; `All`: any (Kafka Connect's default). Properties that load code or run commands are refused whatever the policy, and `*.location` files must be under file.allowed.paths."),
         key("connectors.max", Integer, Some("100"), "Most connectors the worker runs; creating one more over REST is refused. Connector files given at start count, and are never refused."),
         key("tasks.max.total", Integer, Some("400"), "Most tasks of all connectors together, counted by their tasks.max; a connector over it is refused over REST."),
+        key("security.protocol", String, Some(""), "How every Kafka client of the worker talks to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. Empty: librdkafka's default, PLAINTEXT."),
+        key("sasl.mechanism", String, Some(""), "SASL mechanism of every Kafka client: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (Kafka Connect's name; librdkafka's `sasl.mechanisms` is taken too). Empty: librdkafka's default, GSSAPI, which this build does not have."),
+        key("sasl.mechanisms", String, Some(""), "librdkafka's name for sasl.mechanism; give one of the two."),
+        key("sasl.username", String, Some(""), "SASL username of every Kafka client (PLAIN and SCRAM); may be a placeholder, followed when its secret rotates."),
+        KeySpec { secret: true, ..key("sasl.password", String, Some(""), "SASL password of every Kafka client (PLAIN and SCRAM); may be a placeholder (`${aws-secretsmanager:AmazonMSK_NAME:password}`), followed when its secret rotates without restarting a client.") },
+        KeySpec { secret: true, ..key("sasl.jaas.config", String, Some(""), "Kafka Connect's way to give the SASL login: `org.apache.kafka.common.security.scram.ScramLoginModule required username=\"…\" password=\"…\";` (or PlainLoginModule). Read for its username and password; give it or sasl.username and sasl.password.") },
+        key("ssl.ca.location", String, Some(""), "PEM file of the CA certificates that sign the brokers' certificates. Empty: the system's CA store (librdkafka's default)."),
+        key("ssl.certificate.location", String, Some(""), "PEM file of the worker's client certificate, for mutual TLS."),
+        key("ssl.key.location", String, Some(""), "PEM file of the client certificate's private key."),
+        KeySpec { secret: true, ..key("ssl.key.password", String, Some(""), "Password of ssl.key.location, when it is encrypted.") },
+        key("ssl.keystore.location", String, Some(""), "PKCS#12 file holding the client certificate and key (instead of ssl.certificate.location and ssl.key.location)."),
+        KeySpec { secret: true, ..key("ssl.keystore.password", String, Some(""), "Password of ssl.keystore.location.") },
+        key("ssl.endpoint.identification.algorithm", String, Some(""), "`https` (librdkafka's default): the broker's certificate must name the host the worker connected to; `none`: it need not."),
         key("config.providers.file.allowed.paths", List, Some(""), "Directories `${file:PATH:KEY}` placeholders may read under (comma-separated). Empty: the file provider reads nothing."),
         key("config.providers.aws-secretsmanager.region", String, Some(""), "Region of AWS Secrets Manager for `${aws-secretsmanager:SECRET[:KEY]}` placeholders. Empty: the default AWS chain's (AWS_REGION, profile), else us-east-1."),
         key("config.providers.aws-secretsmanager.endpoint", String, Some(""), "Endpoint of a Secrets Manager emulator (e.g. http://127.0.0.1:5000). Empty: AWS."),
@@ -195,7 +244,9 @@ impl WorkerConfig {
         let mut producer = BTreeMap::new();
         let mut property_lines = BTreeMap::new();
         let mut consumer = BTreeMap::new();
+        let mut kafka_security = BTreeMap::new();
         for entry in entries {
+            let written = entry.value.to_config_string();
             let raw = match entry
                 .value
                 .to_config_string()
@@ -217,6 +268,14 @@ impl WorkerConfig {
             } else if let Some(spec) = specs.iter().find(|s| s.name == entry.key) {
                 match check_value(spec, &raw) {
                     Ok(v) => {
+                        // Blank (an empty variable behind a placeholder,
+                        // as in an image configured by environment): unset.
+                        if KAFKA_SECURITY_KEYS.contains(&entry.key.as_str()) && !v.trim().is_empty()
+                        {
+                            property_lines.insert(entry.key.clone(), entry.line);
+                            kafka_security
+                                .insert(entry.key.clone(), written.clone().unwrap_or_default());
+                        }
                         lines.insert(entry.key.clone(), entry.line);
                         values.insert(entry.key, v);
                     }
@@ -324,6 +383,13 @@ impl WorkerConfig {
                 ));
             }
         }
+        check_kafka_security(
+            file,
+            &kafka_security,
+            &lines,
+            get("bootstrap.servers").trim().is_empty(),
+            &mut problems,
+        );
         let cache = get("plugin.cache.dir");
         let config = WorkerConfig {
             bootstrap_servers: Some(get("bootstrap.servers")).filter(|s| !s.trim().is_empty()),
@@ -392,8 +458,45 @@ impl WorkerConfig {
             producer,
             consumer,
             property_lines,
+            kafka_security: KafkaSecurity(kafka_security),
         };
         (config, problems)
+    }
+}
+
+/// The security keys' own rules: one name per setting, and a Kafka to
+/// secure (the embedded Kafka is in process and takes none).
+fn check_kafka_security(
+    file: &Path,
+    security: &BTreeMap<String, String>,
+    lines: &BTreeMap<String, usize>,
+    embedded: bool,
+    problems: &mut Problems,
+) {
+    let line = |key: &str| lines.get(key).copied();
+    for (a, b) in [
+        ("sasl.mechanism", "sasl.mechanisms"),
+        ("sasl.jaas.config", "sasl.username"),
+        ("sasl.jaas.config", "sasl.password"),
+    ] {
+        if security.contains_key(a) && security.contains_key(b) {
+            problems.push(Problem::new(
+                file,
+                line(b),
+                Some(b),
+                format!("give {a} or {b}, not both"),
+            ));
+        }
+    }
+    if embedded {
+        if let Some(key) = security.keys().next() {
+            problems.push(Problem::new(
+                file,
+                line(key),
+                Some(key),
+                "needs bootstrap.servers: the embedded Kafka runs inside the worker and takes no security settings",
+            ));
+        }
     }
 }
 
@@ -527,6 +630,57 @@ mod tests {
         assert_eq!(
             c.rest_tls,
             Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+    }
+
+    #[test]
+    fn kafka_security_keys_are_kept_as_written_and_blank_ones_are_unset() {
+        std::env::set_var("TRIBUTARY_WORKER_TEST_KAFKA_USER", "alice");
+        std::env::set_var("TRIBUTARY_WORKER_TEST_KAFKA_BLANK", "");
+        let c = load(
+            "bootstrap.servers: k:9096\nsecurity.protocol: SASL_SSL\nsasl:\n  mechanism: SCRAM-SHA-512\n  username: ${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}\nssl.ca.location: ${env:TRIBUTARY_WORKER_TEST_KAFKA_BLANK}\n",
+        )
+        .unwrap();
+        let kept: Vec<(&str, &str)> = c
+            .kafka_security
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.username", "${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}"),
+                ("security.protocol", "SASL_SSL"),
+            ]
+        );
+        assert_eq!(
+            format!("{:?}", c.kafka_security),
+            r#"{"sasl.mechanism", "sasl.username", "security.protocol"}"#,
+            "Debug names the keys only"
+        );
+    }
+
+    #[test]
+    fn kafka_security_keys_need_a_kafka_and_one_name_per_setting() {
+        let text = load("security.protocol: SSL\n").unwrap_err().to_string();
+        assert!(
+            text.contains("worker.yaml:1: `security.protocol`: needs bootstrap.servers"),
+            "{text}"
+        );
+        let text = load(
+            "bootstrap.servers: k:9096\nsasl.mechanism: PLAIN\nsasl.mechanisms: PLAIN\nsasl.jaas.config: x\nsasl.password: y\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("`sasl.mechanisms`: give sasl.mechanism or sasl.mechanisms, not both"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`sasl.password`: give sasl.jaas.config or sasl.password, not both"),
+            "{text}"
         );
     }
 

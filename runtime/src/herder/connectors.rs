@@ -257,6 +257,8 @@ impl Herder {
             .lock()
             .values()
             .flat_map(|m| m.raw.values().cloned())
+            // The worker's own Kafka login reads secrets too.
+            .chain(self.worker.cluster().security().written_login())
             .collect();
         let still: Vec<&str> = still.iter().map(String::as_str).collect();
         self.providers.forget_unread(&still);

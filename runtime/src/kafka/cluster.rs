@@ -8,10 +8,11 @@
 //! and a producer waits while it is more than [`EMBEDDED_LAG_BUDGET`]
 //! ahead of the slowest group. A configured cluster has no such limit.
 
-use super::EmbeddedKafka;
+use super::{EmbeddedKafka, Security};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How far (bytes, with a per-record overhead) a producer may run ahead of
@@ -43,6 +44,8 @@ impl TopicFlow {
 /// The Kafka the worker talks to.
 pub struct KafkaCluster {
     bootstrap: String,
+    /// Security settings every client gets.
+    security: Arc<Security>,
     embedded: Option<EmbeddedKafka>,
     /// (partitions, replication factor) of topics created on a configured
     /// cluster; `None`: the worker creates none.
@@ -53,14 +56,25 @@ pub struct KafkaCluster {
     room: Condvar,
 }
 
+fn login_refused(bootstrap: &str, reason: &str) -> String {
+    format!(
+        "Kafka at {bootstrap} refused the worker's SASL login: {reason} (check sasl.username and sasl.password, or sasl.jaas.config, and sasl.mechanism)"
+    )
+}
+
 impl KafkaCluster {
     /// A configured cluster.
     /// A configured cluster. With `creation`, topics the worker uses are
     /// created (if missing) with that many partitions and replicas before
     /// first use, like Kafka Connect's `topic.creation.enable`.
-    pub fn external(bootstrap: &str, creation: Option<(i32, i32)>) -> KafkaCluster {
+    pub fn external(
+        bootstrap: &str,
+        creation: Option<(i32, i32)>,
+        security: Security,
+    ) -> KafkaCluster {
         KafkaCluster {
             bootstrap: bootstrap.to_owned(),
+            security: Arc::new(security),
             embedded: None,
             creation,
             partitions: 1,
@@ -75,6 +89,7 @@ impl KafkaCluster {
         let embedded = EmbeddedKafka::start()?;
         Ok(KafkaCluster {
             bootstrap: embedded.bootstrap_servers().to_owned(),
+            security: Arc::new(Security::none()),
             embedded: Some(embedded),
             creation: None,
             partitions,
@@ -88,15 +103,69 @@ impl KafkaCluster {
     /// answer within a few seconds).
     pub fn cluster_id(&self) -> Option<String> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
-        let consumer: BaseConsumer =
-            super::client_config(&[&super::props(&[("bootstrap.servers", &self.bootstrap)])])
-                .create()
-                .ok()?;
+        let consumer: BaseConsumer = super::client_config(&[&self.client_properties()])
+            .create()
+            .ok()?;
         consumer.client().fetch_cluster_id(Duration::from_secs(10))
     }
 
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// What every client of the worker starts from: `bootstrap.servers`
+    /// and the security settings, with the SASL login as it is now.
+    pub fn client_properties(&self) -> BTreeMap<String, String> {
+        let mut props = self.security.properties();
+        props.insert("bootstrap.servers".into(), self.bootstrap.clone());
+        props
+    }
+
+    /// Connects to a configured cluster and asks for its metadata, so a
+    /// refused login or a failed TLS handshake stops the start with the
+    /// settings to look at, not with a timeout later. A refused login is
+    /// fetched again past the secrets' caches once before giving up.
+    pub fn check_reachable(&self, timeout: Duration) -> Result<(), String> {
+        if self.embedded.is_some() {
+            return Ok(());
+        }
+        let mut renewed = false;
+        loop {
+            match super::security::first_contact(&self.client_properties(), timeout)? {
+                super::security::Contact::Answered => return Ok(()),
+                super::security::Contact::LoginRefused(reason) if !renewed => {
+                    renewed = true;
+                    match self.security.renew(true) {
+                        Ok(true) => continue,
+                        Ok(false) | Err(_) => {
+                            return Err(login_refused(&self.bootstrap, &reason));
+                        }
+                    }
+                }
+                super::security::Contact::LoginRefused(reason) => {
+                    return Err(login_refused(&self.bootstrap, &reason))
+                }
+                super::security::Contact::TlsFailed(reason) => {
+                    return Err(format!(
+                        "the TLS handshake with Kafka at {} failed: {reason} (check ssl.ca.location, ssl.endpoint.identification.algorithm and security.protocol)",
+                        self.bootstrap
+                    ))
+                }
+                super::security::Contact::NoAnswer(reason) => {
+                    return Err(format!(
+                        "Kafka at {} (bootstrap.servers) did not answer within {} s: {reason}",
+                        self.bootstrap,
+                        timeout.as_secs()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The security settings, whose SASL login long-lived clients follow
+    /// ([`Security::register`]).
+    pub fn security(&self) -> &Arc<Security> {
+        &self.security
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -119,12 +188,16 @@ impl KafkaCluster {
         match (&self.embedded, self.creation) {
             (Some(embedded), _) => embedded.create_topic(topic, self.partitions)?,
             (None, Some((partitions, replicas))) => {
-                let new = super::create_topic(&self.bootstrap, topic, partitions, replicas, &[])
-                    .map_err(|e| {
-                        format!(
-                            "{e} (set topic.creation.enable: false to leave topics to the broker)"
-                        )
-                    })?;
+                let new = super::create_topic(
+                    &self.client_properties(),
+                    topic,
+                    partitions,
+                    replicas,
+                    &[],
+                )
+                .map_err(|e| {
+                    format!("{e} (set topic.creation.enable: false to leave topics to the broker)")
+                })?;
                 if new {
                     tracing::info!(topic, partitions, "created topic (topic.creation.enable)");
                 }
@@ -194,7 +267,7 @@ mod tests {
     #[test]
     fn a_producer_waits_for_the_slowest_group_only_on_the_embedded_cluster() {
         let cancel = AtomicBool::new(false);
-        let external = KafkaCluster::external("k:9092", None);
+        let external = KafkaCluster::external("k:9092", None, Security::none());
         for _ in 0..100 {
             assert!(external.reserve("t", 1 << 20, &cancel));
         }

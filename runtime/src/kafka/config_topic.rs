@@ -11,7 +11,7 @@
 
 use super::offset_topic::{ensure_compacted, read_to_end};
 use super::sync_producer::{OutRecord, SyncProducer};
-use super::{props, KafkaCluster, OffsetTopicSettings};
+use super::{KafkaCluster, OffsetTopicSettings};
 use crate::store::{
     apply_config_record, connector_records, removal_records, status_record, target_record,
     ConfigStore, Record, StatusKey, StatusRecord, StoredConnector, TargetState,
@@ -44,7 +44,7 @@ impl ConfigTopicStore {
         producer_props: &BTreeMap<String, String>,
         consumer_props: &BTreeMap<String, String>,
     ) -> Result<ConfigTopicStore, String> {
-        let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+        let bootstrap = cluster.client_properties();
         // Kafka Connect's config topic has exactly one partition: the order
         // of its records is the order of the changes.
         for (topic, rf, what) in [
@@ -64,7 +64,7 @@ impl ConfigTopicStore {
                 partitions: 1,
                 replication_factor: rf,
             };
-            ensure_compacted(cluster.bootstrap_servers(), &bootstrap, &s, what)?;
+            ensure_compacted(&bootstrap, &s, what)?;
         }
         let topic = settings.config_topic.as_str();
         let mut connectors = BTreeMap::new();

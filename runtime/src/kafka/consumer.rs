@@ -1,6 +1,6 @@
 //! Consuming a sink connector's topics and committing what was flushed.
 
-use super::{client_config, props, KafkaCluster};
+use super::{client_config, is_refused_login, props, KafkaCluster, Registration};
 use crate::contract::{SinkBatch, SinkRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -62,6 +62,8 @@ pub struct BatchLimits {
 /// changes nothing in what is committed: a batch fetched but not written is
 /// read again after a restart.
 pub struct RecordConsumer {
+    /// Before `consumer`: dropped first (see [`Security::register`]).
+    _login: Option<Registration>,
     consumer: Arc<BaseConsumer>,
     batches: Option<Receiver<SinkBatch>>,
     /// Batches the task is done with, back to the fetch thread to be
@@ -88,8 +90,8 @@ impl RecordConsumer {
             cluster.ensure_topic(topic)?;
             cluster.register_consumer(topic, group_id);
         }
-        let mut defaults = props(&[
-            ("bootstrap.servers", cluster.bootstrap_servers()),
+        let mut defaults = cluster.client_properties();
+        defaults.extend(props(&[
             ("auto.offset.reset", "earliest"),
             ("topic.metadata.refresh.interval.ms", "5000"),
             // librdkafka stops fetching a partition for this long whenever
@@ -100,7 +102,7 @@ impl RecordConsumer {
             // `COPY`"). A check every 10 ms while the queue is full costs
             // nothing that shows.
             ("fetch.queue.backoff.ms", "10"),
-        ]);
+        ]));
         if cluster.is_embedded() {
             // The embedded Kafka holds a group rebalancing for about the
             // session timeout after a member leaves: with Kafka's 45 s a
@@ -137,6 +139,7 @@ impl RecordConsumer {
         consumer
             .subscribe(&refs)
             .map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
+        let login = super::producer::login_of(cluster, &[worker, overrides], consumer.client());
         let consumer = Arc::new(consumer);
         let quit = Arc::new(AtomicBool::new(false));
         // While the task writes a batch, one more waits in the channel and
@@ -164,6 +167,7 @@ impl RecordConsumer {
             })
             .map_err(|e| format!("cannot start the fetch thread of group `{group_id}`: {e}"))?;
         Ok(RecordConsumer {
+            _login: login,
             consumer,
             batches: Some(batches),
             spares,
@@ -312,8 +316,12 @@ impl Fetch {
                     }
                 }
                 Some(Err(e)) => {
-                    // Transient (a topic not there yet, a broker away):
-                    // librdkafka retries by itself. Say so, once a minute.
+                    if e.rdkafka_error_code().is_some_and(is_refused_login) {
+                        self.cluster.security().refused(&e.to_string());
+                    }
+                    // Transient (a topic not there yet, a broker away, a
+                    // login refused until it is renewed): librdkafka
+                    // retries by itself. Say so, once a minute.
                     let text = e.to_string();
                     let repeat = matches!(&self.last_warning, Some((t, at)) if *t == text && at.elapsed() < Duration::from_secs(60));
                     if !repeat {
@@ -335,7 +343,7 @@ fn group_client(
     layers: &[&BTreeMap<String, String>],
     group: &str,
 ) -> Result<BaseConsumer, String> {
-    let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+    let bootstrap = cluster.client_properties();
     // A short session: a join waits at most about this long for members
     // that are gone but not yet timed out.
     let fixed = props(&[

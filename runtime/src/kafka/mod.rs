@@ -17,6 +17,7 @@ mod consumer;
 mod embedded;
 mod offset_topic;
 mod producer;
+mod security;
 mod sync_producer;
 
 pub use cluster::KafkaCluster;
@@ -28,6 +29,7 @@ pub use consumer::{
 pub use embedded::EmbeddedKafka;
 pub use offset_topic::{OffsetTopicSettings, OffsetTopicStore};
 pub use producer::{Ack, FailedDelivery, RecordProducer};
+pub use security::{check_security, is_refused_login, jaas_login, Registration, Security};
 pub use sync_producer::{OutRecord, SyncProducer};
 
 use crate::contract::Header;
@@ -90,9 +92,10 @@ fn send_when_room<C: ProducerContext + 'static>(
     }
 }
 
-/// Creates `topic` with an admin client; `Ok(false)` when it already exists.
+/// Creates `topic` with an admin client made from `client` (the cluster's
+/// [`KafkaCluster::client_properties`]); `Ok(false)` when it already exists.
 fn create_topic(
-    bootstrap: &str,
+    client: &BTreeMap<String, String>,
     topic: &str,
     partitions: i32,
     replication_factor: i32,
@@ -100,10 +103,9 @@ fn create_topic(
 ) -> Result<bool, String> {
     use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&[&props(&[("bootstrap.servers", bootstrap)])])
-            .create()
-            .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let admin: AdminClient<DefaultClientContext> = client_config(&[client])
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
     let mut new = NewTopic::new(
         topic,
         partitions,

@@ -50,13 +50,8 @@ impl OffsetTopicStore {
         producer_props: &BTreeMap<String, String>,
         consumer_props: &BTreeMap<String, String>,
     ) -> Result<OffsetTopicStore, String> {
-        let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
-        ensure_compacted(
-            cluster.bootstrap_servers(),
-            &bootstrap,
-            settings,
-            "offsets topic",
-        )?;
+        let bootstrap = cluster.client_properties();
+        ensure_compacted(&bootstrap, settings, "offsets topic")?;
         let topic = settings.topic.as_str();
         let mut entries = BTreeMap::new();
         read_to_end(
@@ -161,7 +156,6 @@ impl OffsetStore for OffsetTopicStore {
 /// Creates the topic compacted, or checks the policy of the one there.
 /// `what` names the topic in messages ("offsets topic").
 pub(super) fn ensure_compacted(
-    bootstrap_servers: &str,
     bootstrap: &BTreeMap<String, String>,
     settings: &OffsetTopicSettings,
     what: &str,
@@ -169,7 +163,7 @@ pub(super) fn ensure_compacted(
     let topic = settings.topic.as_str();
     let compact = [("cleanup.policy", "compact")];
     let new = create_topic(
-        bootstrap_servers,
+        bootstrap,
         topic,
         settings.partitions,
         settings.replication_factor,

@@ -1,6 +1,9 @@
 //! Producing source records, with a delivery report for each.
 
-use super::{client_config, owned_headers, props, send_when_room, KafkaCluster};
+use super::security::client_error;
+use super::{
+    client_config, owned_headers, props, send_when_room, KafkaCluster, Registration, Security,
+};
 use crate::contract::SourceRecord;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -29,13 +32,17 @@ pub struct FailedDelivery {
 
 /// Delivery reports on their way from librdkafka's polling thread to the
 /// task: the task takes all that arrived in one swap, not one message each.
-#[derive(Default)]
 struct AckContext {
     acks: Mutex<Vec<Ack>>,
     arrived: Condvar,
+    security: Arc<Security>,
 }
 
-impl ClientContext for AckContext {}
+impl ClientContext for AckContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        client_error(&self.security, &error, reason);
+    }
+}
 
 impl ProducerContext for AckContext {
     type DeliveryOpaque = usize;
@@ -57,23 +64,46 @@ impl ProducerContext for AckContext {
     }
 }
 
+/// The worker's login follows its secret in a client, unless a later layer
+/// of its properties (`producer.*`, `consumer.*`, a connector's overrides)
+/// gives the client a login of its own.
+pub(super) fn login_of<C: ClientContext>(
+    cluster: &KafkaCluster,
+    layers: &[&BTreeMap<String, String>],
+    client: &rdkafka::client::Client<C>,
+) -> Option<Registration> {
+    let own_login = layers.iter().any(|layer| {
+        ["sasl.username", "sasl.password"]
+            .iter()
+            .any(|k| layer.contains_key(*k))
+    });
+    if own_login {
+        None
+    } else {
+        cluster.security().register(client)
+    }
+}
+
 /// Sends records to Kafka and reports their deliveries.
 pub struct RecordProducer {
+    /// Before `producer`: dropped first (see [`Security::register`]).
+    _login: Option<Registration>,
     producer: ThreadedProducer<AckContext>,
     cluster: Arc<KafkaCluster>,
 }
 
 /// Properties the worker sets unless the user does: no record is lost or
 /// reordered by retries.
-fn producer_defaults(bootstrap: &str) -> BTreeMap<String, String> {
-    props(&[
-        ("bootstrap.servers", bootstrap),
+fn producer_defaults(cluster: &KafkaCluster) -> BTreeMap<String, String> {
+    let mut defaults = cluster.client_properties();
+    defaults.extend(props(&[
         ("acks", "all"),
         ("enable.idempotence", "true"),
         ("linger.ms", "5"),
         ("batch.size", "1000000"),
         ("queue.buffering.max.kbytes", "262144"),
-    ])
+    ]));
+    defaults
 }
 
 impl RecordProducer {
@@ -84,11 +114,19 @@ impl RecordProducer {
         worker: &BTreeMap<String, String>,
         overrides: &BTreeMap<String, String>,
     ) -> Result<RecordProducer, String> {
-        let defaults = producer_defaults(cluster.bootstrap_servers());
-        let producer = client_config(&[&defaults, worker, overrides])
-            .create_with_context(AckContext::default())
+        let defaults = producer_defaults(&cluster);
+        let producer: ThreadedProducer<AckContext> = client_config(&[&defaults, worker, overrides])
+            .create_with_context(AckContext {
+                acks: Mutex::default(),
+                arrived: Condvar::new(),
+                security: cluster.security().clone(),
+            })
             .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
-        Ok(RecordProducer { producer, cluster })
+        Ok(RecordProducer {
+            _login: login_of(&cluster, &[worker, overrides], producer.client()),
+            producer,
+            cluster,
+        })
     }
 
     /// Makes sure `topics` exist before records go to them (see

@@ -1,12 +1,15 @@
 //! A producer whose `send_all` returns only when Kafka acknowledged every
 //! record: for offsets and dead letter queues, where "queued" is not enough.
 
-use super::{client_config, owned_headers, props, send_when_room, KafkaCluster};
+use super::security::client_error;
+use super::{
+    client_config, owned_headers, props, send_when_room, KafkaCluster, Registration, Security,
+};
 use crate::contract::Header;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One record to write.
@@ -19,9 +22,14 @@ pub struct OutRecord<'a> {
 
 struct FailureContext {
     failures: Mutex<Vec<String>>,
+    security: Arc<Security>,
 }
 
-impl ClientContext for FailureContext {}
+impl ClientContext for FailureContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        client_error(&self.security, &error, reason);
+    }
+}
 
 impl ProducerContext for FailureContext {
     type DeliveryOpaque = ();
@@ -38,6 +46,8 @@ impl ProducerContext for FailureContext {
 
 /// Writes records and waits for their acknowledgement.
 pub struct SyncProducer {
+    /// Before `producer`: dropped first (see [`Security::register`]).
+    _login: Option<Registration>,
     producer: ThreadedProducer<FailureContext>,
     /// One `send_all` at a time, so a failure is never blamed on another.
     lock: Mutex<()>,
@@ -50,17 +60,19 @@ impl SyncProducer {
         cluster: &KafkaCluster,
         layers_in: &[&BTreeMap<String, String>],
     ) -> Result<SyncProducer, String> {
-        let bootstrap = props(&[("bootstrap.servers", cluster.bootstrap_servers())]);
+        let bootstrap = cluster.client_properties();
         let fixed = props(&[("acks", "all"), ("enable.idempotence", "true")]);
         let mut layers = vec![&bootstrap];
         layers.extend_from_slice(layers_in);
         layers.push(&fixed);
-        let producer = client_config(&layers)
+        let producer: ThreadedProducer<FailureContext> = client_config(&layers)
             .create_with_context(FailureContext {
                 failures: Mutex::default(),
+                security: cluster.security().clone(),
             })
             .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
         Ok(SyncProducer {
+            _login: super::producer::login_of(cluster, layers_in, producer.client()),
             producer,
             lock: Mutex::new(()),
         })

@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn tolerance_none_fails_with_the_record_and_stage() {
-        let cluster = KafkaCluster::external("127.0.0.1:1", None);
+        let cluster = KafkaCluster::external("127.0.0.1:1", None, crate::kafka::Security::none());
         let metrics = TaskMetrics::default();
         let none = ErrorPolicy::new(&ErrorSettings::default(), "c", 0, &cluster, &[]).unwrap();
         let e = none.tolerate(bad_record(), &metrics).unwrap_err();

@@ -82,6 +82,11 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// The Kafka the worker's clients talk to.
+    pub fn cluster(&self) -> &Arc<KafkaCluster> {
+        &self.shared.cluster
+    }
+
     pub fn new(
         worker: Arc<WorkerConfig>,
         cluster: Arc<KafkaCluster>,
