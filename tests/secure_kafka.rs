@@ -201,15 +201,24 @@ fn a_wrong_password_and_a_ca_that_did_not_sign_the_broker_stop_the_start_naming_
     );
 
     // The right login over TLS moves records.
+    let log = round_trip(&site, &broker.worker_keys(&user, &password, &broker.ca), 10);
+    assert!(
+        !log.contains(&password),
+        "the password reached the log:\n{log}"
+    );
+}
+
+/// `n` lines file → Kafka → file with the worker's Kafka keys `keys` (and
+/// fresh topics); the output must be the input. Returns the worker's log.
+fn round_trip(site: &Site, keys: &str, n: usize) -> String {
     let topic = unique("secured");
     let worker = site.worker(&format!(
-        "{}offset.storage.topic: {}\nconfig.storage.topic: {}\nstatus.storage.topic: {}\n",
-        broker.worker_keys(&user, &password, &broker.ca),
+        "{keys}offset.storage.topic: {}\nconfig.storage.topic: {}\nstatus.storage.topic: {}\n",
         unique("offsets"),
         unique("configs"),
         unique("status"),
     ));
-    site.write("data/in.txt", &numbered_lines(0, 10, 8));
+    site.write("data/in.txt", &numbered_lines(0, n, 8));
     let src = site.write(
         "source.yaml",
         &format!("name: in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: {topic}\n"),
@@ -220,16 +229,17 @@ fn a_wrong_password_and_a_ca_that_did_not_sign_the_broker_stop_the_start_naming_
     );
     let out = site.path("data/out.txt");
     let mut running = site.run(&worker, &[&src, &sink]);
-    running.wait_for("ten lines through Kafka", WAIT, |log| {
+    running.wait_for("every line through Kafka", WAIT, |log| {
         assert!(!log.contains("task failed"), "{log}");
-        line_count(&out) >= 10
+        line_count(&out) >= n
     });
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
-    assert!(
-        !log.contains(&password),
-        "the password reached the log:\n{log}"
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        numbered_lines(0, n, 8)
     );
+    log
 }
 
 #[test]
@@ -248,35 +258,14 @@ fn mutual_tls_moves_records_with_the_client_certificate_and_stops_the_start_with
         "{log}"
     );
 
-    let topic = unique("mutual");
-    let worker = site.worker(&format!(
-        "{tls}ssl.certificate.location: {}\nssl.key.location: {}\noffset.storage.topic: {}\nconfig.storage.topic: {}\nstatus.storage.topic: {}\n",
-        cert.display(),
-        key.display(),
-        unique("offsets"),
-        unique("configs"),
-        unique("status"),
-    ));
-    site.write("data/in.txt", &numbered_lines(0, 100, 8));
-    let src = site.write(
-        "source.yaml",
-        &format!("name: in\nconfig:\n  connector.class: file-source\n  file: data/in.txt\n  topic: {topic}\n"),
-    );
-    let sink = site.write(
-        "sink.yaml",
-        &format!("name: out\nconfig:\n  connector.class: file-sink\n  file: data/out.txt\n  topics: {topic}\n"),
-    );
-    let out = site.path("data/out.txt");
-    let mut running = site.run(&worker, &[&src, &sink]);
-    running.wait_for("100 lines through Kafka", WAIT, |log| {
-        assert!(!log.contains("task failed"), "{log}");
-        line_count(&out) >= 100
-    });
-    let (code, log) = running.stop();
-    assert_eq!(code, 0, "{log}");
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        numbered_lines(0, 100, 8)
+    round_trip(
+        &site,
+        &format!(
+            "{tls}ssl.certificate.location: {}\nssl.key.location: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        100,
     );
 }
 
