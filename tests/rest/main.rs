@@ -14,6 +14,7 @@ mod common;
 mod auth;
 mod connectors;
 mod consumer_groups;
+mod health;
 mod kafka_stores;
 mod lifecycle;
 mod limits;
