@@ -60,6 +60,14 @@ pub fn wait_for_metadata(config: &ClientConfig, what: &str) {
     }
 }
 
+/// Kills the process in `child`, if any, and reaps it.
+pub fn kill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 pub fn tansu() -> PathBuf {
     if let Some(p) = std::env::var_os("TANSU_BIN") {
         return p.into();
@@ -143,10 +151,7 @@ impl Broker {
 
     /// Kills the broker (as a crash would).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(&mut self.child);
     }
 
     pub fn bootstrap(&self) -> String {

@@ -140,10 +140,7 @@ impl SecureBroker {
             .status()
             .unwrap();
         assert!(status.success(), "tansu user create: {status}");
-        if let Some(mut c) = self.tansu.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        super::broker::kill(&mut self.tansu);
     }
 
     fn start_tansu(&mut self, authentication: bool) {
@@ -214,10 +211,7 @@ impl SecureBroker {
 
     /// Stops stunnel: every connection through it is cut.
     pub fn stop_stunnel(&mut self) {
-        if let Some(mut c) = self.stunnel.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        super::broker::kill(&mut self.stunnel);
     }
 
     pub fn bootstrap(&self) -> String {
@@ -271,10 +265,7 @@ impl SecureBroker {
 impl Drop for SecureBroker {
     fn drop(&mut self) {
         self.stop_stunnel();
-        if let Some(mut c) = self.tansu.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        super::broker::kill(&mut self.tansu);
     }
 }
 
