@@ -100,13 +100,24 @@ fn rotation(found: Found) {
     });
 
     let mut broker = broker;
-    moto.rotate(&keys, &secret, &login(&second), || {
-        broker.set_scram_password(&user, &second)
-    });
-    if found == Found::ByVersionCheck {
-        running.wait_for("the new login taken", WAIT, |log| {
-            log.contains("Kafka SASL login renewed")
-        });
+    match found {
+        // The secret moves first and the broker follows once the worker
+        // holds the new login, so no connection can be refused in between
+        // (connections logged in before stay up either way).
+        Found::ByVersionCheck => {
+            moto.rotate(&keys, &secret, &login(&second), || {});
+            running.wait_for("the new login taken", WAIT, |log| {
+                log.contains("Kafka SASL login renewed")
+            });
+            broker.set_scram_password(&user, &second);
+        }
+        // A single-user rotation: the broker changes between the new
+        // version's creation and its promotion.
+        Found::ByRefusedLogin => {
+            moto.rotate(&keys, &secret, &login(&second), || {
+                broker.set_scram_password(&user, &second)
+            });
+        }
     }
     // Every client logs in again: with the old password, tansu refuses it.
     broker.stop_stunnel();
@@ -297,6 +308,19 @@ fn security_settings_librdkafka_refuses_are_problems_with_file_line_and_key() {
     let ca = problem("ssl.ca.location");
     assert!(ca.contains(missing.to_str().unwrap()), "{ca}");
     assert!(!text.contains("n0t-sh0wn"), "{text}");
+
+    // A secret put where a JAAS line belongs is refused without showing it.
+    let worker = site.worker(
+        "bootstrap.servers: 127.0.0.1:1\nsecurity.protocol: SASL_SSL\nsasl.mechanism: SCRAM-SHA-512\nsasl.jaas.config: n0t-sh0wn-either\n",
+    );
+    let out = site.cli(&["validate", "-w", worker.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("`sasl.jaas.config`: expects a PlainLoginModule or ScramLoginModule line"),
+        "{text}"
+    );
+    assert!(!text.contains("n0t-sh0wn-either"), "{text}");
 
     // The embedded Kafka takes no security settings.
     let worker = site.worker("security.protocol: SSL\n");

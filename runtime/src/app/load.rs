@@ -145,8 +145,18 @@ fn check_kafka_security(
     }
     let security = match crate::kafka::Security::new(written, providers) {
         Ok(s) => s,
-        // A placeholder that does not resolve is already a problem.
-        Err(_) => return,
+        Err(e) => {
+            // A placeholder that does not resolve is already a problem;
+            // anything else (a `sasl.jaas.config` line that cannot be
+            // read) is one now. Errors name the key first and never quote
+            // a value.
+            if !e.contains("placeholder `$") {
+                let (key, message) = e.split_once(": ").unwrap_or(("sasl.jaas.config", &e));
+                let line = worker.property_lines.get(key).copied();
+                problems.push(Problem::new(file, line, Some(key), message));
+            }
+            return;
+        }
     };
     let props = security.properties();
     let secrets: Vec<&str> = ["sasl.password", "ssl.key.password", "ssl.keystore.password"]

@@ -488,6 +488,23 @@ fn check_kafka_security(
             ));
         }
     }
+    // A login is a pair: librdkafka would log in with an empty half.
+    for (given, missing) in [
+        ("sasl.username", "sasl.password"),
+        ("sasl.password", "sasl.username"),
+    ] {
+        if security.contains_key(given)
+            && !security.contains_key(missing)
+            && !security.contains_key("sasl.jaas.config")
+        {
+            problems.push(Problem::new(
+                file,
+                line(given),
+                Some(given),
+                format!("needs {missing} too: a SASL login is a username and a password"),
+            ));
+        }
+    }
     if embedded {
         if let Some(key) = security.keys().next() {
             problems.push(Problem::new(
@@ -638,7 +655,7 @@ mod tests {
         std::env::set_var("TRIBUTARY_WORKER_TEST_KAFKA_USER", "alice");
         std::env::set_var("TRIBUTARY_WORKER_TEST_KAFKA_BLANK", "");
         let c = load(
-            "bootstrap.servers: k:9096\nsecurity.protocol: SASL_SSL\nsasl:\n  mechanism: SCRAM-SHA-512\n  username: ${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}\nssl.ca.location: ${env:TRIBUTARY_WORKER_TEST_KAFKA_BLANK}\n",
+            "bootstrap.servers: k:9096\nsecurity.protocol: SASL_SSL\nsasl:\n  mechanism: SCRAM-SHA-512\n  username: ${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}\n  password: pw\nssl.ca.location: ${env:TRIBUTARY_WORKER_TEST_KAFKA_BLANK}\n",
         )
         .unwrap();
         let kept: Vec<(&str, &str)> = c
@@ -651,13 +668,14 @@ mod tests {
             kept,
             [
                 ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.password", "pw"),
                 ("sasl.username", "${env:TRIBUTARY_WORKER_TEST_KAFKA_USER}"),
                 ("security.protocol", "SASL_SSL"),
             ]
         );
         assert_eq!(
             format!("{:?}", c.kafka_security),
-            r#"{"sasl.mechanism", "sasl.username", "security.protocol"}"#,
+            r#"{"sasl.mechanism", "sasl.password", "sasl.username", "security.protocol"}"#,
             "Debug names the keys only"
         );
     }
@@ -674,6 +692,13 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
+        let half = load("bootstrap.servers: k:9096\nsasl.username: alice\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            half.contains("`sasl.username`: needs sasl.password too"),
+            "{half}"
+        );
         assert!(
             text.contains("`sasl.mechanisms`: give sasl.mechanism or sasl.mechanisms, not both"),
             "{text}"

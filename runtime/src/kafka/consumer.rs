@@ -1,6 +1,6 @@
 //! Consuming a sink connector's topics and committing what was flushed.
 
-use super::{client_config, is_refused_login, props, KafkaCluster, Registration};
+use super::{client_config, is_refused_login, props, KafkaCluster, Registration, Security};
 use crate::contract::{SinkBatch, SinkRecord};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -139,7 +139,7 @@ impl RecordConsumer {
         consumer
             .subscribe(&refs)
             .map_err(|e| format!("cannot subscribe to {}: {e}", subscription.join(", ")))?;
-        let login = super::producer::login_of(cluster, &[worker, overrides], consumer.client());
+        let security = super::producer::follows_login(cluster, &[worker, overrides]);
         let consumer = Arc::new(consumer);
         let quit = Arc::new(AtomicBool::new(false));
         // While the task writes a batch, one more waits in the channel and
@@ -155,6 +155,7 @@ impl RecordConsumer {
             consumer: consumer.clone(),
             spare,
             cluster: cluster.clone(),
+            security: security.clone(),
             group: group_id.to_owned(),
             limits,
             last_warning: None,
@@ -167,7 +168,10 @@ impl RecordConsumer {
             })
             .map_err(|e| format!("cannot start the fetch thread of group `{group_id}`: {e}"))?;
         Ok(RecordConsumer {
-            _login: login,
+            // SAFETY: registered last, once nothing can fail; `_login` is
+            // declared before `consumer`, and `Drop` joins the fetch thread
+            // (the only other owner of the consumer) before the fields drop.
+            _login: unsafe { super::producer::login_of(security.as_ref(), consumer.client()) },
             consumer,
             batches: Some(batches),
             spares,
@@ -265,6 +269,8 @@ struct Fetch {
     /// Batches to fill again.
     spare: Receiver<SinkBatch>,
     cluster: Arc<KafkaCluster>,
+    /// When the consumer follows the worker's login.
+    security: Option<Arc<Security>>,
     group: String,
     limits: BatchLimits,
     last_warning: Option<(String, Instant)>,
@@ -316,8 +322,11 @@ impl Fetch {
                     }
                 }
                 Some(Err(e)) => {
-                    if e.rdkafka_error_code().is_some_and(is_refused_login) {
-                        self.cluster.security().refused(&e.to_string());
+                    if let (true, Some(security)) = (
+                        e.rdkafka_error_code().is_some_and(is_refused_login),
+                        &self.security,
+                    ) {
+                        security.refused(&e.to_string());
                     }
                     // Transient (a topic not there yet, a broker away, a
                     // login refused until it is renewed): librdkafka

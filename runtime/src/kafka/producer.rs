@@ -35,12 +35,13 @@ pub struct FailedDelivery {
 struct AckContext {
     acks: Mutex<Vec<Ack>>,
     arrived: Condvar,
-    security: Arc<Security>,
+    /// When the producer follows the worker's login.
+    security: Option<Arc<Security>>,
 }
 
 impl ClientContext for AckContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        client_error(&self.security, &error, reason);
+        client_error(self.security.as_ref(), &error, reason);
     }
 }
 
@@ -64,24 +65,34 @@ impl ProducerContext for AckContext {
     }
 }
 
-/// The worker's login follows its secret in a client, unless a later layer
-/// of its properties (`producer.*`, `consumer.*`, a connector's overrides)
-/// gives the client a login of its own.
-pub(super) fn login_of<C: ClientContext>(
+/// The worker's security settings, when a client made from `layers`
+/// follows the worker's login: not when a later layer of its properties
+/// (`producer.*`, `consumer.*`, a connector's overrides) gives it a login of
+/// its own (then its refusals are not the worker's either).
+pub(super) fn follows_login(
     cluster: &KafkaCluster,
     layers: &[&BTreeMap<String, String>],
-    client: &rdkafka::client::Client<C>,
-) -> Option<Registration> {
+) -> Option<Arc<Security>> {
     let own_login = layers.iter().any(|layer| {
         ["sasl.username", "sasl.password"]
             .iter()
             .any(|k| layer.contains_key(*k))
     });
-    if own_login {
-        None
-    } else {
-        cluster.security().register(client)
-    }
+    (!own_login && cluster.security().has_login()).then(|| cluster.security().clone())
+}
+
+/// Registers `client` with `security` (see [`follows_login`]).
+///
+/// # Safety
+///
+/// As [`Security::register`]: the registration is dropped before the
+/// client's handle is destroyed.
+pub(super) unsafe fn login_of<C: ClientContext>(
+    security: Option<&Arc<Security>>,
+    client: &rdkafka::client::Client<C>,
+) -> Option<Registration> {
+    // SAFETY: passed on to the caller.
+    security.and_then(|s| unsafe { s.register(client) })
 }
 
 /// Sends records to Kafka and reports their deliveries.
@@ -115,15 +126,18 @@ impl RecordProducer {
         overrides: &BTreeMap<String, String>,
     ) -> Result<RecordProducer, String> {
         let defaults = producer_defaults(&cluster);
+        let security = follows_login(&cluster, &[worker, overrides]);
         let producer: ThreadedProducer<AckContext> = client_config(&[&defaults, worker, overrides])
             .create_with_context(AckContext {
                 acks: Mutex::default(),
                 arrived: Condvar::new(),
-                security: cluster.security().clone(),
+                security: security.clone(),
             })
             .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
         Ok(RecordProducer {
-            _login: login_of(&cluster, &[worker, overrides], producer.client()),
+            // SAFETY: registered last, and `_login` is declared before
+            // `producer`, so it is dropped first.
+            _login: unsafe { login_of(security.as_ref(), producer.client()) },
             producer,
             cluster,
         })

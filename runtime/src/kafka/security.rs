@@ -36,8 +36,13 @@ pub fn is_refused_login(code: rdkafka::types::RDKafkaErrorCode) -> bool {
 /// What a client context does with an error librdkafka reports outside
 /// any request (its error callback): a refused login renews the login; the
 /// rest is logged as librdkafka's own log would.
-pub fn client_error(security: &Arc<Security>, error: &rdkafka::error::KafkaError, reason: &str) {
-    if error.rdkafka_error_code().is_some_and(is_refused_login) {
+pub fn client_error(
+    security: Option<&Arc<Security>>,
+    error: &rdkafka::error::KafkaError,
+    reason: &str,
+) {
+    let refused = error.rdkafka_error_code().is_some_and(is_refused_login);
+    if let (true, Some(security)) = (refused, security) {
         security.refused(reason);
     } else {
         tracing::warn!(%error, reason, "librdkafka");
@@ -227,9 +232,12 @@ pub fn jaas_login(text: &str) -> Result<(String, SecretString), String> {
     let mut words = body.splitn(3, char::is_whitespace);
     let module = words.next().unwrap_or_default();
     if !(module.ends_with(".PlainLoginModule") || module.ends_with(".ScramLoginModule")) {
-        return Err(format!(
-            "expects a PlainLoginModule or ScramLoginModule line (`… required username=\"…\" password=\"…\";`), got module `{module}`"
-        ));
+        // The text is not quoted: a password put here by mistake (a
+        // whole secret behind a placeholder, say) would be its first word.
+        return Err(
+            "expects a PlainLoginModule or ScramLoginModule line (`org.apache.kafka.common.security.scram.ScramLoginModule required username=\"…\" password=\"…\";`)"
+                .into(),
+        );
     }
     let mut options = BTreeMap::new();
     let mut rest = words.skip(1).collect::<Vec<_>>().join(" ");
@@ -302,6 +310,7 @@ pub struct Security {
 
 struct Login {
     source: LoginSource,
+    renewing: Mutex<()>,
     current: Mutex<(String, SecretString)>,
     last_refusal: Mutex<Option<Instant>>,
 }
@@ -365,8 +374,10 @@ impl Security {
             None => None,
             Some(source) => {
                 let current = source.resolve(providers)?;
+                check_nul(&current)?;
                 Some(Login {
                     source,
+                    renewing: Mutex::new(()),
                     current: Mutex::new(current),
                     last_refusal: Mutex::new(None),
                 })
@@ -414,9 +425,16 @@ impl Security {
     }
 
     /// The login follows the worker's from now on, until the returned
-    /// registration is dropped — which must happen before `client` is
-    /// dropped (keep it in a field declared before the client's).
-    pub fn register<C: rdkafka::ClientContext>(
+    /// registration is dropped.
+    ///
+    /// # Safety
+    ///
+    /// The registration must be dropped before `client`'s librdkafka
+    /// handle is destroyed: a renewal hands the login to every registered
+    /// handle. Register a client last, once nothing can fail before the
+    /// struct that holds both is built, and keep the registration in a
+    /// field declared before the client's.
+    pub unsafe fn register<C: rdkafka::ClientContext>(
         self: &Arc<Self>,
         client: &rdkafka::client::Client<C>,
     ) -> Option<Registration> {
@@ -448,6 +466,12 @@ impl Security {
         let Some(login) = &self.login else {
             return Ok(false);
         };
+        // One renewal at a time, from fetch to hand-over: one that fetched
+        // an older value cannot hand it over after a newer one.
+        let _one_at_a_time = login
+            .renewing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if force {
             for text in login.source.texts() {
                 self.providers
@@ -459,6 +483,7 @@ impl Security {
             .source
             .resolve(&self.providers)
             .map_err(|e| format!("renewing the Kafka login: {e}"))?;
+        check_nul(&fresh)?;
         // Under the clients' lock: a client registered meanwhile takes the
         // login as it is when it registers.
         let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
@@ -469,14 +494,19 @@ impl Security {
             }
             *current = fresh.clone();
         }
-        for client in clients.values() {
-            set_credentials(client, &fresh)?;
-        }
+        // Every client, whatever one of them says.
+        let refusals: Vec<String> = clients
+            .values()
+            .filter_map(|client| set_credentials(client, &fresh).err())
+            .collect();
         tracing::info!(
             clients = clients.len(),
             "Kafka SASL login renewed: new connections log in with it"
         );
-        Ok(true)
+        match refusals.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
     }
 
     /// A broker refused a login (`reason`, librdkafka's words): the login
@@ -519,6 +549,17 @@ impl Security {
     pub fn has_login(&self) -> bool {
         self.login.is_some()
     }
+}
+
+/// A login librdkafka can take: no NUL byte in either half. Never quotes it.
+fn check_nul(login: &(String, SecretString)) -> Result<(), String> {
+    if login.0.contains('\0') {
+        return Err("the SASL username holds a NUL byte".into());
+    }
+    if login.1.expose_secret().contains('\0') {
+        return Err("the SASL password holds a NUL byte".into());
+    }
+    Ok(())
 }
 
 /// Gives `client` the login `(username, password)` for its next logins.
@@ -594,7 +635,9 @@ mod tests {
     #[test]
     fn a_jaas_line_that_cannot_be_read_is_refused_without_its_values() {
         for (text, expected) in [
-            ("com.sun.security.auth.module.Krb5LoginModule required;", "Krb5LoginModule"),
+            ("com.sun.security.auth.module.Krb5LoginModule required;", "ScramLoginModule line"),
+            ("s3cr3t", "ScramLoginModule line"),
+            (r#"{"username":"u","password":"s3cr3t"}"#, "ScramLoginModule line"),
             (
                 "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"a\";",
                 "no password",

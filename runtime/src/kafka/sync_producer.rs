@@ -22,12 +22,13 @@ pub struct OutRecord<'a> {
 
 struct FailureContext {
     failures: Mutex<Vec<String>>,
-    security: Arc<Security>,
+    /// When the producer follows the worker's login.
+    security: Option<Arc<Security>>,
 }
 
 impl ClientContext for FailureContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        client_error(&self.security, &error, reason);
+        client_error(self.security.as_ref(), &error, reason);
     }
 }
 
@@ -65,14 +66,17 @@ impl SyncProducer {
         let mut layers = vec![&bootstrap];
         layers.extend_from_slice(layers_in);
         layers.push(&fixed);
+        let security = super::producer::follows_login(cluster, layers_in);
         let producer: ThreadedProducer<FailureContext> = client_config(&layers)
             .create_with_context(FailureContext {
                 failures: Mutex::default(),
-                security: cluster.security().clone(),
+                security: security.clone(),
             })
             .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
         Ok(SyncProducer {
-            _login: super::producer::login_of(cluster, layers_in, producer.client()),
+            // SAFETY: registered last, and `_login` is declared before
+            // `producer`, so it is dropped first.
+            _login: unsafe { super::producer::login_of(security.as_ref(), producer.client()) },
             producer,
             lock: Mutex::new(()),
         })
