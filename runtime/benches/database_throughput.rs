@@ -22,7 +22,7 @@
 mod common;
 
 use common::broker::Broker;
-use common::db::{exec, texts, unique, PG_URL};
+use common::db::{count_rows, exec, unique, PG_URL};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -48,14 +48,6 @@ fn psql(command: &str) {
         "psql {command}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn count(table: &str) -> usize {
-    texts(PG_URL, &format!("SELECT count(*) FROM {table}"))[0][0]
-        .as_deref()
-        .unwrap_or("0")
-        .parse()
-        .unwrap()
 }
 
 /// Seconds for all rows at the rate of a measured span
@@ -294,7 +286,7 @@ fn sink(
     let put_secs = put_seconds(rest_port, name);
     let (code, log) = running.stop();
     assert_eq!(code, 0, "{log}");
-    assert_eq!(count(&table), ROWS, "every row once");
+    assert_eq!(count_rows(&table), ROWS, "every row once");
     SinkRun {
         table,
         span: common::progress_span(&log, "written"),

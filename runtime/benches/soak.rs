@@ -25,7 +25,7 @@
 mod common;
 
 use common::broker::Broker;
-use common::db::{exec, texts, unique, PG_URL};
+use common::db::{count_rows, exec, texts, unique, PG_URL};
 use common::rest::{running, Api};
 use serde_json::json;
 use std::io::Write;
@@ -48,14 +48,6 @@ fn rss_kb(pid: u32) -> u64 {
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
-}
-
-fn count(table: &str) -> usize {
-    texts(PG_URL, &format!("SELECT count(*) FROM {table}"))[0][0]
-        .as_deref()
-        .unwrap_or("0")
-        .parse()
-        .unwrap()
 }
 
 fn main() {
@@ -245,7 +237,7 @@ fn main() {
     // Everything written arrives.
     let drain = Instant::now();
     api.wait_until("every line and row delivered", || {
-        common::line_count(&site.path("data/output.txt")) >= lines && count(&dst) >= rows
+        common::line_count(&site.path("data/output.txt")) >= lines && count_rows(&dst) >= rows
     });
     let drained = drain.elapsed().as_secs_f64();
     let input = std::fs::read_to_string(site.path("data/input.txt")).unwrap();

@@ -1,6 +1,7 @@
 //! A real Kafka-protocol broker (tansu) for end-to-end tests: its own port,
 //! memory or SQLite storage, stopped when dropped, restartable.
 
+use super::db::free_port;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -77,14 +78,6 @@ pub fn tansu() -> PathBuf {
         return home;
     }
     PathBuf::from("tansu")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Broker {

@@ -242,3 +242,12 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Rows in `table` on the machine's PostgreSQL.
+pub fn count_rows(table: &str) -> usize {
+    texts(PG_URL, &format!("SELECT count(*) FROM {table}"))[0][0]
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .unwrap()
+}

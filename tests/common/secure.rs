@@ -16,6 +16,7 @@
 //!   `tansu user create` while the broker still runs without
 //!   `--authentication`; then the broker restarts with it.
 
+use super::db::free_port;
 use rdkafka::ClientConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,14 +39,6 @@ pub struct SecureBroker {
     /// The client certificate and key stunnel requires, for mutual TLS
     /// ([`SecureBroker::mutual_tls`]); `None`: SASL logins instead.
     pub client: Option<(PathBuf, PathBuf)>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn stunnel() -> &'static str {
