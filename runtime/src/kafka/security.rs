@@ -53,8 +53,8 @@ pub fn client_error(
 /// [`Security::properties`] gives them) the way librdkafka will when the
 /// first client is made: each property's name and value, the files they
 /// name, and then a client made with the rest (which loads the CA, the
-/// certificate and the key, and checks the mechanism). No broker is contacted. Each problem
-/// comes with the property it is about.
+/// certificate and the key, and checks the mechanism). No broker is
+/// contacted. Each problem comes with the property it is about.
 pub fn check_security(props: &BTreeMap<String, String>) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (name, value) in props {
